@@ -1,0 +1,53 @@
+"""The pure decision engine: segment filters, rules compilation and campaign resolution.
+
+Nothing here performs I/O, reads the clock or the environment: time, the ruleset and the
+visitor's profile are arguments.
+"""
+
+from decision.errors import (
+    DecisionError,
+    FilterError,
+    InvalidRequestError,
+    Problem,
+    RulesetError,
+)
+from decision.filters import EvalContext, Predicate, compile_filter
+from decision.model import (
+    BUCKETS,
+    Audience,
+    Campaign,
+    Decision,
+    ExclusionGroup,
+    Outcome,
+    Placement,
+    Reason,
+    Ruleset,
+    Schedule,
+    Segment,
+    TraceEntry,
+    Variant,
+)
+
+__all__ = [
+    "BUCKETS",
+    "Audience",
+    "Campaign",
+    "Decision",
+    "DecisionError",
+    "EvalContext",
+    "ExclusionGroup",
+    "FilterError",
+    "InvalidRequestError",
+    "Outcome",
+    "Placement",
+    "Predicate",
+    "Problem",
+    "Reason",
+    "Ruleset",
+    "RulesetError",
+    "Schedule",
+    "Segment",
+    "TraceEntry",
+    "Variant",
+    "compile_filter",
+]
