@@ -1,0 +1,64 @@
+"""Python client for the decide service: plain typed values in and out, fail-open decide.
+
+    with DecisionClient("127.0.0.1:50051", fallbacks={"home_hero": {"title": "Welcome"}}) as c:
+        result = c.decide("visitor-42", ["home_hero"], {"device": "mobile"})
+        render(result["home_hero"].content)
+"""
+
+from client._aio import AsyncDecisionClient
+from client._config import (
+    DEFAULT_ADMIN_TIMEOUT,
+    DEFAULT_DECIDE_TIMEOUT,
+    DEFAULT_MAX_ATTEMPTS,
+)
+from client._sync import DecisionClient
+from client.errors import (
+    DecideError,
+    FailedPrecondition,
+    InternalError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
+from client.types import (
+    CLIENT_FALLBACK,
+    CandidateTrace,
+    Decision,
+    DecideResult,
+    RuleProblem,
+    RulesDocument,
+    RulesVersion,
+    ServerStatus,
+    ValidationResult,
+    VersionList,
+    VisitorSegments,
+)
+
+__all__ = [
+    "CLIENT_FALLBACK",
+    "DEFAULT_ADMIN_TIMEOUT",
+    "DEFAULT_DECIDE_TIMEOUT",
+    "DEFAULT_MAX_ATTEMPTS",
+    "AsyncDecisionClient",
+    "CandidateTrace",
+    "DecideError",
+    "DecideResult",
+    "Decision",
+    "DecisionClient",
+    "FailedPrecondition",
+    "InternalError",
+    "InvalidArgument",
+    "NotFound",
+    "PermissionDenied",
+    "RuleProblem",
+    "RulesDocument",
+    "RulesVersion",
+    "ServerStatus",
+    "Unauthenticated",
+    "Unavailable",
+    "ValidationResult",
+    "VersionList",
+    "VisitorSegments",
+]

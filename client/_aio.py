@@ -1,0 +1,260 @@
+"""``AsyncDecisionClient``: the asyncio client (``grpc.aio``), one owned channel per instance."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from client import _convert
+from client._config import (
+    DEFAULT_ADMIN_TIMEOUT,
+    DEFAULT_DECIDE_TIMEOUT,
+    DEFAULT_MAX_ATTEMPTS,
+    FAIL_CLOSED,
+    ClientSettings,
+    channel_options,
+)
+from client.errors import DecideError, map_rpc_error
+from client.types import (
+    JSON,
+    DecideResult,
+    RulesDocument,
+    RulesVersion,
+    ServerStatus,
+    ValidationResult,
+    VersionList,
+    VisitorSegments,
+)
+from protos import decisioning_pb2 as pb
+from protos import decisioning_pb2_grpc as pb_grpc
+
+logger = logging.getLogger("client")
+
+
+class AsyncDecisionClient:
+    """asyncio client for DecisionService, RulesAdmin and health checks; the same API as
+    ``DecisionClient`` with coroutine methods, used with ``async with``.
+
+    The channel is created on construction; construct it inside a running event loop.
+
+    ``target`` is ``"host:port"``. TLS is used when ``secure`` is true or
+    ``root_certificates`` (PEM bytes) are given. ``api_key`` is sent with decision calls,
+    ``admin_token`` with admin calls. ``fallbacks`` maps placement ids to the content
+    ``decide`` serves when the call fails (see ``decide``); without it, ``decide`` raises.
+
+    Every call has a deadline (``decide_timeout`` for ``decide`` and
+    ``visitor_segments``, ``admin_timeout`` for the rest), overridable per call with
+    ``timeout=``. gRPC retries UNAVAILABLE up to ``max_attempts`` times within that
+    deadline. Close the client (or use it as a context manager) to free its channel.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        api_key: str | None = None,
+        admin_token: str | None = None,
+        root_certificates: bytes | None = None,
+        secure: bool = False,
+        fallbacks: Mapping[str, JSON] | None = None,
+        decide_timeout: float = DEFAULT_DECIDE_TIMEOUT,
+        admin_timeout: float = DEFAULT_ADMIN_TIMEOUT,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.settings = ClientSettings(
+            target=target,
+            api_key=api_key,
+            admin_token=admin_token,
+            root_certificates=root_certificates,
+            secure=secure,
+            fallbacks=dict(fallbacks) if fallbacks is not None else None,
+            decide_timeout=decide_timeout,
+            admin_timeout=admin_timeout,
+            options=channel_options(max_attempts, options),
+        )
+        s = self.settings
+        if s.use_tls:
+            self._channel = grpc.aio.secure_channel(target, s.credentials(), options=s.options)
+        else:
+            self._channel = grpc.aio.insecure_channel(target, options=s.options)
+        self._decisions = pb_grpc.DecisionServiceStub(self._channel)
+        self._admin = pb_grpc.RulesAdminStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel; calls made afterwards fail."""
+        await self._channel.close()
+
+    # -- decisions ----------------------------------------------------------------------
+
+    async def decide(
+        self,
+        visitor_id: str,
+        placements: Sequence[str],
+        context: Mapping[str, JSON] | None = None,
+        *,
+        explain: bool = False,
+        profile_overrides: Mapping[str, JSON] | None = None,
+        timeout: float | None = None,
+        fallbacks: Mapping[str, JSON] | None = None,
+    ) -> DecideResult:
+        """One decision per placement, in order.
+
+        Fails open: when fallbacks are configured (here or at construction; per-call
+        entries win) and the call fails for any reason but a caller bug, a warning is
+        logged and every placement gets its fallback content (``None`` if it has none)
+        with reason ``"CLIENT_FALLBACK"``. ``InvalidArgument``, ``Unauthenticated`` and
+        ``PermissionDenied`` are always raised.
+        """
+        request = _convert.decide_request(
+            visitor_id, placements, context, explain, profile_overrides
+        )
+        try:
+            response = await self._call(
+                self._decisions.Decide,
+                request,
+                timeout or self.settings.decide_timeout,
+                self.settings.decision_metadata(),
+            )
+            return _convert.decide_result(response)
+        except DecideError as e:
+            chosen = self.settings.fallbacks_for(fallbacks)
+            if chosen is None or isinstance(e, FAIL_CLOSED):
+                raise
+            logger.warning(
+                "decide failed (%s), serving client fallbacks for %s: %s",
+                e.code.name if e.code else type(e).__name__,
+                ", ".join(request.placements),
+                e.details,
+            )
+            return _convert.fallback_result(request.placements, chosen)
+
+    async def visitor_segments(
+        self,
+        visitor_id: str,
+        context: Mapping[str, JSON] | None = None,
+        *,
+        profile_overrides: Mapping[str, JSON] | None = None,
+        timeout: float | None = None,
+    ) -> VisitorSegments:
+        """The segments the visitor is in now, given ``context``."""
+        request = _convert.segments_request(visitor_id, context, profile_overrides)
+        response = await self._call(
+            self._decisions.GetVisitorSegments,
+            request,
+            timeout or self.settings.decide_timeout,
+            self.settings.decision_metadata(),
+        )
+        return _convert.visitor_segments(response)
+
+    # -- rules administration -----------------------------------------------------------
+
+    async def validate_rules(
+        self, document: Mapping[str, JSON] | str | bytes, *, timeout: float | None = None
+    ) -> ValidationResult:
+        """Check a rules document (a mapping or JSON text) without storing it."""
+        request = pb.ValidateRulesRequest(document_json=_convert.document_json(document))
+        response = await self._admin_call("ValidateRules", request, timeout)
+        return _convert.validation_result(response)
+
+    async def publish_rules(
+        self,
+        document: Mapping[str, JSON] | str | bytes,
+        *,
+        expected_version: int | None = None,
+        comment: str = "",
+        timeout: float | None = None,
+    ) -> RulesVersion:
+        """Store ``document`` as a new active version.
+
+        ``InvalidArgument`` (with ``.violations``) when the document is invalid;
+        ``FailedPrecondition`` when ``expected_version`` is no longer the active version.
+        """
+        request = pb.PublishRulesRequest(
+            document_json=_convert.document_json(document),
+            expected_version=expected_version,
+            comment=comment,
+        )
+        response = await self._admin_call("PublishRules", request, timeout)
+        return _convert.rules_version(response.version)
+
+    async def get_rules(
+        self, version: int | None = None, *, timeout: float | None = None
+    ) -> RulesDocument:
+        """The document of ``version`` (default: the active one); ``NotFound`` if unknown."""
+        request = pb.GetRulesRequest(version=version)
+        response = await self._admin_call("GetRules", request, timeout)
+        return _convert.rules_document(response)
+
+    async def list_versions(self, limit: int = 50, *, timeout: float | None = None) -> VersionList:
+        """Stored versions, newest first."""
+        request = pb.ListVersionsRequest(limit=limit)
+        response = await self._admin_call("ListVersions", request, timeout)
+        return _convert.version_list(response)
+
+    async def rollback(
+        self,
+        version: int,
+        *,
+        comment: str = "",
+        expected_version: int | None = None,
+        timeout: float | None = None,
+    ) -> RulesVersion:
+        """Make ``version``'s document active again, recorded as a new version."""
+        request = pb.RollbackRequest(
+            version=version, comment=comment, expected_version=expected_version
+        )
+        response = await self._admin_call("Rollback", request, timeout)
+        return _convert.rules_version(response.version)
+
+    async def status(self, *, timeout: float | None = None) -> ServerStatus:
+        """What the server is serving, and its last reload problem."""
+        response = await self._admin_call("GetStatus", pb.GetStatusRequest(), timeout)
+        return _convert.server_status(response)
+
+    async def health(self, service: str = "", *, timeout: float | None = None) -> str:
+        """The standard health status: ``"SERVING"``, ``"NOT_SERVING"``, ``"UNKNOWN"``
+        or ``"SERVICE_UNKNOWN"``. ``service=""`` is the server as a whole."""
+        response = await self._call(
+            self._health.Check,
+            health_pb2.HealthCheckRequest(service=service),
+            timeout or self.settings.admin_timeout,
+            (),
+        )
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    async def _admin_call(self, method: str, request: Any, timeout: float | None) -> Any:
+        return await self._call(
+            getattr(self._admin, method),
+            request,
+            timeout or self.settings.admin_timeout,
+            self.settings.admin_metadata(),
+        )
+
+    @staticmethod
+    async def _call(
+        stub_method: Any, request: Any, timeout: float, metadata: tuple[tuple[str, str], ...]
+    ) -> Any:
+        try:
+            return await stub_method(request, timeout=timeout, metadata=metadata)
+        except grpc.RpcError as e:
+            raise map_rpc_error(e) from e
