@@ -16,8 +16,13 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# A development admin token so the README's admin examples work locally; never reuse it.
+DEV_ADMIN_TOKEN ?= dev-admin-token
+
 serve: $(STAMP)
-	$(BIN)/decide serve --demo --host 127.0.0.1 --port 50051
+	@echo "decide: demo server on 127.0.0.1:50051, admin token: $(DEV_ADMIN_TOKEN)"
+	@echo "        (export DECIDE_ADMIN_TOKEN=$(DEV_ADMIN_TOKEN) for decide rules/status)"
+	$(BIN)/decide serve --demo --host 127.0.0.1 --port 50051 --admin-token $(DEV_ADMIN_TOKEN)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
