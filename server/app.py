@@ -1,0 +1,342 @@
+"""Assemble and run the server: services, health, reflection, interceptors, reloader, metrics.
+
+``create_server(config)`` returns a started server and its bound port (port 0 picks a
+free one), which is what tests and embedders need. ``serve(config)`` is the process
+main: it starts a server, waits for SIGTERM or SIGINT, then shuts down gracefully.
+
+Shutdown order: health turns NOT_SERVING (load balancers stop sending), the server
+stops accepting calls and gives in-flight ones ``grace`` seconds, the reloader stops,
+the metrics endpoint closes.
+
+Health: ``""`` and ``decisioning.v1.DecisionService`` are NOT_SERVING until the first
+good ruleset is loaded. ``decisioning.v1.RulesAdmin`` is SERVING from the start: it is
+how an operator fixes a store whose active document is bad.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+import decision
+from protos import decisioning_pb2 as pb
+from protos import decisioning_pb2_grpc as pb_grpc
+from server import limits
+from server.config import ConfigError, ServerConfig
+from server.documents import dump_document
+from server.interceptors import (
+    ADMIN_SERVICE,
+    DECISION_SERVICE,
+    AuthInterceptor,
+    MetricsInterceptor,
+)
+from server.logs import configure_logging
+from server.metrics import Metrics
+from server.profiles import CachedProfileStore, EmptyProfileStore, ProfileStore
+from server.reloader import Reloader
+from server.servicer import DecisionServicer, RulesAdminServicer, utcnow
+from server.snapshot import Snapshot
+from server.store import SEED_AUTHOR, RulesStore
+
+logger = logging.getLogger("decide.server")
+
+OVERALL = ""
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+SERVICE_NAMES = (
+    pb.DESCRIPTOR.services_by_name["DecisionService"].full_name,
+    pb.DESCRIPTOR.services_by_name["RulesAdmin"].full_name,
+    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+    reflection.SERVICE_NAME,
+)
+
+
+class DecideServer(grpc.Server):
+    """A started ``grpc.Server`` that also owns the reloader, metrics and health state.
+
+    ``stop(grace)`` shuts all of it down; the returned event is set once everything has
+    stopped.
+    """
+
+    def __init__(
+        self,
+        server: grpc.Server,
+        *,
+        config: ServerConfig,
+        port: int,
+        store: RulesStore,
+        owns_store: bool,
+        reloader: Reloader,
+        health: health.HealthServicer,
+        metrics: Metrics,
+        metrics_port: int | None,
+    ) -> None:
+        self.server = server
+        self.config = config
+        self.port = port
+        self.store = store
+        self.reloader = reloader
+        self.health = health
+        self.metrics = metrics
+        self.metrics_port = metrics_port
+        self._owns_store = owns_store
+        self._stop_lock = threading.Lock()
+        self._stopped: threading.Event | None = None
+
+    # grpc.Server interface: delegate to the real server.
+    def add_generic_rpc_handlers(self, generic_rpc_handlers: Any) -> None:
+        self.server.add_generic_rpc_handlers(generic_rpc_handlers)
+
+    def add_registered_method_handlers(self, service_name: str, method_handlers: Any) -> None:
+        self.server.add_registered_method_handlers(service_name, method_handlers)
+
+    def add_insecure_port(self, address: str) -> int:
+        return self.server.add_insecure_port(address)
+
+    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
+        return self.server.add_secure_port(address, server_credentials)
+
+    def start(self) -> None:
+        self.server.start()
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return self.server.wait_for_termination(timeout)
+
+    def stop(self, grace: float | None) -> threading.Event:
+        """Stop gracefully: NOT_SERVING first, then in-flight calls get ``grace`` seconds."""
+        with self._stop_lock:
+            if self._stopped is not None:
+                return self._stopped
+            self._stopped = done = threading.Event()
+        self.health.enter_graceful_shutdown()
+        terminated = self.server.stop(grace)
+        self.reloader.stop()
+
+        def finish() -> None:
+            terminated.wait()
+            self.metrics.shutdown()
+            if self._owns_store:
+                self.store.close()
+            logger.info("server stopped", extra={"event": "server_stopped", "port": self.port})
+            done.set()
+
+        threading.Thread(target=finish, name="decide-shutdown", daemon=True).start()
+        return done
+
+
+def create_server(
+    config: ServerConfig,
+    *,
+    store: RulesStore | None = None,
+    profiles: ProfileStore | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> tuple[DecideServer, int]:
+    """Build, bind and start a server; returns it and its bound port.
+
+    ``store``: share an open store (the caller keeps ownership); by default the server
+    opens ``config.db_path`` and closes it on stop. ``profiles``: the profile backend,
+    wrapped in a TTL cache sized by the config (default: no stored profiles). ``clock``
+    gives decisions their ``now``.
+    """
+    owns_store = store is None
+    if store is None:
+        store = RulesStore(config.db_path)
+    metrics = Metrics()
+    reloader: Reloader | None = None
+    server: grpc.Server | None = None
+    try:
+        if config.demo:
+            _publish_demo(store)
+        health_servicer = health.HealthServicer(experimental_non_blocking=True)
+        for name in (OVERALL, DECISION_SERVICE):
+            health_servicer.set(name, NOT_SERVING)
+        health_servicer.set(ADMIN_SERVICE, SERVING)
+
+        def on_load(snapshot: Snapshot) -> None:
+            metrics.observe_load(snapshot.version, snapshot.loaded_at.timestamp())
+            for name in (OVERALL, DECISION_SERVICE):
+                health_servicer.set(name, SERVING)
+
+        reloader = Reloader(
+            store.path,
+            poll_interval=config.poll_interval,
+            clock=clock,
+            on_load=on_load,
+            on_error=lambda version, message: metrics.observe_reload_error(),
+        )
+        reloader.poll_once()  # serve from the first call if the store is good
+
+        server = grpc.server(
+            futures.ThreadPoolExecutor(
+                max_workers=config.max_workers, thread_name_prefix="decide-rpc"
+            ),
+            interceptors=[
+                MetricsInterceptor(metrics),  # outermost: counts rejected calls too
+                AuthInterceptor(config.admin_token, config.api_keys),
+            ],
+            options=[
+                ("grpc.max_receive_message_length", limits.MAX_RECEIVE_MESSAGE_BYTES),
+                # Without this, Linux lets a second server bind a port already in use.
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        cached = CachedProfileStore(
+            profiles or EmptyProfileStore(),
+            maxsize=config.profile_cache_size,
+            ttl=config.profile_cache_ttl,
+        )
+        pb_grpc.add_DecisionServiceServicer_to_server(
+            DecisionServicer(
+                reloader,
+                cached,
+                max_placements=config.max_placements,
+                clock=clock,
+                metrics=metrics,
+            ),
+            server,
+        )
+        pb_grpc.add_RulesAdminServicer_to_server(RulesAdminServicer(store, reloader), server)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(SERVICE_NAMES, server)
+
+        port = _bind(server, config)
+        server.start()
+        reloader.start()
+        metrics_port = (
+            metrics.serve(config.metrics_port, config.host)
+            if config.metrics_port is not None
+            else None
+        )
+    except BaseException:
+        if server is not None:
+            server.stop(None)
+        if reloader is not None:
+            reloader.stop()
+        metrics.shutdown()
+        if owns_store:
+            store.close()
+        raise
+    snapshot = reloader.snapshot
+    logger.info(
+        "server started on %s:%d (rules version %s)",
+        config.host,
+        port,
+        snapshot.version if snapshot else "none",
+        extra={
+            "event": "server_started",
+            "host": config.host,
+            "port": port,
+            "metrics_port": metrics_port,
+            "tls": config.tls,
+            "rules_version": snapshot.version if snapshot else 0,
+        },
+    )
+    if config.admin_token is None:
+        logger.warning(
+            "no admin token configured: RulesAdmin calls are refused",
+            extra={"event": "admin_disabled"},
+        )
+    wrapper = DecideServer(
+        server,
+        config=config,
+        port=port,
+        store=store,
+        owns_store=owns_store,
+        reloader=reloader,
+        health=health_servicer,
+        metrics=metrics,
+        metrics_port=metrics_port,
+    )
+    return wrapper, port
+
+
+def _publish_demo(store: RulesStore) -> None:
+    """--demo: publish the demo rules into a store nobody has published to yet."""
+    info = store.publish_if_pristine(
+        dump_document(decision.demo_document()),
+        comment="demo rules (--demo)",
+        author=SEED_AUTHOR,
+    )
+    if info is None:
+        logger.info(
+            "--demo: the store already holds published rules; leaving them active",
+            extra={"event": "demo_skipped"},
+        )
+    else:
+        logger.info(
+            "--demo: published the demo rules as version %d",
+            info.version,
+            extra={"event": "demo_published", "version": info.version},
+        )
+
+
+def _bind(server: grpc.Server, config: ServerConfig) -> int:
+    host = f"[{config.host}]" if ":" in config.host and not config.host.startswith("[") else config.host
+    address = f"{host}:{config.port}"
+    try:
+        if config.tls_cert is not None and config.tls_key is not None:
+            credentials = grpc.ssl_server_credentials(
+                [(_read(config.tls_key, "tls_key"), _read(config.tls_cert, "tls_cert"))]
+            )
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {address}: {exc}") from exc
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    return port
+
+
+def _read(path: str, key: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {path}: {exc.strerror}") from exc
+
+
+def serve(config: ServerConfig) -> int:
+    """Run a server until SIGTERM or SIGINT; returns the process exit code.
+
+    0 after a graceful shutdown; 1 when the server cannot start (the reason is logged).
+    Must be called from the main thread (it installs signal handlers).
+    """
+    configure_logging(config.log_level, config.log_json)
+    try:
+        server, _ = create_server(config)
+    except (OSError, ConfigError, ValueError) as exc:
+        logger.error("cannot start: %s", exc, extra={"event": "start_failed"})
+        return 1
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        logger.info(
+            "received %s; shutting down (grace %.1fs)",
+            signal.Signals(signum).name,
+            config.grace,
+            extra={"event": "shutdown", "signal": signal.Signals(signum).name},
+        )
+        stop_requested.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        # Wake regularly: a bare Event.wait() can delay signal handling on some platforms.
+        while not stop_requested.wait(0.5):
+            pass
+    finally:
+        server.stop(config.grace).wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0

@@ -1,0 +1,225 @@
+"""Server configuration: one frozen ``ServerConfig``, read from arguments and DECIDE_* variables.
+
+Precedence: an explicit argument beats the environment, which beats the default. An
+argument given as ``None`` counts as not given, so a CLI can pass its unset options
+straight through. A bad value raises ``ConfigError`` naming the variable (or field).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from server import limits
+
+ENV_PREFIX = "DECIDE_"
+
+DEFAULT_DB_PATH = "decide.db"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 50051
+DEFAULT_POLL_INTERVAL = 0.2
+DEFAULT_GRACE = 5.0
+DEFAULT_LOG_LEVEL = "INFO"
+DEFAULT_MAX_WORKERS = 16
+DEFAULT_PROFILE_CACHE_SIZE = 10_000
+DEFAULT_PROFILE_CACHE_TTL = 60.0
+
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable. ``key`` names the variable or field."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(f"{key}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything a server needs to start. Validated on construction.
+
+    ``admin_token``: the bearer token RulesAdmin calls must carry; ``None`` refuses every
+    admin call (there is no unauthenticated admin mode). ``api_keys``: when non-empty,
+    DecisionService calls must carry one of them in ``x-api-key``. ``metrics_port``:
+    ``None`` disables the Prometheus endpoint; 0 picks a free port.
+    """
+
+    db_path: str = DEFAULT_DB_PATH
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    demo: bool = False
+    admin_token: str | None = None
+    api_keys: tuple[str, ...] = ()
+    metrics_port: int | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    grace: float = DEFAULT_GRACE
+    log_json: bool = False
+    log_level: str = DEFAULT_LOG_LEVEL
+    max_placements: int = limits.MAX_PLACEMENTS
+    max_workers: int = DEFAULT_MAX_WORKERS
+    profile_cache_size: int = DEFAULT_PROFILE_CACHE_SIZE
+    profile_cache_ttl: float = DEFAULT_PROFILE_CACHE_TTL
+
+    def __post_init__(self) -> None:
+        if not self.db_path:
+            raise ConfigError("db_path", "must not be empty")
+        if not self.host:
+            raise ConfigError("host", "must not be empty")
+        _check_port("port", self.port)
+        if self.metrics_port is not None:
+            _check_port("metrics_port", self.metrics_port)
+        if self.admin_token is not None and not self.admin_token.strip():
+            raise ConfigError("admin_token", "must not be blank")
+        if any(not key.strip() for key in self.api_keys):
+            raise ConfigError("api_keys", "must not contain blank keys")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("tls_cert", "tls_cert and tls_key must be given together")
+        if not self.poll_interval > 0:
+            raise ConfigError("poll_interval", f"must be > 0, got {self.poll_interval}")
+        if not self.grace >= 0:
+            raise ConfigError("grace", f"must be >= 0, got {self.grace}")
+        # Frozen: normalise through object.__setattr__ so "info" works as well as "INFO".
+        object.__setattr__(self, "log_level", str(self.log_level).upper())
+        object.__setattr__(self, "api_keys", tuple(self.api_keys))
+        if self.log_level not in _LOG_LEVELS:
+            raise ConfigError("log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
+        if self.max_placements < 1:
+            raise ConfigError("max_placements", f"must be >= 1, got {self.max_placements}")
+        if self.max_workers < 1:
+            raise ConfigError("max_workers", f"must be >= 1, got {self.max_workers}")
+        if self.profile_cache_size < 0:
+            raise ConfigError("profile_cache_size", "must be >= 0")
+        if not self.profile_cache_ttl >= 0:
+            raise ConfigError("profile_cache_ttl", "must be >= 0")
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether the server listens only on the loopback interface."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def tls(self) -> bool:
+        """Whether the gRPC port serves TLS."""
+        return self.tls_cert is not None
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> ServerConfig:
+        """Build a config from ``overrides``, then ``DECIDE_<FIELD>`` variables, then defaults.
+
+        ``DECIDE_API_KEYS`` is comma-separated; ``DECIDE_METRICS_PORT`` accepts ``off``;
+        booleans accept 1/0, true/false, yes/no, on/off.
+        """
+        environ = os.environ if environ is None else environ
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ConfigError(unknown[0], "is not a configuration field")
+        values: dict[str, Any] = {}
+        for name, parse in _PARSERS.items():
+            if overrides.get(name) is not None:
+                value = overrides[name]
+                values[name] = tuple(value) if name == "api_keys" else value
+                continue
+            env_key = ENV_PREFIX + name.upper()
+            raw = environ.get(env_key)
+            if raw is None:
+                continue
+            try:
+                parsed = parse(raw.strip())
+            except ValueError as exc:
+                raise ConfigError(env_key, f"{exc} (got {raw!r})") from None
+            values[name] = parsed
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            # Name the variable the bad value came from, when it came from one.
+            if exc.key in values and overrides.get(exc.key) is None:
+                env_key = ENV_PREFIX + exc.key.upper()
+                raise ConfigError(env_key, str(exc).split(": ", 1)[1]) from None
+            raise
+
+
+def _check_port(key: str, port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise ConfigError(key, f"must be 0-65535, got {port}")
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("expected a boolean (1/0, true/false, yes/no, on/off)")
+
+
+def _parse_int(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("expected an integer") from None
+
+
+def _parse_float(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError("expected a number") from None
+
+
+def _parse_optional_port(raw: str) -> int | None:
+    if raw.lower() in {"", "off", "none"}:
+        return None
+    return _parse_int(raw)
+
+
+def _parse_optional_str(raw: str) -> str | None:
+    return raw or None
+
+
+def _parse_keys(raw: str) -> tuple[str, ...]:
+    return tuple(key.strip() for key in raw.split(",") if key.strip())
+
+
+def _parse_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in _LOG_LEVELS or not isinstance(logging.getLevelName(level), int):
+        raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "db_path": str,
+    "host": str,
+    "port": _parse_int,
+    "demo": _parse_bool,
+    "admin_token": _parse_optional_str,
+    "api_keys": _parse_keys,
+    "metrics_port": _parse_optional_port,
+    "tls_cert": _parse_optional_str,
+    "tls_key": _parse_optional_str,
+    "poll_interval": _parse_float,
+    "grace": _parse_float,
+    "log_json": _parse_bool,
+    "log_level": _parse_level,
+    "max_placements": _parse_int,
+    "max_workers": _parse_int,
+    "profile_cache_size": _parse_int,
+    "profile_cache_ttl": _parse_float,
+}

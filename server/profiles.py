@@ -1,0 +1,68 @@
+"""The visitor-profile seam: where stored profiles will come from, and a cache in front.
+
+Decide evaluates filters over the visitor's stored profile with the request's
+``profile_overrides`` applied on top (top-level fields replaced) and the request
+context under ``context``. No profile backend exists yet: ``EmptyProfileStore`` knows
+nobody, so today the profile is exactly the overrides.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from cachetools import TTLCache
+
+
+class ProfileStore(Protocol):
+    """A source of stored visitor profiles. ``get`` returns None for an unknown visitor.
+
+    Called on the request path, from many threads at once: implementations must be
+    thread-safe and should be fast or cached (see ``CachedProfileStore``).
+    """
+
+    def get(self, visitor_id: str) -> dict[str, Any] | None: ...
+
+
+class EmptyProfileStore:
+    """A profile store that knows no visitor."""
+
+    def get(self, visitor_id: str) -> dict[str, Any] | None:
+        return None
+
+
+_MISSING = object()
+
+
+class CachedProfileStore:
+    """A TTL cache in front of another profile store; caches misses too.
+
+    ``maxsize`` 0 or ``ttl`` 0 disables caching. Two threads missing the same key at
+    once may both ask the backend; that is cheaper than a per-key lock.
+    """
+
+    def __init__(self, backend: ProfileStore, *, maxsize: int, ttl: float) -> None:
+        self.backend = backend
+        self._enabled = maxsize > 0 and ttl > 0
+        self._cache: TTLCache[str, Any] = TTLCache(maxsize=max(maxsize, 1), ttl=ttl or 1)
+        self._lock = threading.Lock()  # TTLCache is not thread-safe
+
+    def get(self, visitor_id: str) -> dict[str, Any] | None:
+        if not self._enabled:
+            return self.backend.get(visitor_id)
+        with self._lock:
+            cached = self._cache.get(visitor_id, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[no-any-return]
+        profile = self.backend.get(visitor_id)
+        with self._lock:
+            self._cache[visitor_id] = profile
+        return profile
+
+
+def merge_profile(
+    stored: Mapping[str, Any] | None, overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The stored profile with each top-level field of ``overrides`` replacing its own."""
+    return {**(stored or {}), **overrides}

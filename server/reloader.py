@@ -1,0 +1,192 @@
+"""Hot reload: notice committed rules changes and swap in a new snapshot, off the request path.
+
+A poller thread owns a read-only connection and reads ``PRAGMA data_version`` every
+``poll_interval``. SQLite changes that value on this connection only when another
+connection commits, whoever it is (this server's admin API, the CLI, another server
+process, the sqlite3 shell), so an idle poll costs one pragma. On a change it reads
+the active row, compiles it and assigns ``self.snapshot``: one reference swap, which
+request handlers read without a lock.
+
+A document that does not compile (it can only get there by a route other than the
+store API) is logged once, counted, reported by ``status`` and otherwise ignored: the
+last good snapshot keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from server.errors import InvalidRulesError
+from server.snapshot import Snapshot, build_snapshot
+from server.store import read_active
+
+logger = logging.getLogger("decide.reloader")
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadStatus:
+    """What the reloader last saw. Replaced as a whole, so readers get a consistent view."""
+
+    store_version: int = 0
+    last_error: str = ""
+    last_error_at: datetime | None = None
+    reload_count: int = 0
+    error_count: int = 0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Reloader:
+    """Keeps ``snapshot`` in step with the store's active version."""
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        poll_interval: float = 0.2,
+        clock: Clock = _utcnow,
+        on_load: Callable[[Snapshot], None] | None = None,
+        on_error: Callable[[int, str], None] | None = None,
+    ) -> None:
+        self.db_path = Path(db_path)
+        self.poll_interval = poll_interval
+        self.snapshot: Snapshot | None = None
+        self.status = ReloadStatus()
+        self._clock = clock
+        self._on_load = on_load
+        self._on_error = on_error
+        self._conn: sqlite3.Connection | None = None
+        self._data_version: int | None = None
+        self._failed: tuple[int, str] | None = None
+        self._poll_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll_once(self) -> bool:
+        """Check the store once; returns True when a new snapshot was swapped in."""
+        with self._poll_lock:
+            try:
+                return self._poll()
+            except sqlite3.Error as exc:
+                # A broken or replaced file: start over with a fresh connection next time.
+                self._close_connection()
+                message = f"cannot read the store: {exc}"
+                if message != self.status.last_error:  # log once, not every poll
+                    self._record_error(self.status.store_version, message)
+                return False
+
+    def _poll(self) -> bool:
+        conn = self._connection()
+        data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if data_version == self._data_version:
+            return False
+        # Remember the value before reading: a commit after this line changes it again.
+        self._data_version = data_version
+        row = read_active(conn)
+        if row is None:
+            return False
+        version, document = row
+        if version != self.status.store_version:
+            self.status = replace(self.status, store_version=version)
+        current = self.snapshot
+        if current is not None and current.version == version and current.document == document:
+            return False
+        if self._failed == (version, document):
+            return False  # already reported; wait for the next change
+        try:
+            snapshot = build_snapshot(version, document, self._clock())
+        except InvalidRulesError as exc:
+            self._failed = (version, document)
+            self._record_error(version, f"version {version}: {exc}")
+            return False
+        except Exception as exc:  # a bug in the engine must not stop the poller
+            self._failed = (version, document)
+            logger.exception(
+                "compiling rules version %d failed", version, extra={"event": "reload_failed"}
+            )
+            self._record_error(version, f"version {version}: unexpected error: {exc!r}")
+            return False
+        self._failed = None
+        self.snapshot = snapshot
+        self.status = replace(
+            self.status, last_error="", reload_count=self.status.reload_count + 1
+        )
+        logger.info(
+            "loaded rules version %d (%s)",
+            version,
+            snapshot.content_hash,
+            extra={"event": "rules_loaded", "version": version, "hash": snapshot.content_hash},
+        )
+        if self._on_load is not None:
+            self._on_load(snapshot)
+        return True
+
+    def _record_error(self, version: int, message: str) -> None:
+        self.status = replace(
+            self.status,
+            last_error=message,
+            last_error_at=self._clock(),
+            error_count=self.status.error_count + 1,
+        )
+        serving = self.snapshot.version if self.snapshot else 0
+        logger.error(
+            "rules reload failed; still serving version %d: %s",
+            serving,
+            message,
+            extra={"event": "reload_failed", "version": version, "serving_version": serving},
+        )
+        if self._on_error is not None:
+            self._on_error(version, message)
+
+    # -- thread ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the poller thread (a daemon: it never keeps the process alive)."""
+        if self._thread is not None:
+            raise RuntimeError("the reloader is already started")
+        self._thread = threading.Thread(target=self._run, name="decide-reloader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        # Event.wait, not time.sleep: stop() wakes the loop at once.
+        while not self._stopping.wait(self.poll_interval):
+            try:
+                self.poll_once()
+            except Exception:
+                logger.exception("rules poll failed", extra={"event": "poll_failed"})
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop the poller thread and close the connection. Idempotent."""
+        self._stopping.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        with self._poll_lock:
+            self._close_connection()
+
+    # -- connection -----------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            uri = self.db_path.resolve().as_uri() + "?mode=ro"
+            self._conn = sqlite3.connect(
+                uri, uri=True, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA busy_timeout = 1000")
+            self._data_version = None
+        return self._conn
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+            self._data_version = None
