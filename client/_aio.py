@@ -18,6 +18,7 @@ from client._config import (
     FAIL_CLOSED,
     ClientSettings,
     channel_options,
+    resolve_timeout,
 )
 from client.errors import DecideError, map_rpc_error
 from client.types import (
@@ -130,7 +131,7 @@ class AsyncDecisionClient:
             response = await self._call(
                 self._decisions.Decide,
                 request,
-                timeout or self.settings.decide_timeout,
+                resolve_timeout(timeout, self.settings.decide_timeout),
                 self.settings.decision_metadata(),
             )
             return _convert.decide_result(response)
@@ -159,7 +160,7 @@ class AsyncDecisionClient:
         response = await self._call(
             self._decisions.GetVisitorSegments,
             request,
-            timeout or self.settings.decide_timeout,
+            resolve_timeout(timeout, self.settings.decide_timeout),
             self.settings.decision_metadata(),
         )
         return _convert.visitor_segments(response)
@@ -235,7 +236,7 @@ class AsyncDecisionClient:
         response = await self._call(
             self._health.Check,
             health_pb2.HealthCheckRequest(service=service),
-            timeout or self.settings.admin_timeout,
+            resolve_timeout(timeout, self.settings.admin_timeout),
             (),
         )
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
@@ -246,7 +247,7 @@ class AsyncDecisionClient:
         return await self._call(
             getattr(self._admin, method),
             request,
-            timeout or self.settings.admin_timeout,
+            resolve_timeout(timeout, self.settings.admin_timeout),
             self.settings.admin_metadata(),
         )
 

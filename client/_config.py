@@ -108,3 +108,8 @@ class ClientSettings:
         if self.fallbacks is None and per_call is None:
             return None
         return {**(self.fallbacks or {}), **(per_call or {})}
+
+
+def resolve_timeout(timeout: float | None, default: float) -> float:
+    """The deadline of one call: ``timeout`` when given, else the client's default."""
+    return default if timeout is None else timeout
