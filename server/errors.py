@@ -3,7 +3,7 @@
     ServerError
      ├── AuthenticationError           UNAUTHENTICATED: missing or wrong token / API key
      ├── RulesNotLoadedError           UNAVAILABLE: no good ruleset loaded yet
-     └── StoreError                    the rules store cannot do what was asked
+     └── StoreError                    UNAVAILABLE unless more specific: store trouble
           ├── StaleVersionError        FAILED_PRECONDITION: expected_version is not active
           ├── VersionNotFoundError     NOT_FOUND: no such stored version
           ├── InvalidRulesError        INVALID_ARGUMENT: the document has problems
@@ -114,6 +114,7 @@ STATUS_TABLE: dict[type[Exception], grpc.StatusCode] = {
     VersionNotFoundError: grpc.StatusCode.NOT_FOUND,
     InvalidRulesError: grpc.StatusCode.INVALID_ARGUMENT,
     StoreBusyError: grpc.StatusCode.UNAVAILABLE,
+    StoreError: grpc.StatusCode.UNAVAILABLE,  # any other store trouble: retry later
 }
 """Error class -> status code. Looked up along the exception's MRO, so the most specific
 entry wins. ``tests/server/test_errors.py`` fails when an error class is missing."""

@@ -1,0 +1,140 @@
+"""The status table: every error class is mapped, and statuses carry their problems."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+import pytest
+from google.rpc import code_pb2, error_details_pb2
+
+import decision
+from decision import InvalidRequestError, Problem
+from server import errors
+from server.errors import (
+    STATUS_TABLE,
+    InvalidRulesError,
+    StaleVersionError,
+    internal_status,
+    status_for,
+)
+
+
+def _public_subclasses(base: type) -> list[type]:
+    found = []
+    for cls in base.__subclasses__():
+        if not cls.__name__.startswith("_"):
+            found.append(cls)
+        found += _public_subclasses(cls)
+    return found
+
+
+def _bad_request(status) -> list[tuple[str, str]]:
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    return [(v.field, v.description) for v in bad_request.field_violations]
+
+
+class TestTable:
+    @pytest.mark.parametrize(
+        "cls",
+        _public_subclasses(decision.DecisionError) + _public_subclasses(errors.ServerError),
+        ids=lambda c: c.__name__,
+    )
+    def test_every_error_class_is_mapped(self, cls):
+        """Each public engine and server error has its own entry in STATUS_TABLE."""
+        assert cls in STATUS_TABLE
+
+    def test_bad_input_is_never_unknown_or_internal(self):
+        """No mapped error turns into UNKNOWN or INTERNAL."""
+        codes = set(STATUS_TABLE.values())
+
+        assert set() == codes & {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
+
+    def test_unmapped_exception_has_no_status(self):
+        """Anything outside the table is left to the generic INTERNAL path."""
+        assert None is status_for(KeyError("x"))
+
+
+class TestStatus:
+    def test_problems_become_field_violations(self):
+        """An error with problems is INVALID_ARGUMENT with one violation per problem."""
+        exc = InvalidRequestError([Problem("placements[2]", "must not be empty")])
+
+        status = status_for(exc)
+
+        assert code_pb2.INVALID_ARGUMENT == status.code
+        assert [("placements[2]", "must not be empty")] == _bad_request(status)
+        assert "placements[2]: must not be empty" in status.message
+
+    def test_huge_problem_lists_are_truncated_with_a_note(self):
+        """The detail stays under its byte budget and says how many problems it left out."""
+        problems = [Problem(f"campaigns[{i}].id", "x" * 100) for i in range(1000)]
+
+        status = status_for(InvalidRulesError(problems))
+        violations = _bad_request(status)
+
+        assert status.ByteSize() < 8 * 1024
+        assert violations[-1][1].endswith("more problems not shown")
+        assert "and 990 more" in status.message
+
+    def test_stale_version_carries_a_precondition_failure(self):
+        """FAILED_PRECONDITION comes with a PreconditionFailure detail."""
+        status = status_for(StaleVersionError(1, 2))
+        failure = error_details_pb2.PreconditionFailure()
+
+        assert code_pb2.FAILED_PRECONDITION == status.code
+        assert status.details[0].Unpack(failure)
+        assert "rules/active_version" == failure.violations[0].subject
+
+    def test_filter_error_path_is_a_violation(self):
+        """A FilterError's path becomes the violation's field."""
+        status = status_for(decision.FilterError("$and[1].x", "unknown operator $foo"))
+
+        assert [("$and[1].x", "unknown operator $foo")] == _bad_request(status)
+
+    def test_internal_status_is_generic(self):
+        """The INTERNAL status reveals nothing about the failure."""
+        status = internal_status()
+
+        assert (code_pb2.INTERNAL, errors.INTERNAL_MESSAGE) == (status.code, status.message)
+
+
+class _Context:
+    """Just enough of a ServicerContext to see what map_errors sends."""
+
+    def __init__(self) -> None:
+        self.status = None
+
+    def code(self):
+        return None
+
+    def abort_with_status(self, status):
+        self.status = status
+        raise RuntimeError("aborted")
+
+
+class TestMapErrors:
+    def test_unexpected_exception_is_internal_and_logged(self, caplog):
+        """An unmapped exception aborts with INTERNAL and logs its traceback."""
+        context = _Context()
+
+        with caplog.at_level(logging.ERROR, "decide.server"), pytest.raises(RuntimeError):
+            with errors.map_errors(context, "Decide"):
+                raise ZeroDivisionError("secret detail")
+
+        assert grpc.StatusCode.INTERNAL == context.status.code
+        assert "secret detail" not in context.status.details
+        assert "ZeroDivisionError" in caplog.text
+
+    def test_mapped_exception_aborts_with_its_status(self):
+        """A mapped exception aborts with its code and the BadRequest trailer."""
+        context = _Context()
+
+        with pytest.raises(RuntimeError):
+            with errors.map_errors(context, "Decide"):
+                raise InvalidRulesError([Problem("segments", "must be a list")])
+
+        keys = [key for key, _ in context.status.trailing_metadata]
+        assert grpc.StatusCode.INVALID_ARGUMENT == context.status.code
+        assert ["grpc-status-details-bin"] == keys
