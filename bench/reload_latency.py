@@ -26,12 +26,12 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import decision  # noqa: E402
-from protos import decisioning_pb2 as pb  # noqa: E402
-from protos import decisioning_pb2_grpc as pb_grpc  # noqa: E402
-from server.app import create_server  # noqa: E402
-from server.config import ServerConfig  # noqa: E402
-from server.store import RulesStore  # noqa: E402
+import decision
+from protos import decisioning_pb2 as pb
+from protos import decisioning_pb2_grpc as pb_grpc
+from server.app import create_server
+from server.config import ServerConfig
+from server.store import RulesStore
 
 
 def _document(i: int) -> str:
@@ -49,7 +49,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         db_path = Path(tmp) / "bench.db"
         config = ServerConfig(
-            db_path=str(db_path), port=0, poll_interval=args.poll_interval, grace=0,
+            db_path=str(db_path),
+            port=0,
+            poll_interval=args.poll_interval,
+            grace=0,
             admin_token="bench",
         )
         with RulesStore(db_path) as writer:
@@ -95,7 +98,9 @@ def main() -> int:
                 server.stop(None).wait(10)
 
     ms = sorted(x * 1000 for x in latencies)
-    print(f"reload latency over {len(ms)} publishes (poll interval {args.poll_interval * 1000:.0f} ms)")
+    print(
+        f"reload latency over {len(ms)} publishes (poll interval {args.poll_interval * 1000:.0f} ms)"
+    )
     print(f"  median {statistics.median(ms):7.1f} ms")
     print(f"  p90    {ms[int(len(ms) * 0.9) - 1]:7.1f} ms")
     print(f"  worst  {ms[-1]:7.1f} ms")

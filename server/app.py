@@ -197,7 +197,7 @@ def create_server(
             maxsize=config.profile_cache_size,
             ttl=config.profile_cache_ttl,
         )
-        pb_grpc.add_DecisionServiceServicer_to_server(
+        pb_grpc.add_DecisionServiceServicer_to_server(  # type: ignore[no-untyped-call]
             DecisionServicer(
                 reloader,
                 cached,
@@ -207,7 +207,9 @@ def create_server(
             ),
             server,
         )
-        pb_grpc.add_RulesAdminServicer_to_server(RulesAdminServicer(store, reloader), server)
+        pb_grpc.add_RulesAdminServicer_to_server(  # type: ignore[no-untyped-call]
+            RulesAdminServicer(store, reloader), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(SERVICE_NAMES, server)
 
@@ -283,7 +285,11 @@ def _publish_demo(store: RulesStore) -> None:
 
 
 def _bind(server: grpc.Server, config: ServerConfig) -> int:
-    host = f"[{config.host}]" if ":" in config.host and not config.host.startswith("[") else config.host
+    host = (
+        f"[{config.host}]"
+        if ":" in config.host and not config.host.startswith("[")
+        else config.host
+    )
     address = f"{host}:{config.port}"
     try:
         if config.tls_cert is not None and config.tls_key is not None:

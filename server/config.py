@@ -117,9 +117,7 @@ class ServerConfig:
         return self.tls_cert is not None
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> ServerConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
         """Build a config from ``overrides``, then ``DECIDE_<FIELD>`` variables, then defaults.
 
         ``DECIDE_API_KEYS`` is comma-separated; ``DECIDE_METRICS_PORT`` accepts ``off``;

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import decision
-from decision import Problem, RulesetError, Ruleset
+from decision import Problem, Ruleset, RulesetError
 from server import limits
 from server.errors import InvalidRulesError
 
@@ -41,9 +41,7 @@ def parse_document(text: str) -> tuple[Any, list[Problem]]:
     text does not parse. Objects in the result are plain dicts."""
     size = len(text.encode("utf-8"))
     if size > limits.MAX_DOCUMENT_BYTES:
-        return None, [
-            Problem("", f"document is {size} bytes; at most {limits.MAX_DOCUMENT_BYTES}")
-        ]
+        return None, [Problem("", f"document is {size} bytes; at most {limits.MAX_DOCUMENT_BYTES}")]
     if not text.strip():
         return None, [Problem("", "document is empty")]
     try:

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 
 from decision import (
@@ -136,9 +136,7 @@ def status_for(exc: BaseException) -> status_pb2.Status | None:
         message = str(exc)
     if isinstance(exc, StaleVersionError):
         failure = error_details_pb2.PreconditionFailure()
-        failure.violations.add(
-            type="VERSION", subject="rules/active_version", description=str(exc)
-        )
+        failure.violations.add(type="VERSION", subject="rules/active_version", description=str(exc))
         details.append(_pack(failure))
     return status_pb2.Status(code=code.value[0], message=message, details=details)
 
@@ -154,7 +152,7 @@ def map_errors(context: grpc.ServicerContext, method: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        if type(exc) is Exception and context.code() is not None:
+        if type(exc) is Exception and context.code() is not None:  # type: ignore[attr-defined]
             raise  # the handler already called context.abort(); let gRPC finish it
         status = status_for(exc)
         if status is None:

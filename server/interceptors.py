@@ -33,7 +33,7 @@ NO_ADMIN_TOKEN_MESSAGE = (
     "(start it with --admin-token or DECIDE_ADMIN_TOKEN)"
 )
 
-Continuation = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None]
+Continuation = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None]
 
 
 def _service_of(method: str) -> str:
@@ -72,7 +72,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         service = _service_of(handler_call_details.method)
         metadata = handler_call_details.invocation_metadata
         if service == ADMIN_SERVICE:
@@ -121,7 +121,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler  # unknown methods and streams (health Watch, reflection)
@@ -138,7 +138,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                 failed = True
                 raise
             finally:
-                code = context.code()
+                code = context.code()  # type: ignore[attr-defined]  # grpc >= 1.38
                 if code is None:
                     name = "UNKNOWN" if failed else "OK"
                 else:

@@ -58,14 +58,10 @@ def check_visitor_id(visitor_id: str, problems: list[Problem]) -> None:
     if not visitor_id:
         problems.append(Problem("visitor_id", "is required"))
     elif len(visitor_id) > MAX_VISITOR_ID_LENGTH:
-        problems.append(
-            Problem("visitor_id", f"is longer than {MAX_VISITOR_ID_LENGTH} characters")
-        )
+        problems.append(Problem("visitor_id", f"is longer than {MAX_VISITOR_ID_LENGTH} characters"))
 
 
-def check_placements(
-    placements: list[str], max_placements: int, problems: list[Problem]
-) -> None:
+def check_placements(placements: list[str], max_placements: int, problems: list[Problem]) -> None:
     """Append a problem for a missing or oversized placement list, and per bad entry."""
     if not placements:
         problems.append(Problem("placements", "at least one placement is required"))
@@ -134,9 +130,7 @@ class _Walker:
             return self.struct(value.struct_value, path, depth + 1)
         if kind == "list_value":
             if depth + 1 > MAX_STRUCT_DEPTH:
-                self.problems.append(
-                    Problem(path, f"nests deeper than {MAX_STRUCT_DEPTH} levels")
-                )
+                self.problems.append(Problem(path, f"nests deeper than {MAX_STRUCT_DEPTH} levels"))
                 return []
             return [
                 self.value(item, f"{path}[{i}]", depth + 1)

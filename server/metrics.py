@@ -61,9 +61,7 @@ class Metrics:
             "When the ruleset being served was loaded (Unix time).",
             registry=r,
         )
-        self.reloads = Counter(
-            "decide_ruleset_reloads", "Successful ruleset reloads.", registry=r
-        )
+        self.reloads = Counter("decide_ruleset_reloads", "Successful ruleset reloads.", registry=r)
         self.reload_errors = Counter(
             "decide_ruleset_reload_errors",
             "Ruleset reloads that failed (the previous ruleset kept serving).",

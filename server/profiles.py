@@ -61,8 +61,6 @@ class CachedProfileStore:
         return profile
 
 
-def merge_profile(
-    stored: Mapping[str, Any] | None, overrides: Mapping[str, Any]
-) -> dict[str, Any]:
+def merge_profile(stored: Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The stored profile with each top-level field of ``overrides`` replacing its own."""
     return {**(stored or {}), **overrides}

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from server.errors import InvalidRulesError
@@ -43,7 +43,7 @@ class ReloadStatus:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Reloader:
@@ -118,9 +118,7 @@ class Reloader:
             return False
         self._failed = None
         self.snapshot = snapshot
-        self.status = replace(
-            self.status, last_error="", reload_count=self.status.reload_count + 1
-        )
+        self.status = replace(self.status, last_error="", reload_count=self.status.reload_count + 1)
         logger.info(
             "loaded rules version %d (%s)",
             version,

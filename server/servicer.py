@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any, Protocol
 
@@ -38,13 +38,13 @@ MAX_AUTHOR_LENGTH = 128
 Clock = Callable[[], datetime]
 
 # Built at import so a Reason or Outcome the proto lacks fails loudly, not per call.
-_REASONS = {r: pb.Reason.Value(f"REASON_{r.name}") for r in Reason}
-_OUTCOMES = {o: pb.Outcome.Value(f"OUTCOME_{o.name}") for o in Outcome}
+_REASONS: dict[Reason, Any] = {r: pb.Reason.Value(f"REASON_{r.name}") for r in Reason}
+_OUTCOMES: dict[Outcome, Any] = {o: pb.Outcome.Value(f"OUTCOME_{o.name}") for o in Outcome}
 
 
 def utcnow() -> datetime:
     """The current time, as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def server_version() -> str:
@@ -186,9 +186,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
     def _structs(self, request: Any, problems: list[Problem]) -> tuple[dict[str, Any], ...]:
         """The request's context and profile overrides as plain values, checked."""
         context = limits.struct_to_dict(request.context, "context", problems)
-        overrides = limits.struct_to_dict(
-            request.profile_overrides, "profile_overrides", problems
-        )
+        overrides = limits.struct_to_dict(request.profile_overrides, "profile_overrides", problems)
         return context, overrides
 
     @handles_errors
@@ -247,9 +245,7 @@ class RulesAdminServicer(pb_grpc.RulesAdminServicer):
         self._server_version = server_version()
 
     @handles_errors
-    def ValidateRules(
-        self, request: pb.ValidateRulesRequest, context: grpc.ServicerContext
-    ) -> Any:
+    def ValidateRules(self, request: pb.ValidateRulesRequest, context: grpc.ServicerContext) -> Any:
         problems, content_hash = validate_text(request.document_json)
         return pb.ValidateRulesResponse(
             valid=not problems,
@@ -258,9 +254,7 @@ class RulesAdminServicer(pb_grpc.RulesAdminServicer):
         )
 
     @handles_errors
-    def PublishRules(
-        self, request: pb.PublishRulesRequest, context: grpc.ServicerContext
-    ) -> Any:
+    def PublishRules(self, request: pb.PublishRulesRequest, context: grpc.ServicerContext) -> Any:
         problems: list[Problem] = []
         _check_comment(request.comment, problems)
         _raise_if(problems)
@@ -285,9 +279,7 @@ class RulesAdminServicer(pb_grpc.RulesAdminServicer):
         return pb.GetRulesResponse(version=version_message(info), document_json=document)
 
     @handles_errors
-    def ListVersions(
-        self, request: pb.ListVersionsRequest, context: grpc.ServicerContext
-    ) -> Any:
+    def ListVersions(self, request: pb.ListVersionsRequest, context: grpc.ServicerContext) -> Any:
         if request.limit < 0:
             raise InvalidRequestError([Problem("limit", "must be >= 0")])
         limit = min(request.limit or limits.DEFAULT_LIST_LIMIT, limits.MAX_LIST_LIMIT)

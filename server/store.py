@@ -26,9 +26,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import sqlite_utils
 
@@ -105,7 +105,7 @@ class RulesStore:
         if db.journal_mode != "wal":
             db.enable_wal()
         with self._write():
-            db["versions"].create(
+            db.table("versions").create(
                 {
                     "version": int,
                     "document": str,
@@ -240,7 +240,7 @@ class RulesStore:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> RulesStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -355,7 +355,7 @@ def _busy_or(exc: sqlite3.OperationalError) -> Exception:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _format_time(moment: datetime) -> str:
@@ -363,5 +363,5 @@ def _format_time(moment: datetime) -> str:
 
 
 def _parse_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

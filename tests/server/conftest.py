@@ -28,9 +28,7 @@ def rules_document(marker: str = "v1", *, placements: int = 3) -> dict[str, Any]
     ids = [f"slot_{i}" for i in range(placements)]
     return {
         "segments": [],
-        "placements": [
-            {"id": pid, "name": pid, "fallback": {"fallback": pid}} for pid in ids
-        ],
+        "placements": [{"id": pid, "name": pid, "fallback": {"fallback": pid}} for pid in ids],
         "exclusion_groups": [],
         "campaigns": [
             {

@@ -43,7 +43,9 @@ class TestAdminToken:
 
         assert 1 == status.active_version
 
-    def test_no_configured_token_refuses_every_admin_call(self, start_server, store, admin_metadata):
+    def test_no_configured_token_refuses_every_admin_call(
+        self, start_server, store, admin_metadata
+    ):
         """Without an admin token the admin API is off, and the error says how to enable it."""
         server = start_server(admin_token=None)
 
@@ -79,7 +81,10 @@ class TestApiKeys:
             keyed.decisions.Decide, pb.DecideRequest(visitor_id="v", placements=["slot_0"])
         )
 
-        assert (grpc.StatusCode.UNAUTHENTICATED, "missing API key: send it in 'x-api-key' metadata") == (
+        assert (
+            grpc.StatusCode.UNAUTHENTICATED,
+            "missing API key: send it in 'x-api-key' metadata",
+        ) == (
             error.code(),
             error.details(),
         )

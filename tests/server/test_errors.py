@@ -119,9 +119,12 @@ class TestMapErrors:
         """An unmapped exception aborts with INTERNAL and logs its traceback."""
         context = _Context()
 
-        with caplog.at_level(logging.ERROR, "decide.server"), pytest.raises(RuntimeError):
-            with errors.map_errors(context, "Decide"):
-                raise ZeroDivisionError("secret detail")
+        with (
+            caplog.at_level(logging.ERROR, "decide.server"),
+            pytest.raises(RuntimeError),
+            errors.map_errors(context, "Decide"),
+        ):
+            raise ZeroDivisionError("secret detail")
 
         assert grpc.StatusCode.INTERNAL == context.status.code
         assert "secret detail" not in context.status.details
@@ -131,9 +134,8 @@ class TestMapErrors:
         """A mapped exception aborts with its code and the BadRequest trailer."""
         context = _Context()
 
-        with pytest.raises(RuntimeError):
-            with errors.map_errors(context, "Decide"):
-                raise InvalidRulesError([Problem("segments", "must be a list")])
+        with pytest.raises(RuntimeError), errors.map_errors(context, "Decide"):
+            raise InvalidRulesError([Problem("segments", "must be a list")])
 
         keys = [key for key, _ in context.status.trailing_metadata]
         assert grpc.StatusCode.INVALID_ARGUMENT == context.status.code

@@ -66,10 +66,17 @@ class TestMetrics:
 
         name = "decide_decisions_total"
         assert (1, 1, 1) == (
-            _value(text, name, placement="slot_0", campaign="main", variant="only", reason="CAMPAIGN"),
+            _value(
+                text, name, placement="slot_0", campaign="main", variant="only", reason="CAMPAIGN"
+            ),
             _value(text, name, placement="slot_1", campaign="", variant="", reason="FALLBACK"),
             _value(
-                text, name, placement="(unknown)", campaign="", variant="", reason="UNKNOWN_PLACEMENT"
+                text,
+                name,
+                placement="(unknown)",
+                campaign="",
+                variant="",
+                reason="UNKNOWN_PLACEMENT",
             ),
         )
 

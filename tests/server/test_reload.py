@@ -6,6 +6,7 @@ import json
 import sqlite3
 import threading
 import time
+from typing import Self
 
 import grpc
 import pytest
@@ -42,7 +43,7 @@ class _Traffic:
             self.first_seen.setdefault(version, time.monotonic())
             self.pairs.add((version, response.decisions[0].content_json))
 
-    def __enter__(self) -> _Traffic:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -22,7 +22,7 @@ from server.reloader import ReloadStatus
 from server.servicer import DecisionServicer, RulesAdminServicer, new_decision_id
 from server.snapshot import build_snapshot
 
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 DECISION_SERVICE = pb.DESCRIPTOR.services_by_name["DecisionService"]
 ADMIN_SERVICE = pb.DESCRIPTOR.services_by_name["RulesAdmin"]
 
@@ -227,7 +227,7 @@ class TestAdmin:
             response.reload_count,
             response.last_reload_error,
         )
-        assert NOW == response.loaded_at.ToDatetime(timezone.utc)
+        assert NOW == response.loaded_at.ToDatetime(UTC)
         assert not response.HasField("last_reload_error_at")
 
     def test_validate_reports_problems_as_data(self, admin):

@@ -48,9 +48,7 @@ class TestInvalidArgument:
 
         error = _decide_error(server, pb.DecideRequest(visitor_id="v", placements=["a", "b", "c"]))
 
-        assert [("placements", "3 placements requested; at most 2 per call")] == _violations(
-            error
-        )
+        assert [("placements", "3 placements requested; at most 2 per call")] == _violations(error)
 
     def test_visitor_id_too_long(self, running):
         """An overlong visitor id is INVALID_ARGUMENT at visitor_id."""
@@ -68,7 +66,7 @@ class TestInvalidArgument:
         request = pb.DecideRequest(visitor_id="v", placements=["slot_0"])
         request.context.update(deep)
 
-        (field, description), = _violations(_decide_error(running, request))
+        ((field, description),) = _violations(_decide_error(running, request))
 
         assert field.startswith("context.n.n")
         assert "nests deeper than 8 levels" == description
@@ -166,9 +164,7 @@ class TestOtherCodes:
         assert "hunter2" not in error.details()
         assert "hunter2" in caplog.text
 
-    def test_unavailable_before_the_first_good_load(
-        self, start_server, db_path, invalid_rules
-    ):
+    def test_unavailable_before_the_first_good_load(self, start_server, db_path, invalid_rules):
         """With only a bad document in the store, Decide is UNAVAILABLE (retryable)."""
         _store_with_only(db_path, invalid_rules)
         server = start_server()

@@ -162,7 +162,9 @@ class TestFile:
         """The file is in WAL mode with the versions and active tables."""
         with sqlite3.connect(db_path) as raw:
             mode = raw.execute("PRAGMA journal_mode").fetchone()[0]
-            tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = {
+                r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
         raw.close()
 
         assert "wal" == mode
