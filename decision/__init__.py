@@ -4,6 +4,9 @@ Nothing here performs I/O, reads the clock or the environment: time, the ruleset
 visitor's profile are arguments.
 """
 
+from decision.bucketing import bucket
+from decision.defaults import default_document, demo_document
+from decision.engine import decide, visitor_segments
 from decision.errors import (
     DecisionError,
     FilterError,
@@ -27,6 +30,7 @@ from decision.model import (
     TraceEntry,
     Variant,
 )
+from decision.rules import compile_ruleset, validate_ruleset
 
 __all__ = [
     "BUCKETS",
@@ -49,5 +53,12 @@ __all__ = [
     "Segment",
     "TraceEntry",
     "Variant",
+    "bucket",
     "compile_filter",
+    "compile_ruleset",
+    "decide",
+    "default_document",
+    "demo_document",
+    "validate_ruleset",
+    "visitor_segments",
 ]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
@@ -65,12 +66,17 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class Variant:
-    """One arm of a campaign. ``weight`` is relative to the other variants' weights."""
+    """One arm of a campaign. ``weight`` is relative to the other variants' weights.
+
+    ``uses_fallback`` is set for a control variant declared without content: it serves
+    the requested placement's fallback.
+    """
 
     id: str
     weight: int
     content: JSON
     control: bool = False
+    uses_fallback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +110,10 @@ class Campaign:
     ``variant_bounds[i]`` is the exclusive upper bucket of variant ``i``; variants own
     contiguous ranges in declaration order. ``group_slots`` is the ``[lo, hi)`` slot
     range this campaign owns in its exclusion group, if it is in one.
+
+    The ``*_prefix`` fields are the bucketing seeds of each draw followed by ``":"``
+    (see ``decision.bucketing``), precomputed so deciding only concatenates the
+    visitor id.
     """
 
     id: str
@@ -120,6 +130,10 @@ class Campaign:
     exclusion_group: str | None = None
     group_slots: tuple[int, int] | None = None
     salt: str = ""
+    group_prefix: str = ""
+    traffic_prefix: str = ""
+    holdout_prefix: str = ""
+    variant_prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +161,8 @@ class Ruleset:
 
     ``version`` is a hash of the document's content. ``candidates`` maps each
     placement id to its campaigns in resolution order (priority descending, then
-    campaign id ascending).
+    campaign id ascending). ``segment_filters`` maps each segment id to its compiled
+    filter, in document order: the ``segments`` argument of ``EvalContext``.
     """
 
     version: str
@@ -157,6 +172,7 @@ class Ruleset:
     campaigns: Mapping[str, Campaign]
     exclusion_groups: Mapping[str, ExclusionGroup]
     candidates: Mapping[str, tuple[Campaign, ...]]
+    segment_filters: Mapping[str, Predicate] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)

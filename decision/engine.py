@@ -1,0 +1,307 @@
+"""Deciding: which campaign and variant each requested placement shows to a visitor.
+
+For each placement, its candidate campaigns are tried in resolution order (priority
+descending, then id ascending) and the first one that survives every step wins:
+
+1. status: a paused campaign is skipped;
+2. schedule: ``start <= now < end``;
+3. audience: in any/all of the include segments (none: everyone), in none of the
+   exclude segments, and matching the inline filter;
+4. exclusion group: the visitor's group slot must belong to this campaign (the slot
+   replaces the traffic draw); otherwise traffic: ``bucket < traffic_allocation``;
+5. holdout: a visitor whose holdout bucket is below the holdout gets the placement's
+   fallback with reason HOLDOUT, and lower-priority campaigns are not shown instead;
+6. variant: the variant whose bucket range holds the visitor's variant bucket.
+
+No winner: the placement's fallback with reason FALLBACK. An unknown placement gets
+reason UNKNOWN_PLACEMENT and no content. Segments are evaluated lazily, at most once
+per call, shared across the requested placements. See ``decision.bucketing`` for the
+draws and how they move when settings change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from decision.bucketing import prefixed_bucket, variant_index
+from decision.errors import InvalidRequestError, Problem
+from decision.filters import EvalContext
+from decision.model import (
+    BUCKETS,
+    JSON,
+    Audience,
+    Campaign,
+    Decision,
+    Outcome,
+    Placement,
+    Reason,
+    Ruleset,
+    TraceEntry,
+)
+
+
+def decide(
+    ruleset: Ruleset,
+    visitor_id: str,
+    profile: dict[str, JSON],
+    placements: Sequence[str],
+    context: dict[str, JSON],
+    now: datetime,
+    explain: bool = False,
+) -> list[Decision]:
+    """One ``Decision`` per requested placement, in request order.
+
+    Filters see ``{**profile, "context": context}``: the request context replaces any
+    ``context`` key of the profile. ``now`` is an aware datetime (converted to UTC).
+    With ``explain`` each decision carries a trace of every candidate campaign.
+    Raises ``InvalidRequestError`` listing every unusable argument.
+    """
+    problems = _request_problems(profile, context, now)
+    problems += _visitor_problems(visitor_id, placements)
+    if problems:
+        raise InvalidRequestError(problems)
+    if now.utcoffset():
+        now = now.astimezone(UTC)
+    ctx = EvalContext({**profile, "context": context}, now, ruleset.segment_filters)
+    known = ruleset.placements
+    decisions = []
+    for placement_id in placements:
+        placement = known.get(placement_id)
+        if placement is None:
+            decisions.append(
+                Decision(
+                    placement_id,
+                    Reason.UNKNOWN_PLACEMENT,
+                    None,
+                    ruleset.version,
+                    trace=() if explain else None,
+                )
+            )
+        else:
+            decisions.append(_resolve(ruleset, placement, visitor_id, ctx, [] if explain else None))
+    return decisions
+
+
+def visitor_segments(
+    ruleset: Ruleset, profile: dict[str, JSON], context: dict[str, JSON], now: datetime
+) -> tuple[str, ...]:
+    """Every segment the visitor is in, in document order."""
+    problems = _request_problems(profile, context, now)
+    if problems:
+        raise InvalidRequestError(problems)
+    if now.utcoffset():
+        now = now.astimezone(UTC)
+    ctx = EvalContext({**profile, "context": context}, now, ruleset.segment_filters)
+    return tuple(segment_id for segment_id in ruleset.segment_filters if ctx.segment(segment_id))
+
+
+def _resolve(
+    ruleset: Ruleset,
+    placement: Placement,
+    visitor_id: str,
+    ctx: EvalContext,
+    trace: list[TraceEntry] | None,
+) -> Decision:
+    """The decision for one placement; fills ``trace`` when it is a list."""
+    now = ctx.now
+    assert now is not None
+    version = ruleset.version
+    candidates = ruleset.candidates[placement.id]
+    for position, campaign in enumerate(candidates):
+        if not campaign.active:
+            if trace is not None:
+                trace.append(TraceEntry(campaign.id, Outcome.PAUSED, "paused"))
+            continue
+        start = campaign.schedule.start
+        if start is not None and now < start:
+            if trace is not None:
+                detail = f"not started until {_instant(start)}"
+                trace.append(TraceEntry(campaign.id, Outcome.NOT_STARTED, detail))
+            continue
+        end = campaign.schedule.end
+        if end is not None and now >= end:
+            if trace is not None:
+                trace.append(TraceEntry(campaign.id, Outcome.ENDED, f"ended at {_instant(end)}"))
+            continue
+        miss = _audience_miss(campaign.audience, ctx)
+        if miss is not None:
+            if trace is not None:
+                detail = _audience_detail(campaign.audience, miss, ctx)
+                trace.append(TraceEntry(campaign.id, miss, detail))
+            continue
+
+        slots = campaign.group_slots
+        if slots is not None:
+            slot = prefixed_bucket(campaign.group_prefix, visitor_id)
+            if not slots[0] <= slot < slots[1]:
+                if trace is not None:
+                    detail = _slot_detail(slot, campaign, ruleset)
+                    trace.append(TraceEntry(campaign.id, Outcome.GROUP_SLOT_TAKEN, detail, slot))
+                continue
+        elif campaign.traffic < BUCKETS:
+            drawn = prefixed_bucket(campaign.traffic_prefix, visitor_id)
+            if drawn >= campaign.traffic:
+                if trace is not None:
+                    detail = (
+                        f"bucket {drawn} outside traffic allocation {_percent(campaign.traffic)}"
+                    )
+                    trace.append(TraceEntry(campaign.id, Outcome.TRAFFIC_ALLOCATION, detail, drawn))
+                continue
+
+        matched = _matched_segments(campaign.audience, ctx)
+        if campaign.holdout:
+            drawn = prefixed_bucket(campaign.holdout_prefix, visitor_id)
+            if drawn < campaign.holdout:
+                if trace is not None:
+                    detail = f"holdout bucket {drawn} within holdout {_percent(campaign.holdout)}"
+                    trace.append(TraceEntry(campaign.id, Outcome.HOLDOUT, detail, drawn))
+                    _lost(trace, candidates, position, campaign)
+                return Decision(
+                    placement.id,
+                    Reason.HOLDOUT,
+                    placement.fallback,
+                    version,
+                    campaign_id=campaign.id,
+                    matched_segments=matched,
+                    trace=None if trace is None else tuple(trace),
+                )
+
+        drawn = prefixed_bucket(campaign.variant_prefix, visitor_id)
+        variant = campaign.variants[variant_index(campaign.variant_bounds, drawn)]
+        content = placement.fallback if variant.uses_fallback else variant.content
+        if trace is not None:
+            detail = f"selected variant {variant.id} with bucket {drawn}"
+            trace.append(TraceEntry(campaign.id, Outcome.SELECTED, detail, drawn))
+            _lost(trace, candidates, position, campaign)
+        return Decision(
+            placement.id,
+            Reason.CAMPAIGN,
+            content,
+            version,
+            campaign_id=campaign.id,
+            variant_id=variant.id,
+            control=variant.control,
+            matched_segments=matched,
+            trace=None if trace is None else tuple(trace),
+        )
+
+    return Decision(
+        placement.id,
+        Reason.FALLBACK,
+        placement.fallback,
+        version,
+        trace=None if trace is None else tuple(trace),
+    )
+
+
+def _audience_miss(audience: Audience, ctx: EvalContext) -> Outcome | None:
+    """Why the visitor is not in ``audience``, or None when they are."""
+    include = audience.segments
+    if include:
+        if audience.match == "all":
+            for segment_id in include:
+                if not ctx.segment(segment_id):
+                    return Outcome.AUDIENCE_NOT_MATCHED
+        else:
+            for segment_id in include:
+                if ctx.segment(segment_id):
+                    break
+            else:
+                return Outcome.AUDIENCE_NOT_MATCHED
+    for segment_id in audience.exclude:
+        if ctx.segment(segment_id):
+            return Outcome.EXCLUDED
+    inline = audience.filter
+    if inline is not None and not inline.evaluate(ctx):
+        return Outcome.FILTER_NOT_MATCHED
+    return None
+
+
+def _matched_segments(audience: Audience, ctx: EvalContext) -> tuple[str, ...]:
+    """The include segments the visitor is in, in audience order."""
+    include = audience.segments
+    if len(include) < 2 or audience.match == "all":
+        return include  # every one of them matched, or there are none
+    return tuple(segment_id for segment_id in include if ctx.segment(segment_id))
+
+
+def _audience_detail(audience: Audience, miss: Outcome, ctx: EvalContext) -> str:
+    # Only segments _audience_miss already evaluated are read here, so explaining
+    # evaluates nothing more than deciding does.
+    if miss is Outcome.EXCLUDED:
+        excluded = next(s for s in audience.exclude if ctx.segment(s))
+        return f"excluded by segment {excluded}"
+    if miss is Outcome.FILTER_NOT_MATCHED:
+        return "inline filter not matched"
+    if audience.match == "all":
+        missing = next(s for s in audience.segments if not ctx.segment(s))
+        return f"segment {missing} not matched"
+    if len(audience.segments) == 1:
+        return f"segment {audience.segments[0]} not matched"
+    return f"none of [{', '.join(audience.segments)}] matched"
+
+
+def _slot_detail(slot: int, campaign: Campaign, ruleset: Ruleset) -> str:
+    # Members of the group may serve other placements, so look in the whole ruleset.
+    group = ruleset.exclusion_groups[campaign.exclusion_group or ""]
+    for member_id in group.campaigns:
+        slots = ruleset.campaigns[member_id].group_slots
+        if slots is not None and slots[0] <= slot < slots[1]:
+            return f"slot {slot} belongs to campaign {member_id}"
+    return f"slot {slot} belongs to no campaign"
+
+
+def _lost(
+    trace: list[TraceEntry], candidates: tuple[Campaign, ...], position: int, winner: Campaign
+) -> None:
+    detail = f"lost on priority to {winner.id}"
+    for campaign in candidates[position + 1 :]:
+        trace.append(TraceEntry(campaign.id, Outcome.LOST_ON_PRIORITY, detail))
+
+
+def _instant(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _percent(buckets: int) -> str:
+    return f"{buckets / 100:g}%"
+
+
+def _request_problems(profile: Any, context: Any, now: Any) -> list[Problem]:
+    problems = []
+    if not isinstance(profile, dict):
+        problems.append(Problem("profile", f"must be an object, not {type(profile).__name__}"))
+    if not isinstance(context, dict):
+        problems.append(Problem("context", f"must be an object, not {type(context).__name__}"))
+    if not isinstance(now, datetime):
+        problems.append(Problem("now", f"must be a datetime, not {type(now).__name__}"))
+    elif now.utcoffset() is None:
+        problems.append(Problem("now", "must be timezone-aware (naive datetimes are ambiguous)"))
+    return problems
+
+
+def _visitor_problems(visitor_id: Any, placements: Any) -> list[Problem]:
+    problems = []
+    if not isinstance(visitor_id, str):
+        problems.append(Problem("visitor_id", f"must be a string, not {type(visitor_id).__name__}"))
+    elif not visitor_id:
+        problems.append(Problem("visitor_id", "must not be empty"))
+    if not isinstance(placements, (list, tuple)):
+        problems.append(
+            Problem("placements", f"must be a list of ids, not {type(placements).__name__}")
+        )
+        return problems
+    if not placements:
+        problems.append(Problem("placements", "must name at least one placement"))
+    valid = True
+    for index, placement_id in enumerate(placements):
+        if not isinstance(placement_id, str) or not placement_id:
+            problems.append(Problem(f"placements[{index}]", "must be a non-empty string"))
+            valid = False
+    if valid and len(placements) > 1 and len(set(placements)) != len(placements):
+        for index, placement_id in enumerate(placements):
+            if placements.index(placement_id) != index:
+                problems.append(Problem(f"placements[{index}]", f"duplicate {placement_id!r}"))
+    return problems

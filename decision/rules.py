@@ -1,0 +1,620 @@
+"""Rules documents: validated in full, then compiled into an immutable ``Ruleset``.
+
+A rules document is one JSON object. Every key below is checked: unknown keys are
+rejected (a typo must not pass silently) and every problem is reported at once, each
+with a JSON path such as ``campaigns[2].variants[0].weight``::
+
+    {
+      "segments": [                          # audiences, reusable by campaigns and filters
+        {"id": "high_value_customers",       # required; ids are [A-Za-z0-9_.-]+, unique per list
+         "name": "High-value customers",     # optional, default the id
+         "description": "...",               # optional, default ""
+         "filter": {"lifetime_value": {"$gte": 1000}}}  # required MongoDB filter; {} = everyone
+      ],
+      "placements": [                        # the slots a storefront asks about
+        {"id": "home_hero", "name": "Home hero",
+         "fallback": {...}}                  # optional JSON served when no campaign applies; null
+      ],
+      "exclusion_groups": [                  # campaigns that never share a visitor
+        {"id": "home_tests", "name": "...",
+         "salt": "..."}                      # optional, default the id; changing it reshuffles
+      ],
+      "campaigns": [
+        {"id": "summer_sale", "name": "...",
+         "placements": ["home_hero"],        # required, non-empty, existing placements
+         "status": "active",                 # "active" (default) or "paused"
+         "schedule": {"start": "2026-06-01T00:00:00Z", "end": null},
+                                             # optional; ISO-8601 with Z or an offset; null or
+                                             # absent leaves that side open; start <= now < end
+         "priority": 10,                     # integer, default 0; higher wins, ties by id
+         "audience": {                       # optional; all parts optional
+           "segments": ["returning_customers"],  # none: everyone
+           "match": "any",                   # "any" (default) or "all" of the segments
+           "exclude": ["cart_abandoners"],   # in none of these
+           "filter": {"context.device": "mobile"}},  # over the profile and context.*
+         "exclusion_group": "home_tests",    # optional
+         "traffic_allocation": 50,           # percent 0-100, at most 2 decimals; default 100
+         "holdout": 5,                       # percent 0-100, at most 2 decimals; default 0
+         "salt": "...",                      # optional, default the id; changing it reshuffles
+         "variants": [                       # required, non-empty
+           {"id": "control", "weight": 1, "control": true},
+           {"id": "b", "weight": 1, "content": {...}}]}
+      ]
+    }
+
+Every top-level list is optional (default empty). A variant's ``weight`` is a
+non-negative integer, default 1; the weights of a campaign add up to more than 0. At
+most one variant is the ``control``; a control may omit ``content`` and then serves
+the requested placement's fallback. Every other variant needs ``content`` (any JSON,
+null included). The traffic allocations of an exclusion group's campaigns add up to
+at most 100. A top-level ``"$schema"`` string is allowed so editors can find
+``decision/rules.schema.json``; it has no other meaning.
+
+Filters are MongoDB query filters (``decision.filters``). A filter may use
+``{"$segment": "<id>"}`` to reuse a segment; references must name existing segments
+and must not form a cycle. The document a filter sees is the visitor's profile with
+the request context under ``context``.
+
+``version`` is the first 16 hex digits of the SHA-256 of the document serialized with
+``json.dumps(document, separators=(",", ":"), ensure_ascii=False)``. Keys are not
+sorted: key order is content (MongoDB equality on objects compares it).
+
+How a compiled ruleset is resolved is described in ``decision.engine``; how visitors
+are bucketed, and how they move when percentages or weights change, in
+``decision.bucketing``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+from decision import bucketing
+from decision.errors import FilterError, Problem, RulesetError
+from decision.filters import Predicate, compile_filter
+from decision.model import (
+    BUCKETS,
+    JSON,
+    Audience,
+    Campaign,
+    ExclusionGroup,
+    Placement,
+    Ruleset,
+    Schedule,
+    Segment,
+    Variant,
+)
+
+_ID = re.compile(r"[A-Za-z0-9_.-]+")
+_TOP_LEVEL = ("segments", "placements", "exclusion_groups", "campaigns")
+_SEGMENT_KEYS = ({"id", "filter"}, {"name", "description"})
+_PLACEMENT_KEYS = ({"id"}, {"name", "fallback"})
+_GROUP_KEYS = ({"id"}, {"name", "salt"})
+_CAMPAIGN_KEYS = (
+    {"id", "placements", "variants"},
+    {
+        "name",
+        "status",
+        "schedule",
+        "priority",
+        "audience",
+        "exclusion_group",
+        "traffic_allocation",
+        "holdout",
+        "salt",
+    },
+)
+_SCHEDULE_KEYS: tuple[set[str], set[str]] = (set(), {"start", "end"})
+_AUDIENCE_KEYS: tuple[set[str], set[str]] = (set(), {"segments", "match", "exclude", "filter"})
+_VARIANT_KEYS = ({"id"}, {"weight", "control", "content"})
+
+
+def compile_ruleset(document: Any) -> Ruleset:
+    """Validate a rules document and compile it; raises ``RulesetError`` listing every
+    problem. The input is never mutated; the result shares nothing mutable with it."""
+    compiler = _Compiler()
+    ruleset = compiler.compile(document)
+    if compiler.problems or ruleset is None:
+        raise RulesetError(compiler.problems)
+    return ruleset
+
+
+def validate_ruleset(document: Any) -> list[Problem]:
+    """Every problem of a rules document, each with its path; empty when it is valid."""
+    compiler = _Compiler()
+    compiler.compile(document)
+    return compiler.problems
+
+
+def ruleset_version(document: Any) -> str:
+    """The content hash of a rules document (first 16 hex digits of SHA-256)."""
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _join(prefix: str, path: str) -> str:
+    if not path:
+        return prefix
+    if not prefix or path.startswith("["):
+        return prefix + path
+    return f"{prefix}.{path}"
+
+
+class _Compiler:
+    """One validation pass. Collects problems instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        # Ids declared with a valid id, per kind, even when the item has other
+        # problems: references to them are not reported again as unknown.
+        self.declared: dict[str, dict[str, str]] = {
+            "segment": {},
+            "placement": {},
+            "exclusion group": {},
+            "campaign": {},
+        }
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    # -- generic checks ------------------------------------------------------------
+
+    def expect_object(
+        self, value: Any, path: str, keys: tuple[set[str], set[str]]
+    ) -> dict[str, Any] | None:
+        """``value`` if it is a dict; reports missing required and unknown keys."""
+        if not isinstance(value, dict):
+            self.add(path, "must be an object")
+            return None
+        required, optional = keys
+        for key in sorted(required - value.keys()):
+            self.add(_join(path, key), "is required")
+        allowed = required | optional
+        for key in value:
+            if key not in allowed:
+                hint = ", ".join(sorted(allowed))
+                self.add(_join(path, str(key)), f"unknown key (allowed: {hint})")
+        return value
+
+    def expect_list(self, value: Any, path: str, *, non_empty: bool = False) -> list[Any]:
+        if not isinstance(value, list):
+            self.add(path, "must be a list")
+            return []
+        if non_empty and not value:
+            self.add(path, "must not be empty")
+        return value
+
+    def expect_string(self, value: Any, path: str, *, non_empty: bool = False) -> str | None:
+        if not isinstance(value, str):
+            self.add(path, "must be a string")
+            return None
+        if non_empty and not value:
+            self.add(path, "must not be empty")
+            return None
+        return value
+
+    def identifier(self, value: Any, path: str) -> str | None:
+        if not isinstance(value, str) or not _ID.fullmatch(value):
+            self.add(path, "must be a non-empty string of letters, digits, '_', '.' or '-'")
+            return None
+        return value
+
+    def unique_id(self, obj: dict[str, Any], path: str, kind: str) -> str | None:
+        """The item's id if valid and not used before in its list. A missing id is
+        already reported as required."""
+        if "id" not in obj:
+            return None
+        identifier = self.identifier(obj["id"], path)
+        if identifier is None:
+            return None
+        seen = self.declared[kind]
+        if identifier in seen:
+            self.add(path, f"duplicate {kind} id {identifier!r} (first at {seen[identifier]})")
+            return None
+        seen[identifier] = path
+        return identifier
+
+    def id_list(
+        self, value: Any, path: str, kind: str, *, non_empty: bool = False
+    ) -> tuple[str, ...]:
+        """A list of distinct ids, each naming a declared ``kind``."""
+        ids: list[str] = []
+        known = self.declared[kind]
+        for index, item in enumerate(self.expect_list(value, path, non_empty=non_empty)):
+            item_path = f"{path}[{index}]"
+            if not isinstance(item, str) or not item:
+                self.add(item_path, f"must be a {kind} id")
+            elif item not in known:
+                self.add(item_path, f"unknown {kind} {item!r}")
+            elif item in ids:
+                self.add(item_path, f"duplicate {kind} {item!r}")
+            else:
+                ids.append(item)
+        return tuple(ids)
+
+    def percent(self, value: Any, path: str, default: int) -> int:
+        """A percentage 0-100 with at most two decimals, in buckets (basis points)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.add(path, "must be a number from 0 to 100")
+            return default
+        if not math.isfinite(value) or not 0 <= value <= 100:
+            self.add(path, f"must be from 0 to 100, not {value!r}")
+            return default
+        exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        exponent = exact.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -2:
+            self.add(path, f"allows at most 2 decimals (0.01 % steps), not {value!r}")
+            return default
+        return bucketing.percent_to_buckets(value)
+
+    def instant(self, value: Any, path: str) -> datetime | None:
+        """An ISO-8601 timestamp with a UTC offset or ``Z``, in UTC; ``None`` stays open."""
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.add(path, "must be an ISO-8601 timestamp string or null")
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            self.add(path, f"is not an ISO-8601 timestamp: {value!r}")
+            return None
+        if parsed.tzinfo is None or parsed.utcoffset() is None:
+            self.add(path, f"needs a UTC offset or 'Z': {value!r}")
+            return None
+        return parsed.astimezone(UTC)
+
+    def expect_filter(self, spec: Any, path: str) -> Predicate | None:
+        if not isinstance(spec, dict):
+            self.add(path, "must be an object (a MongoDB filter)")
+            return None
+        try:
+            return compile_filter(spec)
+        except FilterError as error:
+            self.add(_join(path, error.path), error.message)
+            return None
+
+    # -- the document --------------------------------------------------------------
+
+    def compile(self, document: Any) -> Ruleset | None:
+        if not isinstance(document, dict):
+            self.add("", "the rules document must be a JSON object")
+            return None
+        try:
+            version = ruleset_version(document)
+        except (TypeError, ValueError) as error:
+            self.add("", f"the rules document is not JSON: {error}")
+            return None
+        # Compile from a private copy: the ruleset must not change when the caller
+        # later mutates its document, and content values are shared with decisions.
+        document = copy.deepcopy(document)
+        top = self.expect_object(document, "", (set(), {"$schema", *_TOP_LEVEL}))
+        assert top is not None
+        if "$schema" in top:
+            self.expect_string(top["$schema"], "$schema")
+        lists = {key: self.expect_list(top.get(key, []), key) for key in _TOP_LEVEL}
+
+        segments = self.segments(lists["segments"])
+        placements = self.placements(lists["placements"])
+        groups = self.groups(lists["exclusion_groups"])
+        campaigns = self.campaigns(lists["campaigns"], groups)
+        compiled_groups = self.group_slots(groups, campaigns)
+        if self.problems:
+            return None
+        return _build(version, document, segments, placements, compiled_groups, campaigns)
+
+    def segments(self, items: list[Any]) -> dict[str, Segment]:
+        segments: dict[str, Segment] = {}
+        paths: dict[str, str] = {}
+        for index, item in enumerate(items):
+            path = f"segments[{index}]"
+            obj = self.expect_object(item, path, _SEGMENT_KEYS)
+            if obj is None:
+                continue
+            segment_id = self.unique_id(obj, f"{path}.id", "segment")
+            name = self.expect_string(obj.get("name", segment_id or ""), f"{path}.name")
+            description = self.expect_string(obj.get("description", ""), f"{path}.description")
+            predicate = (
+                self.expect_filter(obj.get("filter"), f"{path}.filter") if "filter" in obj else None
+            )
+            if segment_id and predicate is not None and name is not None:
+                segments[segment_id] = Segment(segment_id, name, description or "", predicate)
+                paths[segment_id] = f"{path}.filter"
+        for segment_id, segment in segments.items():
+            self.references(segment.filter, paths[segment_id])
+        self.cycles(segments, paths)
+        return segments
+
+    def references(self, predicate: Predicate, path: str) -> None:
+        known = self.declared["segment"]
+        for ref in sorted(predicate.references):
+            if ref not in known:
+                self.add(path, f"$segment references unknown segment {ref!r}")
+
+    def cycles(self, segments: Mapping[str, Segment], paths: Mapping[str, str]) -> None:
+        """Reports each ``$segment`` reference cycle once, at its first segment."""
+        done: set[str] = set()
+        for root in segments:
+            if root in done:
+                continue
+            # Iterative depth-first search; ``stack`` is the current reference chain.
+            stack: list[tuple[str, list[str]]] = [(root, _refs(segments, root))]
+            on_stack = {root}
+            while stack:
+                node, pending = stack[-1]
+                if not pending:
+                    stack.pop()
+                    on_stack.discard(node)
+                    done.add(node)
+                    continue
+                child = pending.pop(0)
+                if child in on_stack:
+                    chain = [n for n, _ in stack]
+                    cycle = chain[chain.index(child) :] + [child]
+                    self.add(paths[child], "reference cycle " + " -> ".join(cycle))
+                elif child not in done:
+                    stack.append((child, _refs(segments, child)))
+                    on_stack.add(child)
+
+    def placements(self, items: list[Any]) -> dict[str, Placement]:
+        placements: dict[str, Placement] = {}
+        for index, item in enumerate(items):
+            path = f"placements[{index}]"
+            obj = self.expect_object(item, path, _PLACEMENT_KEYS)
+            if obj is None:
+                continue
+            placement_id = self.unique_id(obj, f"{path}.id", "placement")
+            name = self.expect_string(obj.get("name", placement_id or ""), f"{path}.name")
+            if placement_id and name is not None:
+                placements[placement_id] = Placement(placement_id, name, obj.get("fallback"))
+        return placements
+
+    def groups(self, items: list[Any]) -> dict[str, ExclusionGroup]:
+        groups: dict[str, ExclusionGroup] = {}
+        for index, item in enumerate(items):
+            path = f"exclusion_groups[{index}]"
+            obj = self.expect_object(item, path, _GROUP_KEYS)
+            if obj is None:
+                continue
+            group_id = self.unique_id(obj, f"{path}.id", "exclusion group")
+            name = self.expect_string(obj.get("name", group_id or ""), f"{path}.name")
+            salt = group_id
+            if "salt" in obj:
+                salt = self.expect_string(obj["salt"], f"{path}.salt", non_empty=True)
+            if group_id and name is not None and salt:
+                groups[group_id] = ExclusionGroup(group_id, name, salt, ())
+        return groups
+
+    def campaigns(
+        self, items: list[Any], groups: Mapping[str, ExclusionGroup]
+    ) -> dict[str, Campaign]:
+        campaigns: dict[str, Campaign] = {}
+        for index, item in enumerate(items):
+            path = f"campaigns[{index}]"
+            obj = self.expect_object(item, path, _CAMPAIGN_KEYS)
+            if obj is None:
+                continue
+            before = len(self.problems)
+            campaign_id = self.unique_id(obj, f"{path}.id", "campaign")
+            campaign = self.campaign(obj, path, campaign_id or "", groups)
+            if campaign_id and len(self.problems) == before:
+                campaigns[campaign_id] = campaign
+        return campaigns
+
+    def campaign(
+        self, obj: dict[str, Any], path: str, campaign_id: str, groups: Mapping[str, ExclusionGroup]
+    ) -> Campaign:
+        name = self.expect_string(obj.get("name", campaign_id), f"{path}.name") or ""
+        placement_ids = self.id_list(
+            obj.get("placements", []),
+            f"{path}.placements",
+            "placement",
+            non_empty="placements" in obj,
+        )
+
+        status = obj.get("status", "active")
+        if status not in ("active", "paused"):
+            self.add(f"{path}.status", f"must be 'active' or 'paused', not {status!r}")
+
+        schedule = self.schedule(obj.get("schedule", {}), f"{path}.schedule")
+
+        priority = obj.get("priority", 0)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            self.add(f"{path}.priority", f"must be an integer, not {priority!r}")
+            priority = 0
+
+        audience = self.audience(obj.get("audience", {}), f"{path}.audience")
+
+        group_id = None
+        if "exclusion_group" in obj:
+            value = obj["exclusion_group"]
+            if not isinstance(value, str) or not value:
+                self.add(f"{path}.exclusion_group", "must be an exclusion group id")
+            elif value not in self.declared["exclusion group"]:
+                self.add(f"{path}.exclusion_group", f"unknown exclusion group {value!r}")
+            else:
+                group_id = value
+
+        traffic = BUCKETS
+        if "traffic_allocation" in obj:
+            traffic = self.percent(obj["traffic_allocation"], f"{path}.traffic_allocation", BUCKETS)
+        holdout = 0
+        if "holdout" in obj:
+            holdout = self.percent(obj["holdout"], f"{path}.holdout", 0)
+
+        salt = campaign_id
+        if "salt" in obj:
+            salt = self.expect_string(obj["salt"], f"{path}.salt", non_empty=True) or campaign_id
+
+        variants, bounds = self.variants(obj.get("variants"), f"{path}.variants", "variants" in obj)
+
+        group_prefix = ""
+        if group_id is not None and group_id in groups:
+            group_prefix = bucketing.group_seed(groups[group_id].salt) + ":"
+        return Campaign(
+            id=campaign_id,
+            name=name,
+            placements=placement_ids,
+            active=status == "active",
+            schedule=schedule,
+            priority=priority,
+            audience=audience,
+            variants=variants,
+            variant_bounds=bounds,
+            traffic=traffic,
+            holdout=holdout,
+            exclusion_group=group_id,
+            salt=salt,
+            group_prefix=group_prefix,
+            traffic_prefix=bucketing.traffic_seed(salt) + ":",
+            holdout_prefix=bucketing.holdout_seed(salt) + ":",
+            variant_prefix=bucketing.variant_seed(salt) + ":",
+        )
+
+    def schedule(self, value: Any, path: str) -> Schedule:
+        obj = self.expect_object(value, path, _SCHEDULE_KEYS)
+        if obj is None:
+            return Schedule()
+        start = self.instant(obj.get("start"), f"{path}.start")
+        end = self.instant(obj.get("end"), f"{path}.end")
+        if start is not None and end is not None and start >= end:
+            self.add(path, f"start {obj['start']} must be before end {obj['end']}")
+        return Schedule(start, end)
+
+    def audience(self, value: Any, path: str) -> Audience:
+        obj = self.expect_object(value, path, _AUDIENCE_KEYS)
+        if obj is None:
+            return Audience()
+        include = self.id_list(obj.get("segments", []), f"{path}.segments", "segment")
+        exclude = self.id_list(obj.get("exclude", []), f"{path}.exclude", "segment")
+        match = obj.get("match", "any")
+        if match not in ("any", "all"):
+            self.add(f"{path}.match", f"must be 'any' or 'all', not {match!r}")
+            match = "any"
+        predicate = None
+        if "filter" in obj:
+            predicate = self.expect_filter(obj["filter"], f"{path}.filter")
+            if predicate is not None:
+                self.references(predicate, f"{path}.filter")
+        return Audience(include, match, exclude, predicate)
+
+    def variants(
+        self, value: Any, path: str, present: bool
+    ) -> tuple[tuple[Variant, ...], tuple[int, ...]]:
+        if not present:
+            return (), ()
+        items = self.expect_list(value, path, non_empty=True)
+        self.declared["variant"] = {}  # variant ids are unique per campaign
+        variants: list[Variant] = []
+        weights: list[int] = []
+        control_at: str | None = None
+        weights_valid = True
+        for index, item in enumerate(items):
+            item_path = f"{path}[{index}]"
+            obj = self.expect_object(item, item_path, _VARIANT_KEYS)
+            if obj is None:
+                continue
+            variant_id = self.unique_id(obj, f"{item_path}.id", "variant")
+            weight = obj.get("weight", 1)
+            if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+                self.add(f"{item_path}.weight", f"must be a non-negative integer, not {weight!r}")
+                weight = 0
+                weights_valid = False
+            control = obj.get("control", False)
+            if not isinstance(control, bool):
+                self.add(f"{item_path}.control", "must be true or false")
+                control = False
+            if control:
+                if control_at is not None:
+                    self.add(
+                        f"{item_path}.control", f"only one control variant (also {control_at})"
+                    )
+                control_at = item_path
+            if "content" not in obj and not control:
+                self.add(f"{item_path}.content", "is required (only a control may omit it)")
+            weights.append(weight)
+            variants.append(
+                Variant(
+                    id=variant_id or "",
+                    weight=weight,
+                    content=obj.get("content"),
+                    control=control,
+                    uses_fallback="content" not in obj,
+                )
+            )
+        if sum(weights) <= 0:
+            if items and weights_valid and len(weights) == len(items):
+                self.add(path, "variant weights must add up to more than 0")
+            return tuple(variants), ()
+        return tuple(variants), bucketing.variant_bounds(weights)
+
+    def group_slots(
+        self, groups: Mapping[str, ExclusionGroup], campaigns: dict[str, Campaign]
+    ) -> dict[str, ExclusionGroup]:
+        """Gives each grouped campaign its slot range; the group's members in order."""
+        compiled: dict[str, ExclusionGroup] = {}
+        for group in groups.values():
+            members = [c for c in campaigns.values() if c.exclusion_group == group.id]
+            total = sum(c.traffic for c in members)
+            if total > BUCKETS:
+                shares = ", ".join(f"{c.id} {_percent(c.traffic)}" for c in members)
+                self.add(
+                    self.declared["exclusion group"][group.id].removesuffix(".id"),
+                    f"traffic allocations of its campaigns add up to {_percent(total)}"
+                    f" ({shares}); at most 100% fits",
+                )
+                continue
+            low = 0
+            for member in members:
+                campaigns[member.id] = replace(member, group_slots=(low, low + member.traffic))
+                low += member.traffic
+            compiled[group.id] = ExclusionGroup(
+                group.id, group.name, group.salt, tuple(c.id for c in members)
+            )
+        return compiled
+
+
+def _refs(segments: Mapping[str, Segment], segment_id: str) -> list[str]:
+    return [r for r in sorted(segments[segment_id].filter.references) if r in segments]
+
+
+def _percent(buckets: int) -> str:
+    return f"{buckets / 100:g}%"
+
+
+def _build(
+    version: str,
+    document: dict[str, JSON],
+    segments: dict[str, Segment],
+    placements: dict[str, Placement],
+    groups: dict[str, ExclusionGroup],
+    campaigns: dict[str, Campaign],
+) -> Ruleset:
+    candidates = {
+        placement_id: tuple(
+            sorted(
+                (c for c in campaigns.values() if placement_id in c.placements),
+                key=lambda c: (-c.priority, c.id),
+            )
+        )
+        for placement_id in placements
+    }
+    return Ruleset(
+        version=version,
+        document=MappingProxyType(document),
+        segments=MappingProxyType(segments),
+        placements=MappingProxyType(placements),
+        campaigns=MappingProxyType(campaigns),
+        exclusion_groups=MappingProxyType(groups),
+        candidates=MappingProxyType(candidates),
+        segment_filters=MappingProxyType({k: s.filter for k, s in segments.items()}),
+    )
