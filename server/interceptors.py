@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -33,7 +33,10 @@ NO_ADMIN_TOKEN_MESSAGE = (
     "(start it with --admin-token or DECIDE_ADMIN_TOKEN)"
 )
 
-Continuation = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None]
+# A string: types-grpcio makes RpcMethodHandler generic, the runtime class is not.
+Continuation: TypeAlias = (
+    "Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None]"
+)
 
 
 def _service_of(method: str) -> str:
