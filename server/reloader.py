@@ -75,6 +75,8 @@ class Reloader:
     def poll_once(self) -> bool:
         """Check the store once; returns True when a new snapshot was swapped in."""
         with self._poll_lock:
+            if self._stopping.is_set():
+                return False  # stopped: do not reopen the connection stop() closed
             try:
                 return self._poll()
             except sqlite3.Error as exc:

@@ -110,3 +110,31 @@ def test_new_versions_are_served_and_bad_ones_are_not(
         json.loads(content) == {"marker": markers[version]} for version, content in traffic.pairs
     )
     assert traffic.calls > 50
+
+
+def test_in_flight_call_finishes_on_the_version_it_started_with(
+    start_server, store, gate, gated_profiles, make_rules
+):
+    """A call that read version 1 answers from version 1 even if version 2 loads meanwhile."""
+    server = start_server(profiles=gated_profiles)
+    outcome: dict = {}
+
+    def call() -> None:
+        outcome["response"] = server.decisions.Decide(
+            pb.DecideRequest(visitor_id="slow-1", placements=["slot_0"]), timeout=10
+        )
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert gate.entered.wait(5)
+    store.publish(make_rules("v2"))
+    server.server.reloader.poll_once()
+    gate.release()
+    thread.join(5)
+
+    response = outcome["response"]
+    assert 2 == server.server.reloader.snapshot.version
+    assert (1, {"marker": "v1"}) == (
+        response.ruleset_version,
+        json.loads(response.decisions[0].content_json),
+    )
