@@ -1,0 +1,67 @@
+"""Fixtures shared by every test package: a real demo server on a free loopback port."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+ADMIN_TOKEN = "test-admin-token"
+API_KEY = "test-api-key"
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A server started for one test: where it listens and the credentials it wants."""
+
+    target: str
+    port: int
+    db_path: Path
+    admin_token: str
+    api_key: str
+    server: grpc.Server
+
+
+@pytest.fixture
+def demo_server(tmp_path: Path) -> Iterator[RunningServer]:
+    """A demo server on 127.0.0.1:0 with a SQLite store in tmp_path, an admin token and
+    an API key; stopped when the test ends."""
+    from server.app import create_server
+    from server.config import ServerConfig
+
+    db_path = tmp_path / "rules.db"
+    config = ServerConfig(
+        db_path=str(db_path),
+        host="127.0.0.1",
+        port=0,
+        demo=True,
+        admin_token=ADMIN_TOKEN,
+        api_keys=(API_KEY,),
+        poll_interval=0.05,
+        grace=0,
+    )
+    server, port = create_server(config)
+    try:
+        yield RunningServer(
+            target=f"127.0.0.1:{port}",
+            port=port,
+            db_path=db_path,
+            admin_token=ADMIN_TOKEN,
+            api_key=API_KEY,
+            server=server,
+        )
+    finally:
+        server.stop(None).wait()
+
+
+@pytest.fixture
+def dead_target() -> str:
+    """A loopback address where nothing listens: connections are refused at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"127.0.0.1:{port}"
