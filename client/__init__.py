@@ -1,8 +1,8 @@
 """Python client for the decide service: plain typed values in and out, fail-open decide.
 
-    with DecisionClient("127.0.0.1:50051", fallbacks={"home_hero": {"title": "Welcome"}}) as c:
-        result = c.decide("visitor-42", ["home_hero"], {"device": "mobile"})
-        render(result["home_hero"].content)
+with DecisionClient("127.0.0.1:50051", fallbacks={"home_hero": {"title": "Welcome"}}) as c:
+    result = c.decide("visitor-42", ["home_hero"], {"device": "mobile"})
+    render(result["home_hero"].content)
 """
 
 from client._aio import AsyncDecisionClient
@@ -25,8 +25,8 @@ from client.errors import (
 from client.types import (
     CLIENT_FALLBACK,
     CandidateTrace,
-    Decision,
     DecideResult,
+    Decision,
     RuleProblem,
     RulesDocument,
     RulesVersion,

@@ -84,8 +84,8 @@ class AsyncDecisionClient:
             self._channel = grpc.aio.secure_channel(target, s.credentials(), options=s.options)
         else:
             self._channel = grpc.aio.insecure_channel(target, options=s.options)
-        self._decisions = pb_grpc.DecisionServiceStub(self._channel)
-        self._admin = pb_grpc.RulesAdminStub(self._channel)
+        self._decisions = pb_grpc.DecisionServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._admin = pb_grpc.RulesAdminStub(self._channel)  # type: ignore[no-untyped-call]
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     async def __aenter__(self) -> Self:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
@@ -16,8 +16,8 @@ from client.types import (
     CLIENT_FALLBACK,
     JSON,
     CandidateTrace,
-    Decision,
     DecideResult,
+    Decision,
     RuleProblem,
     RulesDocument,
     RulesVersion,
@@ -209,7 +209,7 @@ def _datetime(message: object, field: str) -> datetime | None:
     if not message.HasField(field):  # type: ignore[attr-defined]
         return None
     stamp: timestamp_pb2.Timestamp = getattr(message, field)
-    return stamp.ToDatetime(tzinfo=timezone.utc)
+    return stamp.ToDatetime(tzinfo=UTC)
 
 
 def _parse_json(text: str, what: str) -> JSON:

@@ -81,8 +81,8 @@ class DecisionClient:
             self._channel = grpc.secure_channel(target, s.credentials(), options=s.options)
         else:
             self._channel = grpc.insecure_channel(target, options=s.options)
-        self._decisions = pb_grpc.DecisionServiceStub(self._channel)
-        self._admin = pb_grpc.RulesAdminStub(self._channel)
+        self._decisions = pb_grpc.DecisionServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._admin = pb_grpc.RulesAdminStub(self._channel)  # type: ignore[no-untyped-call]
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     def __enter__(self) -> Self:
@@ -219,9 +219,7 @@ class DecisionClient:
 
     def status(self, *, timeout: float | None = None) -> ServerStatus:
         """What the server is serving, and its last reload problem."""
-        return _convert.server_status(
-            self._admin_call("GetStatus", pb.GetStatusRequest(), timeout)
-        )
+        return _convert.server_status(self._admin_call("GetStatus", pb.GetStatusRequest(), timeout))
 
     def health(self, service: str = "", *, timeout: float | None = None) -> str:
         """The standard health status: ``"SERVING"``, ``"NOT_SERVING"``, ``"UNKNOWN"``

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 

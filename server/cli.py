@@ -164,16 +164,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_arguments(query, admin=False)
     query.add_argument("--visitor", required=True, metavar="V", help="visitor id")
     query.add_argument(
-        "--placement", dest="placements", action="append", required=True, metavar="P",
+        "--placement",
+        dest="placements",
+        action="append",
+        required=True,
+        metavar="P",
         help="placement id (repeatable)",
     )
     query.add_argument(
-        "--context", action="append", default=[], metavar="KEY=VALUE",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="request context entry; VALUE is JSON when it parses, else a string; "
         "dotted keys nest (repeatable)",
     )
     query.add_argument(
-        "--profile", action="append", default=[], metavar="KEY=VALUE",
+        "--profile",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="profile override, parsed like --context (repeatable)",
     )
     query.add_argument("--explain", action="store_true", help="show why each campaign won or not")
@@ -202,7 +212,10 @@ def _add_target_arguments(parser: argparse.ArgumentParser, *, admin: bool) -> No
         parser.add_argument("--api-key", metavar="K", help=f"or {ENV_API_KEY}")
     parser.add_argument("--tls-ca", metavar="FILE", help="use TLS, trusting these PEM roots")
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_CLI_TIMEOUT, metavar="SECONDS",
+        "--timeout",
+        type=float,
+        default=DEFAULT_CLI_TIMEOUT,
+        metavar="SECONDS",
         help=f"deadline per call (default {DEFAULT_CLI_TIMEOUT:g})",
     )
 
@@ -217,7 +230,10 @@ def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--admin-token", metavar="T", help=f"with --target; or {ENV_ADMIN_TOKEN}")
     parser.add_argument("--tls-ca", metavar="FILE", help="with --target: TLS with these roots")
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_CLI_TIMEOUT, metavar="SECONDS",
+        "--timeout",
+        type=float,
+        default=DEFAULT_CLI_TIMEOUT,
+        metavar="SECONDS",
         help=f"with --target: deadline per call (default {DEFAULT_CLI_TIMEOUT:g})",
     )
 
@@ -233,8 +249,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides = {
         name: getattr(args, name)
         for name in (
-            "db_path", "host", "port", "demo", "admin_token", "api_keys", "metrics_port",
-            "tls_cert", "tls_key", "log_json", "log_level",
+            "db_path",
+            "host",
+            "port",
+            "demo",
+            "admin_token",
+            "api_keys",
+            "metrics_port",
+            "tls_cert",
+            "tls_key",
+            "log_json",
+            "log_level",
         )
     }
     try:
@@ -392,8 +417,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(_jsonable(result))
         return EXIT_OK
-    print(f"visitor {args.visitor}: ruleset version {result.ruleset_version} "
-          f"({result.ruleset_hash[:12]})")
+    print(
+        f"visitor {args.visitor}: ruleset version {result.ruleset_version} "
+        f"({result.ruleset_hash[:12]})"
+    )
     for decision in result.decisions:
         print()
         print(f"{decision.placement}: {decision.reason}")
@@ -429,8 +456,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"store version   {status.store_version}")
     print(f"reloads         {status.reload_count} ok, {status.reload_error_count} failed")
     if status.last_reload_error:
-        print(f"last error      {_short_time(status.last_reload_error_at)}: "
-              f"{status.last_reload_error}")
+        print(
+            f"last error      {_short_time(status.last_reload_error_at)}: "
+            f"{status.last_reload_error}"
+        )
     return EXIT_OK
 
 

@@ -20,7 +20,7 @@ class TestParseAssignments:
             (["ratio=0.5", "vip=true", "none=null"], {"ratio": 0.5, "vip": True, "none": None}),
             (["device=mobile"], {"device": "mobile"}),
             (['code="007"'], {"code": "007"}),
-            (["tags=[\"a\",\"b\"]"], {"tags": ["a", "b"]}),
+            (['tags=["a","b"]'], {"tags": ["a", "b"]}),
             (["page.type=home", "page.id=12"], {"page": {"type": "home", "id": 12}}),
             (["empty="], {"empty": ""}),
             (["url=https://x.test/?a=b"], {"url": "https://x.test/?a=b"}),
@@ -204,8 +204,13 @@ class TestRulesThroughServer:
         bad.write_text(json.dumps({"segments": [], "placements": [], "campaigns": [{}]}))
 
         run = decide(
-            "rules", "apply", bad, "--target", demo_server.target,
-            "--admin-token", demo_server.admin_token,
+            "rules",
+            "apply",
+            bad,
+            "--target",
+            demo_server.target,
+            "--admin-token",
+            demo_server.admin_token,
         )
 
         assert 1 == run.code
@@ -234,9 +239,19 @@ class TestQuery:
     def test_text_output_names_placements_and_campaigns(self, decide, demo_server):
         """The default output shows each placement's reason, campaign and content."""
         run = decide(
-            "query", "--target", demo_server.target, "--api-key", demo_server.api_key,
-            "--visitor", "v1", "--placement", "home_hero",
-            "--placement", "product_recommendations", "--profile", "visits=1",
+            "query",
+            "--target",
+            demo_server.target,
+            "--api-key",
+            demo_server.api_key,
+            "--visitor",
+            "v1",
+            "--placement",
+            "home_hero",
+            "--placement",
+            "product_recommendations",
+            "--profile",
+            "visits=1",
         )
 
         assert 0 == run.code, run.err
@@ -249,10 +264,23 @@ class TestQuery:
         monkeypatch.setenv("DECIDE_API_KEY", demo_server.api_key)
 
         run = decide(
-            "query", "--target", demo_server.target, "--visitor", "v1",
-            "--placement", "popup", "--context", "device=mobile",
-            "--profile", "visits=3", "--profile", 'cart.items=[{"sku": "A"}]',
-            "--profile", "cart.updated_at=2020-01-01T00:00:00Z", "--explain", "--json",
+            "query",
+            "--target",
+            demo_server.target,
+            "--visitor",
+            "v1",
+            "--placement",
+            "popup",
+            "--context",
+            "device=mobile",
+            "--profile",
+            "visits=3",
+            "--profile",
+            'cart.items=[{"sku": "A"}]',
+            "--profile",
+            "cart.updated_at=2020-01-01T00:00:00Z",
+            "--explain",
+            "--json",
         )
         document = run.json()
 
@@ -290,8 +318,12 @@ class TestStatus:
     def test_status_json(self, decide, demo_server):
         """status --json prints the ServerStatus fields."""
         run = decide(
-            "status", "--json", "--target", demo_server.target,
-            "--admin-token", demo_server.admin_token,
+            "status",
+            "--json",
+            "--target",
+            demo_server.target,
+            "--admin-token",
+            demo_server.admin_token,
         )
 
         assert 2 == run.json()["active_version"]
@@ -308,14 +340,27 @@ class TestServe:
         monkeypatch.setenv("DECIDE_ADMIN_TOKEN", "from-env")
 
         run = decide(
-            "serve", "--demo", "--db", tmp_path / "x.db", "--port", "7000",
-            "--api-key", "a", "--api-key", "b", "--log-json",
+            "serve",
+            "--demo",
+            "--db",
+            tmp_path / "x.db",
+            "--port",
+            "7000",
+            "--api-key",
+            "a",
+            "--api-key",
+            "b",
+            "--log-json",
         )
 
         assert 0 == run.code
         (config,) = seen
         assert (7000, "from-env", ("a", "b"), True, True) == (
-            config.port, config.admin_token, config.api_keys, config.demo, config.log_json
+            config.port,
+            config.admin_token,
+            config.api_keys,
+            config.demo,
+            config.log_json,
         )
 
     def test_bad_configuration_is_a_usage_error(self, decide):
@@ -328,9 +373,7 @@ class TestServe:
 
     def test_missing_tls_file_is_reported(self, decide, tmp_path):
         """A TLS file that does not exist is reported before the server starts."""
-        run = decide(
-            "serve", "--tls-cert", tmp_path / "c.pem", "--tls-key", tmp_path / "k.pem"
-        )
+        run = decide("serve", "--tls-cert", tmp_path / "c.pem", "--tls-key", tmp_path / "k.pem")
 
         assert cli.EXIT_USAGE == run.code
         assert "no such file" in run.err
@@ -368,9 +411,21 @@ class TestSubprocess:
         root = Path(__file__).resolve().parents[2]
 
         done = subprocess.run(
-            [sys.executable, "-m", "server.cli", "rules", "apply", str(missing),
-             "--db", str(tmp_path / "x.db")],
-            capture_output=True, text=True, cwd=root, timeout=60, check=False,
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "rules",
+                "apply",
+                str(missing),
+                "--db",
+                str(tmp_path / "x.db"),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            timeout=60,
+            check=False,
         )
 
         assert 1 == done.returncode

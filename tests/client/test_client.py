@@ -76,9 +76,7 @@ class TestDecide:
         )
 
         assert isinstance(result, DecideResult)
-        assert ["home_hero", "product_recommendations"] == [
-            d.placement for d in result.decisions
-        ]
+        assert ["home_hero", "product_recommendations"] == [d.placement for d in result.decisions]
         assert all(isinstance(d, Decision) for d in result.decisions)
         assert result.ruleset_version >= 1
         assert result.ruleset_hash
@@ -234,7 +232,9 @@ class TestAdmin:
 
         assert isinstance(published, RulesVersion)
         assert (before + 1, "edit", True) == (
-            published.version, published.comment, published.active
+            published.version,
+            published.comment,
+            published.active,
         )
         assert isinstance(published.created_at, datetime)
         assert isinstance(fetched, RulesDocument)
