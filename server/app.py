@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent import futures
@@ -322,7 +323,7 @@ def serve(config: ServerConfig) -> int:
     configure_logging(config.log_level, config.log_json)
     try:
         server, _ = create_server(config)
-    except (OSError, ConfigError, ValueError) as exc:
+    except (OSError, ConfigError, ValueError, sqlite3.Error) as exc:
         logger.error("cannot start: %s", exc, extra={"event": "start_failed"})
         return 1
     stop_requested = threading.Event()

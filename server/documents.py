@@ -44,8 +44,10 @@ def parse_document(text: str) -> tuple[Any, list[Problem]]:
         return None, [Problem("", f"document is {size} bytes; at most {limits.MAX_DOCUMENT_BYTES}")]
     if not text.strip():
         return None, [Problem("", "document is empty")]
+    problems: list[Problem] = []
     try:
         raw = json.loads(text, object_pairs_hook=_Object, parse_constant=_reject_constant)
+        document = _plain(raw, "", problems)
     except json.JSONDecodeError as exc:
         return None, [
             Problem("", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
@@ -54,8 +56,6 @@ def parse_document(text: str) -> tuple[Any, list[Problem]]:
         return None, [Problem("", str(exc))]
     except RecursionError:
         return None, [Problem("", "document nests too deeply")]
-    problems: list[Problem] = []
-    document = _plain(raw, "", problems)
     return document, problems
 
 
