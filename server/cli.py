@@ -300,7 +300,7 @@ def cmd_rules_apply(args: argparse.Namespace) -> int:
     text = _read_document(args.file)
     where = _store_or_target(args)
     if isinstance(where, _Remote):
-        with where.client() as client, _client_errors(where.target):
+        with where.client() as client, _client_errors(where):
             version = _version_dict(
                 client.publish_rules(
                     text, expected_version=args.expected_version, comment=args.comment
@@ -324,7 +324,7 @@ def cmd_rules_export(args: argparse.Namespace) -> int:
     """Print a version's document exactly as it was published."""
     where = _store_or_target(args)
     if isinstance(where, _Remote):
-        with where.client() as client, _client_errors(where.target):
+        with where.client() as client, _client_errors(where):
             text = client.get_rules(args.version).document_json
     else:
         with _store_errors(), _open_store(where.path) as store:
@@ -337,7 +337,7 @@ def cmd_rules_history(args: argparse.Namespace) -> int:
     """List stored versions, newest first, marking the active one."""
     where = _store_or_target(args)
     if isinstance(where, _Remote):
-        with where.client() as client, _client_errors(where.target):
+        with where.client() as client, _client_errors(where):
             versions = [_version_dict(v) for v in client.list_versions(args.limit).versions]
     else:
         with _store_errors(), _open_store(where.path) as store:
@@ -367,7 +367,7 @@ def cmd_rules_rollback(args: argparse.Namespace) -> int:
     """Make an earlier version's document active again, as a new version."""
     where = _store_or_target(args)
     if isinstance(where, _Remote):
-        with where.client() as client, _client_errors(where.target):
+        with where.client() as client, _client_errors(where):
             version = _version_dict(
                 client.rollback(
                     args.version, comment=args.comment, expected_version=args.expected_version
@@ -406,7 +406,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     context = parse_assignments(args.context, "--context")
     profile = parse_assignments(args.profile, "--profile") if args.profile else None
     remote = _remote(args, admin=False)
-    with remote.client() as client, _client_errors(remote.target):
+    with remote.client() as client, _client_errors(remote):
         result = client.decide(
             args.visitor,
             args.placements,
@@ -445,7 +445,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Print what a server is serving, and its last reload problem."""
     remote = _remote(args, admin=True)
-    with remote.client() as client, _client_errors(remote.target):
+    with remote.client() as client, _client_errors(remote):
         status = client.status()
     if args.json:
         _print_json(_jsonable(status))
@@ -503,6 +503,7 @@ class _Local:
 @dataclasses.dataclass(frozen=True)
 class _Remote:
     target: str
+    admin: bool
     admin_token: str | None = None
     api_key: str | None = None
     root_certificates: bytes | None = None
@@ -544,9 +545,11 @@ def _remote(args: argparse.Namespace, *, admin: bool) -> _Remote:
         roots = _read_bytes(args.tls_ca)
     if admin:
         token = args.admin_token or os.environ.get(ENV_ADMIN_TOKEN)
-        return _Remote(target, admin_token=token, root_certificates=roots, timeout=args.timeout)
+        return _Remote(
+            target, True, admin_token=token, root_certificates=roots, timeout=args.timeout
+        )
     key = args.api_key or os.environ.get(ENV_API_KEY)
-    return _Remote(target, api_key=key, root_certificates=roots, timeout=args.timeout)
+    return _Remote(target, False, api_key=key, root_certificates=roots, timeout=args.timeout)
 
 
 @contextmanager
@@ -594,9 +597,17 @@ def _store_errors() -> Iterator[None]:
 
 
 @contextmanager
-def _client_errors(target: str) -> Iterator[None]:
+def _client_errors(remote: _Remote) -> Iterator[None]:
     """Turn client exceptions into one-line CLI errors with a fitting exit code."""
+    import grpc
+
     from client import errors
+
+    target = remote.target
+    if remote.admin:
+        hint = f"pass --admin-token or set {ENV_ADMIN_TOKEN}"
+    else:
+        hint = f"pass --api-key or set {ENV_API_KEY}"
 
     try:
         yield
@@ -609,11 +620,7 @@ def _client_errors(target: str) -> Iterator[None]:
         headline = head + ")" if e.violations and sep else e.details
         raise CliError(f"rejected by the server: {headline}") from e
     except errors.Unauthenticated as e:
-        raise CliError(
-            f"authentication failed: {e.details} (pass --admin-token/--api-key or set "
-            f"{ENV_ADMIN_TOKEN}/{ENV_API_KEY})",
-            EXIT_AUTH,
-        ) from e
+        raise CliError(f"authentication failed: {e.details} ({hint})", EXIT_AUTH) from e
     except errors.PermissionDenied as e:
         raise CliError(f"permission denied: {e.details}", EXIT_AUTH) from e
     except errors.NotFound as e:
@@ -621,7 +628,11 @@ def _client_errors(target: str) -> Iterator[None]:
     except errors.FailedPrecondition as e:
         raise CliError(f"stale version: {e.details}", EXIT_CONFLICT) from e
     except errors.Unavailable as e:
-        raise CliError(f"cannot reach the server at {target}: {e.details}", EXIT_UNAVAILABLE) from e
+        if e.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            message = f"the server at {target} did not answer within {remote.timeout:g}s"
+        else:
+            message = f"cannot reach the server at {target}: {e.details}"
+        raise CliError(message, EXIT_UNAVAILABLE) from e
     except errors.DecideError as e:
         raise CliError(f"server error: {e.details}") from e
 

@@ -65,3 +65,13 @@ def dead_target() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """A loopback address that accepts TCP connections and never answers: calls to it
+    end only at their deadline."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield f"127.0.0.1:{sock.getsockname()[1]}"

@@ -297,6 +297,25 @@ class TestQuery:
 
         assert cli.EXIT_AUTH == run.code
 
+    def test_silent_server_exits_three_naming_the_deadline(self, decide, black_hole):
+        """A server that never answers ends at --timeout: exit 3, one line."""
+        run = decide(
+            "query",
+            "--target",
+            black_hole,
+            "--visitor",
+            "v",
+            "--placement",
+            "popup",
+            "--timeout",
+            "0.2",
+        )
+
+        assert cli.EXIT_UNAVAILABLE == run.code
+        assert [f"decide: error: the server at {black_hole} did not answer within 0.2s"] == (
+            run.err.splitlines()
+        )
+
     def test_missing_target_is_a_usage_error(self, decide):
         """query needs --target or DECIDE_TARGET."""
         run = decide("query", "--visitor", "v", "--placement", "popup")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import socket
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -57,15 +56,6 @@ def _walk(value: Any) -> Iterator[Any]:
 
 def _no_protobuf(value: Any) -> list[Any]:
     return [v for v in _walk(value) if isinstance(v, Message)]
-
-
-@pytest.fixture
-def black_hole() -> Iterator[str]:
-    """A loopback address that accepts TCP connections and never answers."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        yield f"127.0.0.1:{sock.getsockname()[1]}"
 
 
 class TestDecide:
