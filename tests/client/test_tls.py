@@ -1,0 +1,80 @@
+"""The client over TLS, trusting the server's self-signed certificate."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from client import Unavailable
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
+    """A demo server speaking TLS with a fresh self-signed certificate for 127.0.0.1;
+    yields its target and the certificate (PEM) to trust."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    from server.app import create_server
+    from server.config import ServerConfig
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    config = ServerConfig(
+        db_path=str(tmp_path / "rules.db"),
+        port=0,
+        demo=True,
+        tls_cert=str(cert),
+        tls_key=str(key),
+        grace=0,
+    )
+    server, port = create_server(config)
+    try:
+        yield f"127.0.0.1:{port}", cert.read_bytes()
+    finally:
+        server.stop(None).wait(10)
+
+
+@pytest.mark.slow
+class TestTls:
+    def test_root_certificates_turn_tls_on(self, make_client, tls_server):
+        """Given the server's certificate as root, the client decides over TLS."""
+        target, roots = tls_server
+        c = make_client(target, root_certificates=roots, decide_timeout=5.0)
+
+        result = c.decide("visitor-1", ["home_hero"], profile_overrides={"visits": 1})
+
+        assert "welcome_offer" == result["home_hero"].campaign_id
+
+    def test_plaintext_client_cannot_talk_to_a_tls_server(self, make_client, tls_server):
+        """Without TLS settings the call fails as Unavailable."""
+        target, _roots = tls_server
+        c = make_client(target, decide_timeout=2.0)
+
+        with pytest.raises(Unavailable):
+            c.decide("visitor-1", ["home_hero"])
+
+    def test_cli_query_with_tls_ca(self, tls_server, tmp_path, capsys):
+        """decide query --tls-ca FILE talks TLS to the server."""
+        from server.cli import main
+
+        target, roots = tls_server
+        ca = tmp_path / "ca.pem"
+        ca.write_bytes(roots)
+
+        code = main(
+            ["query", "--target", target, "--tls-ca", str(ca), "--visitor", "v",
+             "--placement", "home_hero", "--profile", "visits=1", "--json"]
+        )  # fmt: skip
+
+        assert 0 == code
+        assert '"campaign_id": "welcome_offer"' in capsys.readouterr().out
