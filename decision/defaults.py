@@ -8,10 +8,10 @@ Profile fields they read (send what you have; a missing field never matches a
 comparison):
 
 - ``visits``: number of visits including the current one;
-- ``orders``: number of orders placed;
-- ``lifetime_value``: total spend, in the store's currency;
+- ``customer_segment.outbounds_number_total``: number of orders placed;
+- ``customer_segment.outbounds_value_total``: total spend, in the store's currency;
 - ``cart.items``: the cart's items; ``cart.updated_at``: ISO-8601 time of the last change;
-- ``customer_segment.*``: parcelLab's post-purchase metrics (demo only);
+- ``customer_segment.*``: the other order and return metrics (the parcelLab segments);
 - ``context.*``: the request context, e.g. ``context.device`` (``"mobile"``, ``"desktop"``).
 
 The default document has no placements: the placement catalogue is storefront-specific,
@@ -75,15 +75,21 @@ def _default_segments() -> list[dict[str, Any]]:
             "id": "returning_customers",
             "name": "Returning customers",
             "description": (
-                "Has ordered before (`orders` >= 1) and is visiting again (`visits` > 1)."
+                "Has ordered before (`customer_segment.outbounds_number_total` >= 1) and is "
+                "visiting again (`visits` > 1)."
             ),
-            "filter": {"orders": {"$gte": 1}, "visits": {"$gt": 1}},
+            "filter": {
+                "customer_segment.outbounds_number_total": {"$gte": 1},
+                "visits": {"$gt": 1},
+            },
         },
         {
             "id": "high_value_customers",
             "name": "High-value customers",
-            "description": "Lifetime spend (`lifetime_value`) of at least 1000.",
-            "filter": {"lifetime_value": {"$gte": 1000}},
+            "description": (
+                "Lifetime spend (`customer_segment.outbounds_value_total`) of at least 1000."
+            ),
+            "filter": {"customer_segment.outbounds_value_total": {"$gte": 1000}},
         },
         {
             "id": "cart_abandoners",

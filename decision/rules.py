@@ -9,7 +9,7 @@ with a JSON path such as ``campaigns[2].variants[0].weight``::
         {"id": "high_value_customers",       # required; ids are [A-Za-z0-9_.-]+, unique per list
          "name": "High-value customers",     # optional, default the id
          "description": "...",               # optional, default ""
-         "filter": {"lifetime_value": {"$gte": 1000}}}  # required MongoDB filter; {} = everyone
+         "filter": {"visits": {"$gte": 3}}}    # required MongoDB filter; {} = everyone
       ],
       "placements": [                        # the slots a storefront asks about
         {"id": "home_hero", "name": "Home hero",

@@ -179,7 +179,13 @@ class TestVisitorSegments:
     def test_profile_overrides_change_the_segments(self, client):
         """Overriding profile fields moves the visitor between segments."""
         result = client.visitor_segments(
-            "visitor-1", profile_overrides={"visits": 5, "orders": 2, "lifetime_value": 5000}
+            "visitor-1", profile_overrides={
+                "visits": 5,
+                "customer_segment": {
+                    "outbounds_number_total": 2,
+                    "outbounds_value_total": 5000,
+                },
+            },
         )
 
         assert {"returning_customers", "high_value_customers"} <= set(result.segment_ids)

@@ -258,7 +258,7 @@ class TestDeterminism:
         ruleset = DEMO
         args = (
             visitor_id,
-            {"lifetime_value": ltv, "visits": 2},
+            {"customer_segment": {"outbounds_value_total": ltv}, "visits": 2},
             ["home_hero", "popup"],
             {"device": "mobile"},
             NOW,
@@ -275,7 +275,13 @@ class TestDeterminism:
         ruleset = DEMO
         placements = ["home_hero", "product_recommendations", "popup", "email_block"]
         for i in range(300):
-            profile = {"visits": i % 4, "orders": i % 3, "lifetime_value": i * 10}
+            profile = {
+                "visits": i % 4,
+                "customer_segment": {
+                    "outbounds_number_total": i % 3,
+                    "outbounds_value_total": i * 10,
+                },
+            }
             plain = decide(ruleset, f"v{i}", profile, placements, {}, NOW)
             explained = decide(ruleset, f"v{i}", profile, placements, {}, NOW, explain=True)
 
@@ -290,7 +296,7 @@ json_values = st.recursive(
     max_leaves=20,
 )
 profile_keys = st.sampled_from(
-    ["visits", "orders", "lifetime_value", "cart", "customer_segment", "context", "x"]
+    ["visits", "attributes", "categories_viewed", "cart", "customer_segment", "context", "x"]
 )
 
 
@@ -566,9 +572,12 @@ class TestDemoDocument:
         """A VIP with few returns gets the VIP hero and the loyalty email."""
         profile = {
             "visits": 12,
-            "orders": 8,
-            "lifetime_value": 2400,
-            "customer_segment": {"outbounds_avg_time_delta": 10, "returns_articles_ratio": 2},
+            "customer_segment": {
+                "outbounds_number_total": 8,
+                "outbounds_value_total": 2400,
+                "outbounds_avg_time_delta": 10,
+                "returns_articles_ratio": 2,
+            },
         }
 
         winners = self.winners(demo, profile, {"device": "desktop"})
@@ -580,9 +589,11 @@ class TestDemoDocument:
         """A VIP with a high return rate is excluded from VIP hero and gets fit advice."""
         profile = {
             "visits": 5,
-            "orders": 4,
-            "lifetime_value": 3000,
-            "customer_segment": {"outbounds_value_total": 3000, "returns_articles_ratio": 45},
+            "customer_segment": {
+                "outbounds_number_total": 4,
+                "outbounds_value_total": 3000,
+                "returns_articles_ratio": 45,
+            },
         }
 
         winners = self.winners(demo, profile, {})
@@ -600,7 +611,10 @@ class TestDemoDocument:
 
     def test_seasonal_hero(self, demo: Ruleset) -> None:
         """A returning non-VIP sees the summer sale in July and the fallback in October."""
-        profile = {"visits": 3, "orders": 1, "lifetime_value": 80}
+        profile = {
+            "visits": 3,
+            "customer_segment": {"outbounds_number_total": 1, "outbounds_value_total": 80},
+        }
         october = datetime(2026, 10, 1, tzinfo=UTC)
 
         [july] = decide(demo, "v", profile, ["home_hero"], {}, NOW)
@@ -625,8 +639,11 @@ class TestDemoDocument:
         """A lapsed frequent buyer gets the win-back email or is held out of it."""
         profile = {
             "visits": 9,
-            "orders": 12,
-            "customer_segment": {"outbounds_avg_time_delta": 9, "last_purchase_date": "2026-03-01"},
+            "customer_segment": {
+                "outbounds_number_total": 12,
+                "outbounds_avg_time_delta": 9,
+                "last_purchase_date": "2026-03-01",
+            },
         }
 
         reasons = Counter(
@@ -652,7 +669,7 @@ class TestDemoDocument:
 
     def test_recommendation_test(self, demo: Ruleset) -> None:
         """Returning customers see all three arms, the holdout and the traffic remainder."""
-        profile = {"visits": 3, "orders": 2}
+        profile = {"visits": 3, "customer_segment": {"outbounds_number_total": 2}}
         outcomes = Counter()
         for i in range(4000):
             [d] = decide(demo, f"r{i}", profile, ["product_recommendations"], {}, NOW)
