@@ -33,6 +33,22 @@ class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTCOME_TRAFFIC_ALLOCATION: _ClassVar[Outcome]
     OUTCOME_HOLDOUT: _ClassVar[Outcome]
     OUTCOME_LOST_ON_PRIORITY: _ClassVar[Outcome]
+
+class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_TYPE_UNSPECIFIED: _ClassVar[EventType]
+    EVENT_TYPE_SESSION_START: _ClassVar[EventType]
+    EVENT_TYPE_PAGE_VIEW: _ClassVar[EventType]
+    EVENT_TYPE_PRODUCT_VIEW: _ClassVar[EventType]
+    EVENT_TYPE_ADD_TO_CART: _ClassVar[EventType]
+    EVENT_TYPE_REMOVE_FROM_CART: _ClassVar[EventType]
+    EVENT_TYPE_PURCHASE: _ClassVar[EventType]
+    EVENT_TYPE_RETURN: _ClassVar[EventType]
+    EVENT_TYPE_CAMPAIGN_IMPRESSION: _ClassVar[EventType]
+    EVENT_TYPE_CAMPAIGN_CLICK: _ClassVar[EventType]
+    EVENT_TYPE_CAMPAIGN_CONVERSION: _ClassVar[EventType]
+    EVENT_TYPE_IDENTIFY: _ClassVar[EventType]
+    EVENT_TYPE_CUSTOM: _ClassVar[EventType]
 REASON_UNSPECIFIED: Reason
 REASON_CAMPAIGN: Reason
 REASON_FALLBACK: Reason
@@ -50,6 +66,19 @@ OUTCOME_GROUP_SLOT_TAKEN: Outcome
 OUTCOME_TRAFFIC_ALLOCATION: Outcome
 OUTCOME_HOLDOUT: Outcome
 OUTCOME_LOST_ON_PRIORITY: Outcome
+EVENT_TYPE_UNSPECIFIED: EventType
+EVENT_TYPE_SESSION_START: EventType
+EVENT_TYPE_PAGE_VIEW: EventType
+EVENT_TYPE_PRODUCT_VIEW: EventType
+EVENT_TYPE_ADD_TO_CART: EventType
+EVENT_TYPE_REMOVE_FROM_CART: EventType
+EVENT_TYPE_PURCHASE: EventType
+EVENT_TYPE_RETURN: EventType
+EVENT_TYPE_CAMPAIGN_IMPRESSION: EventType
+EVENT_TYPE_CAMPAIGN_CLICK: EventType
+EVENT_TYPE_CAMPAIGN_CONVERSION: EventType
+EVENT_TYPE_IDENTIFY: EventType
+EVENT_TYPE_CUSTOM: EventType
 
 class DecideRequest(_message.Message):
     __slots__ = ("visitor_id", "placements", "context", "explain", "profile_overrides")
@@ -262,3 +291,195 @@ class GetStatusResponse(_message.Message):
     reload_error_count: int
     server_version: str
     def __init__(self, active_version: _Optional[int] = ..., content_hash: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., store_version: _Optional[int] = ..., last_reload_error: _Optional[str] = ..., last_reload_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reload_count: _Optional[int] = ..., reload_error_count: _Optional[int] = ..., server_version: _Optional[str] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("event_id", "visitor_id", "type", "timestamp", "session_start", "page_view", "product_view", "cart", "purchase", "order_return", "campaign", "identify", "custom")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    VISITOR_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    SESSION_START_FIELD_NUMBER: _ClassVar[int]
+    PAGE_VIEW_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_VIEW_FIELD_NUMBER: _ClassVar[int]
+    CART_FIELD_NUMBER: _ClassVar[int]
+    PURCHASE_FIELD_NUMBER: _ClassVar[int]
+    ORDER_RETURN_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFY_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    visitor_id: str
+    type: EventType
+    timestamp: _timestamp_pb2.Timestamp
+    session_start: SessionStart
+    page_view: PageView
+    product_view: ProductView
+    cart: CartChange
+    purchase: Purchase
+    order_return: OrderReturn
+    campaign: CampaignInteraction
+    identify: Identify
+    custom: Custom
+    def __init__(self, event_id: _Optional[str] = ..., visitor_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., session_start: _Optional[_Union[SessionStart, _Mapping]] = ..., page_view: _Optional[_Union[PageView, _Mapping]] = ..., product_view: _Optional[_Union[ProductView, _Mapping]] = ..., cart: _Optional[_Union[CartChange, _Mapping]] = ..., purchase: _Optional[_Union[Purchase, _Mapping]] = ..., order_return: _Optional[_Union[OrderReturn, _Mapping]] = ..., campaign: _Optional[_Union[CampaignInteraction, _Mapping]] = ..., identify: _Optional[_Union[Identify, _Mapping]] = ..., custom: _Optional[_Union[Custom, _Mapping]] = ...) -> None: ...
+
+class SessionStart(_message.Message):
+    __slots__ = ("referrer", "landing_page", "utm_source", "utm_medium", "utm_campaign")
+    REFERRER_FIELD_NUMBER: _ClassVar[int]
+    LANDING_PAGE_FIELD_NUMBER: _ClassVar[int]
+    UTM_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    UTM_MEDIUM_FIELD_NUMBER: _ClassVar[int]
+    UTM_CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    referrer: str
+    landing_page: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    def __init__(self, referrer: _Optional[str] = ..., landing_page: _Optional[str] = ..., utm_source: _Optional[str] = ..., utm_medium: _Optional[str] = ..., utm_campaign: _Optional[str] = ...) -> None: ...
+
+class PageView(_message.Message):
+    __slots__ = ("url", "title", "referrer", "page_type", "category")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    REFERRER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    title: str
+    referrer: str
+    page_type: str
+    category: str
+    def __init__(self, url: _Optional[str] = ..., title: _Optional[str] = ..., referrer: _Optional[str] = ..., page_type: _Optional[str] = ..., category: _Optional[str] = ...) -> None: ...
+
+class ProductView(_message.Message):
+    __slots__ = ("sku", "category", "brand", "price")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    BRAND_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    category: str
+    brand: str
+    price: float
+    def __init__(self, sku: _Optional[str] = ..., category: _Optional[str] = ..., brand: _Optional[str] = ..., price: _Optional[float] = ...) -> None: ...
+
+class CartChange(_message.Message):
+    __slots__ = ("sku", "quantity", "price")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    quantity: int
+    price: float
+    def __init__(self, sku: _Optional[str] = ..., quantity: _Optional[int] = ..., price: _Optional[float] = ...) -> None: ...
+
+class Purchase(_message.Message):
+    __slots__ = ("order_id", "value", "currency", "articles")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    ARTICLES_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    value: float
+    currency: str
+    articles: int
+    def __init__(self, order_id: _Optional[str] = ..., value: _Optional[float] = ..., currency: _Optional[str] = ..., articles: _Optional[int] = ...) -> None: ...
+
+class OrderReturn(_message.Message):
+    __slots__ = ("order_id", "articles")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    ARTICLES_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    articles: int
+    def __init__(self, order_id: _Optional[str] = ..., articles: _Optional[int] = ...) -> None: ...
+
+class CampaignInteraction(_message.Message):
+    __slots__ = ("decision_id", "campaign", "variant", "value")
+    DECISION_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    decision_id: str
+    campaign: str
+    variant: str
+    value: float
+    def __init__(self, decision_id: _Optional[str] = ..., campaign: _Optional[str] = ..., variant: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+
+class Identify(_message.Message):
+    __slots__ = ("customer_id",)
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    def __init__(self, customer_id: _Optional[str] = ...) -> None: ...
+
+class Custom(_message.Message):
+    __slots__ = ("name", "properties")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    properties: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class TrackRequest(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class TrackResponse(_message.Message):
+    __slots__ = ("accepted", "duplicates")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    duplicates: int
+    def __init__(self, accepted: _Optional[int] = ..., duplicates: _Optional[int] = ...) -> None: ...
+
+class GetProfileRequest(_message.Message):
+    __slots__ = ("visitor_id",)
+    VISITOR_ID_FIELD_NUMBER: _ClassVar[int]
+    visitor_id: str
+    def __init__(self, visitor_id: _Optional[str] = ...) -> None: ...
+
+class GetProfileResponse(_message.Message):
+    __slots__ = ("found", "profile_json")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_JSON_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    profile_json: str
+    def __init__(self, found: _Optional[bool] = ..., profile_json: _Optional[str] = ...) -> None: ...
+
+class SetAttributesRequest(_message.Message):
+    __slots__ = ("visitor_id", "attributes")
+    VISITOR_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    visitor_id: str
+    attributes: _struct_pb2.Struct
+    def __init__(self, visitor_id: _Optional[str] = ..., attributes: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class SetAttributesResponse(_message.Message):
+    __slots__ = ("profile_json",)
+    PROFILE_JSON_FIELD_NUMBER: _ClassVar[int]
+    profile_json: str
+    def __init__(self, profile_json: _Optional[str] = ...) -> None: ...
+
+class DeleteVisitorRequest(_message.Message):
+    __slots__ = ("visitor_id",)
+    VISITOR_ID_FIELD_NUMBER: _ClassVar[int]
+    visitor_id: str
+    def __init__(self, visitor_id: _Optional[str] = ...) -> None: ...
+
+class DeleteVisitorResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    def __init__(self, deleted: _Optional[int] = ...) -> None: ...
+
+class ExportVisitorRequest(_message.Message):
+    __slots__ = ("visitor_id",)
+    VISITOR_ID_FIELD_NUMBER: _ClassVar[int]
+    visitor_id: str
+    def __init__(self, visitor_id: _Optional[str] = ...) -> None: ...
+
+class ExportVisitorResponse(_message.Message):
+    __slots__ = ("export_json",)
+    EXPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    export_json: str
+    def __init__(self, export_json: _Optional[str] = ...) -> None: ...

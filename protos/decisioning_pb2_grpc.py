@@ -445,3 +445,372 @@ class RulesAdmin:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class EventServiceStub:
+    """Ingests behavioural events, the raw material of visitor profiles. Calls carry an API
+    key in `x-api-key` when the server is started with API keys, as for DecisionService.
+
+    Every batch is validated as a whole: if any event is bad the call fails with
+    INVALID_ARGUMENT and a google.rpc.BadRequest detail naming every bad event by index
+    and field, and nothing of the batch is stored. Paths follow the JSON event shape
+    ({event_id, visitor_id, type, timestamp, properties}), so "events[3].properties.price"
+    is the price of whichever properties message event 3 carries.
+    A batch is acknowledged only after it has been committed to disk. Events are
+    idempotent by event_id: sending an event again (a retry after a lost response) is
+    counted as a duplicate and changes nothing.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Track = channel.unary_unary(
+                '/decisioning.v1.EventService/Track',
+                request_serializer=protos_dot_decisioning__pb2.TrackRequest.SerializeToString,
+                response_deserializer=protos_dot_decisioning__pb2.TrackResponse.FromString,
+                _registered_method=True)
+        self.TrackStream = channel.stream_unary(
+                '/decisioning.v1.EventService/TrackStream',
+                request_serializer=protos_dot_decisioning__pb2.TrackRequest.SerializeToString,
+                response_deserializer=protos_dot_decisioning__pb2.TrackResponse.FromString,
+                _registered_method=True)
+
+
+class EventServiceServicer:
+    """Ingests behavioural events, the raw material of visitor profiles. Calls carry an API
+    key in `x-api-key` when the server is started with API keys, as for DecisionService.
+
+    Every batch is validated as a whole: if any event is bad the call fails with
+    INVALID_ARGUMENT and a google.rpc.BadRequest detail naming every bad event by index
+    and field, and nothing of the batch is stored. Paths follow the JSON event shape
+    ({event_id, visitor_id, type, timestamp, properties}), so "events[3].properties.price"
+    is the price of whichever properties message event 3 carries.
+    A batch is acknowledged only after it has been committed to disk. Events are
+    idempotent by event_id: sending an event again (a retry after a lost response) is
+    counted as a duplicate and changes nothing.
+    """
+
+    def Track(self, request, context):
+        """Stores one batch of events, atomically.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TrackStream(self, request_iterator, context):
+        """Stores a stream of batches; each TrackRequest is its own atomic batch, committed as
+        it arrives. The response totals every batch. A bad batch ends the call with
+        INVALID_ARGUMENT: its violations are named "batches[B].events[I]...", the batches
+        before it stay committed, and the message and a google.rpc.ErrorInfo detail
+        (metadata "batch", "accepted", "duplicates") say how many events were stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_EventServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Track': grpc.unary_unary_rpc_method_handler(
+                    servicer.Track,
+                    request_deserializer=protos_dot_decisioning__pb2.TrackRequest.FromString,
+                    response_serializer=protos_dot_decisioning__pb2.TrackResponse.SerializeToString,
+            ),
+            'TrackStream': grpc.stream_unary_rpc_method_handler(
+                    servicer.TrackStream,
+                    request_deserializer=protos_dot_decisioning__pb2.TrackRequest.FromString,
+                    response_serializer=protos_dot_decisioning__pb2.TrackResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'decisioning.v1.EventService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('decisioning.v1.EventService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class EventService:
+    """Ingests behavioural events, the raw material of visitor profiles. Calls carry an API
+    key in `x-api-key` when the server is started with API keys, as for DecisionService.
+
+    Every batch is validated as a whole: if any event is bad the call fails with
+    INVALID_ARGUMENT and a google.rpc.BadRequest detail naming every bad event by index
+    and field, and nothing of the batch is stored. Paths follow the JSON event shape
+    ({event_id, visitor_id, type, timestamp, properties}), so "events[3].properties.price"
+    is the price of whichever properties message event 3 carries.
+    A batch is acknowledged only after it has been committed to disk. Events are
+    idempotent by event_id: sending an event again (a retry after a lost response) is
+    counted as a duplicate and changes nothing.
+    """
+
+    @staticmethod
+    def Track(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decisioning.v1.EventService/Track',
+            protos_dot_decisioning__pb2.TrackRequest.SerializeToString,
+            protos_dot_decisioning__pb2.TrackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrackStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/decisioning.v1.EventService/TrackStream',
+            protos_dot_decisioning__pb2.TrackRequest.SerializeToString,
+            protos_dot_decisioning__pb2.TrackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ProfileServiceStub:
+    """Reads and manages stored visitor profiles. Profiles are personal data, so every call
+    needs `authorization: Bearer <token>` metadata carrying the server's admin token, as
+    for RulesAdmin.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetProfile = channel.unary_unary(
+                '/decisioning.v1.ProfileService/GetProfile',
+                request_serializer=protos_dot_decisioning__pb2.GetProfileRequest.SerializeToString,
+                response_deserializer=protos_dot_decisioning__pb2.GetProfileResponse.FromString,
+                _registered_method=True)
+        self.SetAttributes = channel.unary_unary(
+                '/decisioning.v1.ProfileService/SetAttributes',
+                request_serializer=protos_dot_decisioning__pb2.SetAttributesRequest.SerializeToString,
+                response_deserializer=protos_dot_decisioning__pb2.SetAttributesResponse.FromString,
+                _registered_method=True)
+        self.DeleteVisitor = channel.unary_unary(
+                '/decisioning.v1.ProfileService/DeleteVisitor',
+                request_serializer=protos_dot_decisioning__pb2.DeleteVisitorRequest.SerializeToString,
+                response_deserializer=protos_dot_decisioning__pb2.DeleteVisitorResponse.FromString,
+                _registered_method=True)
+        self.ExportVisitor = channel.unary_unary(
+                '/decisioning.v1.ProfileService/ExportVisitor',
+                request_serializer=protos_dot_decisioning__pb2.ExportVisitorRequest.SerializeToString,
+                response_deserializer=protos_dot_decisioning__pb2.ExportVisitorResponse.FromString,
+                _registered_method=True)
+
+
+class ProfileServiceServicer:
+    """Reads and manages stored visitor profiles. Profiles are personal data, so every call
+    needs `authorization: Bearer <token>` metadata carrying the server's admin token, as
+    for RulesAdmin.
+    """
+
+    def GetProfile(self, request, context):
+        """The stored profile of one visitor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAttributes(self, request, context):
+        """Sets fields under the profile's `attributes` (country, loyalty tier, ...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteVisitor(self, request, context):
+        """Deletes everything held about a visitor: profile, events, identity links (the
+        right to be forgotten).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportVisitor(self, request, context):
+        """Everything held about a visitor, as one JSON document (the right of access).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ProfileServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProfile,
+                    request_deserializer=protos_dot_decisioning__pb2.GetProfileRequest.FromString,
+                    response_serializer=protos_dot_decisioning__pb2.GetProfileResponse.SerializeToString,
+            ),
+            'SetAttributes': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAttributes,
+                    request_deserializer=protos_dot_decisioning__pb2.SetAttributesRequest.FromString,
+                    response_serializer=protos_dot_decisioning__pb2.SetAttributesResponse.SerializeToString,
+            ),
+            'DeleteVisitor': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteVisitor,
+                    request_deserializer=protos_dot_decisioning__pb2.DeleteVisitorRequest.FromString,
+                    response_serializer=protos_dot_decisioning__pb2.DeleteVisitorResponse.SerializeToString,
+            ),
+            'ExportVisitor': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportVisitor,
+                    request_deserializer=protos_dot_decisioning__pb2.ExportVisitorRequest.FromString,
+                    response_serializer=protos_dot_decisioning__pb2.ExportVisitorResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'decisioning.v1.ProfileService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('decisioning.v1.ProfileService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ProfileService:
+    """Reads and manages stored visitor profiles. Profiles are personal data, so every call
+    needs `authorization: Bearer <token>` metadata carrying the server's admin token, as
+    for RulesAdmin.
+    """
+
+    @staticmethod
+    def GetProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decisioning.v1.ProfileService/GetProfile',
+            protos_dot_decisioning__pb2.GetProfileRequest.SerializeToString,
+            protos_dot_decisioning__pb2.GetProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAttributes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decisioning.v1.ProfileService/SetAttributes',
+            protos_dot_decisioning__pb2.SetAttributesRequest.SerializeToString,
+            protos_dot_decisioning__pb2.SetAttributesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteVisitor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decisioning.v1.ProfileService/DeleteVisitor',
+            protos_dot_decisioning__pb2.DeleteVisitorRequest.SerializeToString,
+            protos_dot_decisioning__pb2.DeleteVisitorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportVisitor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decisioning.v1.ProfileService/ExportVisitor',
+            protos_dot_decisioning__pb2.ExportVisitorRequest.SerializeToString,
+            protos_dot_decisioning__pb2.ExportVisitorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
