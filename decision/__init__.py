@@ -30,15 +30,18 @@ from decision.model import (
     TraceEntry,
     Variant,
 )
+from decision.profile import EVENT_TYPES, Event, validate_events
 from decision.rules import compile_ruleset, validate_ruleset
 
 __all__ = [
     "BUCKETS",
     "Audience",
     "Campaign",
+    "EVENT_TYPES",
     "Decision",
     "DecisionError",
     "EvalContext",
+    "Event",
     "ExclusionGroup",
     "FilterError",
     "InvalidRequestError",
@@ -59,6 +62,7 @@ __all__ = [
     "decide",
     "default_document",
     "demo_document",
+    "validate_events",
     "validate_ruleset",
     "visitor_segments",
 ]

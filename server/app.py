@@ -44,7 +44,8 @@ from server.interceptors import (
 )
 from server.logs import configure_logging
 from server.metrics import Metrics
-from server.profiles import CachedProfileStore, EmptyProfileStore, ProfileStore
+from server.profile_store import SQLiteProfileStore
+from server.profiles import CachedProfileStore, ProfileStore
 from server.reloader import Reloader
 from server.servicer import DecisionServicer, RulesAdminServicer, utcnow
 from server.snapshot import Snapshot
@@ -79,6 +80,8 @@ class DecideServer(grpc.Server):
         port: int,
         store: RulesStore,
         owns_store: bool,
+        profiles: ProfileStore,
+        owns_profiles: bool,
         reloader: Reloader,
         health: health.HealthServicer,
         metrics: Metrics,
@@ -88,11 +91,13 @@ class DecideServer(grpc.Server):
         self.config = config
         self.port = port
         self.store = store
+        self.profiles = profiles
         self.reloader = reloader
         self.health = health
         self.metrics = metrics
         self.metrics_port = metrics_port
         self._owns_store = owns_store
+        self._owns_profiles = owns_profiles
         self._stop_lock = threading.Lock()
         self._stopped: threading.Event | None = None
 
@@ -130,6 +135,8 @@ class DecideServer(grpc.Server):
             self.metrics.shutdown()
             if self._owns_store:
                 self.store.close()
+            if self._owns_profiles and isinstance(self.profiles, SQLiteProfileStore):
+                self.profiles.close()
             logger.info("server stopped", extra={"event": "server_stopped", "port": self.port})
             done.set()
 
@@ -147,17 +154,26 @@ def create_server(
     """Build, bind and start a server; returns it and its bound port.
 
     ``store``: share an open store (the caller keeps ownership); by default the server
-    opens ``config.db_path`` and closes it on stop. ``profiles``: the profile backend,
-    wrapped in a TTL cache sized by the config (default: no stored profiles). ``clock``
-    gives decisions their ``now``.
+    opens ``config.db_path`` and closes it on stop. ``profiles``: the profile backend
+    (the caller keeps ownership); by default a ``SQLiteProfileStore`` on the rules
+    store's file, closed on stop. A ``SQLiteProfileStore`` caches reads itself
+    and invalidates on write; any other backend is wrapped in a TTL cache sized by the
+    config. ``clock`` gives decisions their ``now``.
     """
     owns_store = store is None
     if store is None:
         store = RulesStore(config.db_path)
+    owns_profiles = profiles is None
     metrics = Metrics()
     reloader: Reloader | None = None
     server: grpc.Server | None = None
     try:
+        if profiles is None:
+            profiles = SQLiteProfileStore(
+                store.path,  # the rules store's file: config.db_path unless injected
+                cache_size=config.profile_cache_size,
+                cache_ttl=config.profile_cache_ttl,
+            )
         if config.demo:
             _publish_demo(store)
         health_servicer = health.HealthServicer(experimental_non_blocking=True)
@@ -193,10 +209,14 @@ def create_server(
                 ("grpc.so_reuseport", 0),
             ],
         )
-        cached = CachedProfileStore(
-            profiles or EmptyProfileStore(),
-            maxsize=config.profile_cache_size,
-            ttl=config.profile_cache_ttl,
+        cached: ProfileStore = (
+            profiles
+            if isinstance(profiles, SQLiteProfileStore)
+            else CachedProfileStore(
+                profiles,
+                maxsize=config.profile_cache_size,
+                ttl=config.profile_cache_ttl,
+            )
         )
         pb_grpc.add_DecisionServiceServicer_to_server(  # type: ignore[no-untyped-call]
             DecisionServicer(
@@ -228,6 +248,8 @@ def create_server(
         if reloader is not None:
             reloader.stop()
         metrics.shutdown()
+        if owns_profiles and isinstance(profiles, SQLiteProfileStore):
+            profiles.close()
         if owns_store:
             store.close()
         raise
@@ -257,6 +279,8 @@ def create_server(
         port=port,
         store=store,
         owns_store=owns_store,
+        profiles=profiles,
+        owns_profiles=owns_profiles,
         reloader=reloader,
         health=health_servicer,
         metrics=metrics,

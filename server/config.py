@@ -25,8 +25,10 @@ DEFAULT_POLL_INTERVAL = 0.2
 DEFAULT_GRACE = 5.0
 DEFAULT_LOG_LEVEL = "INFO"
 DEFAULT_MAX_WORKERS = 16
-DEFAULT_PROFILE_CACHE_SIZE = 10_000
-DEFAULT_PROFILE_CACHE_TTL = 60.0
+DEFAULT_PROFILE_CACHE_SIZE = 100_000
+# At most this many seconds may pass before a process sees a profile another process
+# wrote to the shared file (its own writes invalidate at once): keep it about 1 s.
+DEFAULT_PROFILE_CACHE_TTL = 1.0
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _TRUE = {"1", "true", "yes", "on"}

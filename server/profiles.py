@@ -2,8 +2,10 @@
 
 Decide evaluates filters over the visitor's stored profile with the request's
 ``profile_overrides`` applied on top (top-level fields replaced) and the request
-context under ``context``. No profile backend exists yet: ``EmptyProfileStore`` knows
-nobody, so today the profile is exactly the overrides.
+context under ``context``. The server's backend is ``server.profile_store.
+SQLiteProfileStore`` (events in, profiles out, its own cache invalidated on write);
+``EmptyProfileStore`` knows nobody, and ``CachedProfileStore`` puts a TTL cache in front
+of any other backend.
 """
 
 from __future__ import annotations

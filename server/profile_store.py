@@ -1,0 +1,636 @@
+"""The visitor profile store: an append-only event log and one profile row per visitor.
+
+Schema (created on first open, next to the rules tables in the same file by default)::
+
+    events(seq INTEGER PRIMARY KEY, event_id TEXT UNIQUE, visitor_id TEXT, source_id TEXT,
+           type TEXT, ts TEXT, properties TEXT)          -- index (visitor_id, ts, event_id)
+    aliases(alias TEXT PRIMARY KEY, canonical TEXT)      -- index (canonical)
+    profiles(visitor_id TEXT PRIMARY KEY, document TEXT, state TEXT)
+
+``events.visitor_id`` is the canonical id (after identify merges), ``source_id`` the id
+the event was sent with. ``profiles.state`` is ``decision.profile``'s fold state and
+``document`` its rendering, which is what ``get`` returns.
+
+Writes. ``track`` is one ``BEGIN IMMEDIATE`` transaction per batch: insert the events
+whose ``event_id`` is new, merge profiles on new ``identify`` events, fold the new
+events into the affected states (loaded in one query) and upsert state and document,
+commit, then drop this process's cache entries for those visitors. It returns only
+after the commit.
+
+Durability: WAL with ``synchronous=FULL`` on the writing connection. In WAL mode FULL
+syncs the WAL at every commit, so an acknowledged batch survives a process crash and
+a power loss (on a disk that honours fsync). ``NORMAL`` would survive a process crash
+only: a power cut could lose the last commits. The price is one fsync per batch, about
+1 ms here, which is why events are tracked in batches.
+
+Identify: an ``identify`` event (``visitor_id`` anonymous, ``properties.customer_id``
+known) merges the profile the anonymous id resolves to into the one the customer id
+resolves to: their events are re-pointed to the customer's canonical id, aliases that
+pointed to the merged id point to the new one, its profile row is deleted and the
+canonical profile is rebuilt from all its events. Aliases always point at a canonical
+id, never at another alias, so a chain a→b, b→c resolves to c in one lookup. An
+identify between two ids that already resolve to the same profile is stored and
+changes nothing: that is how cycles (c→a after a→c) are ignored. A device shared by two
+customers therefore joins them; there is no un-merge.
+
+Reads and cache coherence: ``get`` reads through a per-thread connection and a
+``cachetools.TTLCache`` (misses are cached too). After each of its own commits a store
+drops the cache entries of the visitors it wrote, and a read that raced with a write
+does not fill the cache, so a process never reads a profile older than its own last
+write. Another process's writes are seen once the entry expires: ``cache_ttl``
+(default 1 s) bounds the staleness. (Polling ``PRAGMA data_version`` instead would
+clear the whole cache on every foreign commit, i.e. hundreds of times a second under
+ingest, for a gain of under a second.)
+
+Right to be forgotten: ``delete_visitor`` removes the profile, every event stored under
+or sent with the visitor's ids and every alias to or from them, with
+``secure_delete`` on so the freed pages are zeroed, then checkpoints the WAL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+
+import sqlite_utils
+from cachetools import TTLCache
+
+from decision import InvalidRequestError, Problem
+from decision.profile import (
+    STATE_VERSION,
+    Event,
+    apply,
+    format_timestamp,
+    new_state,
+    rebuild,
+    render,
+    validate_events,
+)
+from server.errors import StoreBusyError
+
+__all__ = ["BUSY_TIMEOUT", "SQLiteProfileStore", "TrackResult"]
+
+BUSY_TIMEOUT = 5.0
+"""Seconds a writer waits for another connection's write lock before StoreBusyError."""
+
+DEFAULT_CACHE_SIZE = 100_000
+DEFAULT_CACHE_TTL = 1.0
+
+_CHUNK = 500  # ids per "IN (...)" query: well under SQLite's variable limit
+_MISSING = object()
+
+_GET = (
+    "SELECT document FROM profiles WHERE visitor_id ="
+    " coalesce((SELECT canonical FROM aliases WHERE alias = ?), ?)"
+)
+_UPSERT = (
+    "INSERT INTO profiles (visitor_id, document, state) VALUES (?, ?, ?)"
+    " ON CONFLICT (visitor_id) DO UPDATE"
+    " SET document = excluded.document, state = excluded.state"
+)
+_EVENT_COLUMNS = "event_id, source_id, type, ts, properties"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackResult:
+    """What ``track`` did: events stored, and events already stored (same event_id)."""
+
+    accepted: int
+    duplicates: int
+
+
+class SQLiteProfileStore:
+    """Profiles on one SQLite file. Thread-safe; several processes may share the file.
+
+    Implements ``server.profiles.ProfileStore``. Use as a context manager or ``close()``.
+    ``cache_size`` or ``cache_ttl`` 0 disables the read cache.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        cache_ttl: float = DEFAULT_CACHE_TTL,
+    ) -> None:
+        self.path = Path(path)
+        self._write_lock = threading.RLock()
+        self._closed = False
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._cache_enabled = cache_size > 0 and cache_ttl > 0
+        self._cache: TTLCache[str, Any] = TTLCache(
+            maxsize=max(cache_size, 1), ttl=cache_ttl if cache_ttl > 0 else 1
+        )
+        self._cache_lock = threading.Lock()
+        self._generation = 0  # bumped on every invalidation; see get()
+        # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
+        conn = sqlite3.connect(
+            str(self.path),
+            timeout=BUSY_TIMEOUT,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        self._db = sqlite_utils.Database(conn)
+        try:
+            self._setup()
+        except BaseException:
+            conn.close()
+            raise
+
+    def _setup(self) -> None:
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+        if db.journal_mode != "wal":
+            db.enable_wal()
+        db.execute("PRAGMA synchronous = FULL")  # see the module docstring
+        db.execute("PRAGMA secure_delete = ON")  # deleted visitors leave no bytes behind
+        with self._write():
+            db.table("events").create(
+                {
+                    "seq": int,
+                    "event_id": str,
+                    "visitor_id": str,
+                    "source_id": str,
+                    "type": str,
+                    "ts": str,
+                    "properties": str,
+                },
+                pk="seq",
+                not_null={"event_id", "visitor_id", "source_id", "type", "ts", "properties"},
+                if_not_exists=True,
+            )
+            db.table("events").create_index(["event_id"], unique=True, if_not_exists=True)
+            db.table("events").create_index(
+                ["visitor_id", "ts", "event_id"], if_not_exists=True
+            )
+            db.table("aliases").create(
+                {"alias": str, "canonical": str},
+                pk="alias",
+                not_null={"canonical"},
+                if_not_exists=True,
+            )
+            db.table("aliases").create_index(["canonical"], if_not_exists=True)
+            db.table("profiles").create(
+                {"visitor_id": str, "document": str, "state": str},
+                pk="visitor_id",
+                not_null={"document", "state"},
+                if_not_exists=True,
+            )
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get(self, visitor_id: str) -> dict[str, Any] | None:
+        """The profile document of ``visitor_id`` (or of the profile it was merged into),
+        None for an unknown visitor. The dict is shared with the cache: do not mutate."""
+        if not self._cache_enabled:
+            return self._load(visitor_id)
+        with self._cache_lock:
+            cached = self._cache.get(visitor_id, _MISSING)
+            generation = self._generation
+        if cached is not _MISSING:
+            return cached  # type: ignore[no-any-return]
+        profile = self._load(visitor_id)
+        with self._cache_lock:
+            # A write committed while we read may have invalidated this very entry
+            # before we got here: caching what we read could then hide that write.
+            if generation == self._generation:
+                self._cache[visitor_id] = profile
+        return profile
+
+    def _load(self, visitor_id: str) -> dict[str, Any] | None:
+        row = self._reader().execute(_GET, (visitor_id, visitor_id)).fetchone()
+        return None if row is None else json.loads(row[0])  # type: ignore[no-any-return]
+
+    def export_visitor(self, visitor_id: str) -> dict[str, Any]:
+        """Everything held about the visitor: ``{"visitor_id", "aliases", "profile",
+        "events"}``. ``visitor_id`` is the canonical id; events are in ``(timestamp,
+        event_id)`` order, each with the visitor id it was sent with."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            canonical = _resolve_with(conn, visitor_id)
+            aliases = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT alias FROM aliases WHERE canonical = ? ORDER BY alias", (canonical,)
+                )
+            ]
+            row = conn.execute(
+                "SELECT document FROM profiles WHERE visitor_id = ?", (canonical,)
+            ).fetchone()
+            events = [
+                _event_from_row(row_).as_dict()
+                for row_ in conn.execute(
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE visitor_id = ?"
+                    " ORDER BY ts, event_id",
+                    (canonical,),
+                )
+            ]
+        finally:
+            conn.execute("COMMIT")
+        return {
+            "visitor_id": canonical,
+            "aliases": aliases,
+            "profile": None if row is None else json.loads(row[0]),
+            "events": events,
+        }
+
+    # -- writes -------------------------------------------------------------------------
+
+    def track(self, events: Sequence[Event]) -> TrackResult:
+        """Store a validated batch and update the profiles it touches, durably.
+
+        Events whose ``event_id`` is already stored (or repeated in the batch) are
+        duplicates and change nothing. Returns after the commit.
+        """
+        if not events:
+            return TrackResult(0, 0)
+        touched: set[str] = set()
+        with self._write():
+            accepted = self._track(events, touched)
+        self._invalidate(touched)
+        return TrackResult(accepted, len(events) - accepted)
+
+    def set_attributes(
+        self, visitor_id: str, attributes: dict[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        """Set shop attributes (a null value removes one) as of ``now``; returns the new
+        profile. Recorded as a ``set_attributes`` event, so rebuilds keep them. Raises
+        ``InvalidRequestError`` with paths such as ``attributes.tier``."""
+        raw = {
+            "event_id": f"attributes-{uuid.uuid4().hex}",
+            "visitor_id": visitor_id,
+            "type": "set_attributes",
+            "timestamp": now,
+            "properties": {"attributes": attributes},
+        }
+        try:
+            events = validate_events([raw], now, allow_internal=True)
+        except InvalidRequestError as exc:
+            prefixes = ("events[0].properties.", "events[0].")
+            raise InvalidRequestError(
+                [Problem(_strip(p.path, prefixes), p.message) for p in exc.problems]
+            ) from None
+        self.track(events)
+        profile = self._load(visitor_id)
+        assert profile is not None
+        return profile
+
+    def delete_visitor(self, visitor_id: str) -> int:
+        """Forget the visitor: profile, events and aliases of the person ``visitor_id``
+        resolves to. Returns the number of rows deleted (0 for an unknown visitor)."""
+        with self._write():
+            canonical = self._resolve(visitor_id, {})
+            ids = [canonical] + [
+                row[0]
+                for row in self._db.execute(
+                    "SELECT alias FROM aliases WHERE canonical = ?", (canonical,)
+                )
+            ]
+            if visitor_id not in ids:
+                ids.append(visitor_id)
+            deleted = 0
+            for chunk in _chunks(ids):
+                marks = _marks(chunk)
+                for statement in (
+                    f"DELETE FROM events WHERE visitor_id IN ({marks})",
+                    f"DELETE FROM events WHERE source_id IN ({marks})",
+                    f"DELETE FROM aliases WHERE alias IN ({marks})",
+                    f"DELETE FROM aliases WHERE canonical IN ({marks})",
+                    f"DELETE FROM profiles WHERE visitor_id IN ({marks})",
+                ):
+                    deleted += self._db.execute(statement, chunk).rowcount
+        self._invalidate(ids)
+        # Best effort: move the zeroed pages into the main file and empty the WAL, so
+        # the deleted rows' old page images do not linger there. Busy readers make it a
+        # partial checkpoint; the next one completes it.
+        with self._write_lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return deleted
+
+    def rebuild(self, visitor_id: str) -> dict[str, Any] | None:
+        """Recompute one profile from the event log; returns it (None: no events)."""
+        with self._write():
+            canonical = self._resolve(visitor_id, {})
+            self._rebuild_visitors([canonical])
+            aliases = [
+                row[0]
+                for row in self._db.execute(
+                    "SELECT alias FROM aliases WHERE canonical = ?", (canonical,)
+                )
+            ]
+        self._invalidate([canonical, visitor_id, *aliases])
+        return self._load(visitor_id)
+
+    def rebuild_all(self, batch: int = 1000) -> int:
+        """Recompute every profile from the event log, ``batch`` visitors per
+        transaction (tracking goes on in between); returns how many were rebuilt.
+        Profile rows without events are deleted."""
+        if batch < 1:
+            raise ValueError("batch must be >= 1")
+        rebuilt = 0
+        after = ""
+        while True:
+            with self._write():
+                ids = [
+                    row[0]
+                    for row in self._db.execute(
+                        "SELECT DISTINCT visitor_id FROM events WHERE visitor_id > ?"
+                        " ORDER BY visitor_id LIMIT ?",
+                        (after, batch),
+                    )
+                ]
+                self._rebuild_visitors(ids)
+            self._clear_cache()
+            if not ids:
+                break
+            rebuilt += len(ids)
+            after = ids[-1]
+        with self._write():
+            self._db.execute(
+                "DELETE FROM profiles WHERE NOT EXISTS"
+                " (SELECT 1 FROM events WHERE events.visitor_id = profiles.visitor_id)"
+            )
+        self._clear_cache()
+        return rebuilt
+
+    def close(self) -> None:
+        """Close every connection. Idempotent."""
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._db.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _track(self, events: Sequence[Event], touched: set[str]) -> int:
+        """The body of ``track``, inside its transaction; fills ``touched`` with every
+        id whose cached profile is now stale. Returns the number of new events."""
+        db = self._db
+        unique: dict[str, Event] = {}
+        for event in events:
+            unique.setdefault(event.event_id, event)
+        known: set[str] = set()
+        for chunk in _chunks(list(unique)):
+            known.update(
+                row[0]
+                for row in db.execute(
+                    f"SELECT event_id FROM events WHERE event_id IN ({_marks(chunk)})", chunk
+                )
+            )
+        new = [event for event_id, event in unique.items() if event_id not in known]
+        if not new:
+            return 0
+        aliases = self._load_aliases({event.visitor_id for event in new})
+        db.conn.executemany(
+            "INSERT INTO events (event_id, visitor_id, source_id, type, ts, properties)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    event.event_id,
+                    aliases.get(event.visitor_id, event.visitor_id),
+                    event.visitor_id,
+                    event.type,
+                    format_timestamp(event.timestamp),
+                    json.dumps(event.properties, separators=(",", ":"), ensure_ascii=False),
+                )
+                for event in new
+            ],
+        )
+        touched.update(event.visitor_id for event in new)
+        merged: set[str] = set()
+        for event in new:
+            if event.type == "identify":
+                self._merge(event, aliases, merged, touched)
+        by_visitor: dict[str, list[Event]] = {}
+        for event in new:
+            canonical = aliases.get(event.visitor_id, event.visitor_id)
+            if canonical not in merged:
+                by_visitor.setdefault(canonical, []).append(event)
+        touched.update(by_visitor)
+        # get() caches by the id it was asked for, which may be an alias.
+        canonicals = list(by_visitor)
+        for chunk in _chunks(canonicals):
+            touched.update(
+                row[0]
+                for row in db.execute(
+                    f"SELECT alias FROM aliases WHERE canonical IN ({_marks(chunk)})", chunk
+                )
+            )
+        self._rebuild_visitors(sorted(merged))
+        self._apply_new(by_visitor)
+        return len(new)
+
+    def _merge(
+        self, event: Event, aliases: dict[str, str], merged: set[str], touched: set[str]
+    ) -> None:
+        """Merge the profile of ``event.visitor_id`` into that of its customer id."""
+        db = self._db
+        source = self._resolve(event.visitor_id, aliases)
+        target = self._resolve(str(event.properties["customer_id"]), aliases)
+        if source == target:
+            return  # already one profile (this is also how cycles are ignored)
+        db.execute("UPDATE events SET visitor_id = ? WHERE visitor_id = ?", (target, source))
+        moved = [
+            row[0]
+            for row in db.execute("SELECT alias FROM aliases WHERE canonical = ?", (source,))
+        ]
+        db.execute("UPDATE aliases SET canonical = ? WHERE canonical = ?", (target, source))
+        db.execute(
+            "INSERT INTO aliases (alias, canonical) VALUES (?, ?)"
+            " ON CONFLICT (alias) DO UPDATE SET canonical = excluded.canonical",
+            (source, target),
+        )
+        db.execute("DELETE FROM profiles WHERE visitor_id = ?", (source,))
+        for alias in (*moved, source):
+            aliases[alias] = target
+        for alias, canonical in list(aliases.items()):
+            if canonical == source:
+                aliases[alias] = target
+        target_aliases = [
+            row[0]
+            for row in db.execute("SELECT alias FROM aliases WHERE canonical = ?", (target,))
+        ]
+        touched.update((source, target, *moved, *target_aliases))
+        merged.discard(source)
+        merged.add(target)
+
+    def _resolve(self, visitor_id: str, aliases: dict[str, str]) -> str:
+        """The canonical id of ``visitor_id``; ``aliases`` memoizes within a transaction."""
+        if visitor_id not in aliases:
+            row = self._db.execute(
+                "SELECT canonical FROM aliases WHERE alias = ?", (visitor_id,)
+            ).fetchone()
+            aliases[visitor_id] = row[0] if row else visitor_id
+        return aliases[visitor_id]
+
+    def _load_aliases(self, ids: Iterable[str]) -> dict[str, str]:
+        """``{id: canonical}`` for every id of ``ids`` (ids without an alias map to
+        themselves), in one query per chunk."""
+        resolved = {visitor_id: visitor_id for visitor_id in ids}
+        for chunk in _chunks(list(resolved)):
+            for alias, canonical in self._db.execute(
+                f"SELECT alias, canonical FROM aliases WHERE alias IN ({_marks(chunk)})", chunk
+            ):
+                resolved[alias] = canonical
+        return resolved
+
+    def _apply_new(self, by_visitor: dict[str, list[Event]]) -> None:
+        """Fold new events into the stored states of their (canonical) visitors."""
+        if not by_visitor:
+            return
+        states: dict[str, dict[str, Any]] = {}
+        ids = list(by_visitor)
+        for chunk in _chunks(ids):
+            for visitor_id, state_json in self._db.execute(
+                f"SELECT visitor_id, state FROM profiles WHERE visitor_id IN ({_marks(chunk)})",
+                chunk,
+            ):
+                states[visitor_id] = json.loads(state_json)
+        stale = [v for v in ids if v in states and states[v].get("v") != STATE_VERSION]
+        rows = []
+        for visitor_id in ids:
+            if visitor_id in stale:
+                continue
+            state = states.get(visitor_id) or new_state()
+            for event in by_visitor[visitor_id]:
+                apply(state, event)
+            rows.append(_profile_row(visitor_id, state))
+        self._db.conn.executemany(_UPSERT, rows)
+        # A state written by another version of the fold: start again from the log.
+        self._rebuild_visitors(stale)
+
+    def _rebuild_visitors(self, ids: Sequence[str]) -> None:
+        """Recompute the states of ``ids`` (canonical) from all their stored events."""
+        rows = []
+        empty = []
+        for chunk in _chunks(list(ids)):
+            events: dict[str, list[Event]] = {visitor_id: [] for visitor_id in chunk}
+            for row in self._db.execute(
+                f"SELECT visitor_id, {_EVENT_COLUMNS} FROM events"
+                f" WHERE visitor_id IN ({_marks(chunk)}) ORDER BY visitor_id, ts, event_id",
+                chunk,
+            ):
+                events[row[0]].append(_event_from_row(row[1:]))
+            for visitor_id, log in events.items():
+                if log:
+                    rows.append(_profile_row(visitor_id, rebuild(log)))
+                else:
+                    empty.append((visitor_id,))
+        self._db.conn.executemany(_UPSERT, rows)
+        self._db.conn.executemany("DELETE FROM profiles WHERE visitor_id = ?", empty)
+
+    def _invalidate(self, ids: Iterable[str]) -> None:
+        with self._cache_lock:
+            self._generation += 1
+            for visitor_id in ids:
+                self._cache.pop(visitor_id, None)
+
+    def _clear_cache(self) -> None:
+        with self._cache_lock:
+            self._generation += 1
+            self._cache.clear()
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection (opened on first use, closed by ``close``)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise sqlite3.ProgrammingError("the profile store is closed")
+        conn = sqlite3.connect(
+            str(self.path), timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA query_only = ON")
+        with self._readers_lock:
+            if self._closed:
+                conn.close()
+                raise sqlite3.ProgrammingError("the profile store is closed")
+            self._readers.append(conn)
+        self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One IMMEDIATE transaction: the write lock is taken before anything is read."""
+        with self._write_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the profile store is closed")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise _busy_or(exc) from exc
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self._db.execute("ROLLBACK")
+                raise _busy_or(exc) from exc
+
+
+def _resolve_with(conn: sqlite3.Connection, visitor_id: str) -> str:
+    row = conn.execute("SELECT canonical FROM aliases WHERE alias = ?", (visitor_id,)).fetchone()
+    return str(row[0]) if row else visitor_id
+
+
+def _event_from_row(row: Sequence[Any]) -> Event:
+    """An Event from ``(event_id, source_id, type, ts, properties)``; the event's
+    ``visitor_id`` is the id it was sent with."""
+    event_id, source_id, kind, ts, properties = row
+    return Event(event_id, source_id, kind, datetime.fromisoformat(ts), json.loads(properties))
+
+
+def _profile_row(visitor_id: str, state: dict[str, Any]) -> tuple[str, str, str]:
+    return (
+        visitor_id,
+        json.dumps(render(state), separators=(",", ":"), ensure_ascii=False),
+        json.dumps(state, separators=(",", ":"), ensure_ascii=False),
+    )
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _marks(chunk: Sequence[str]) -> str:
+    return ", ".join("?" * len(chunk))
+
+
+def _strip(path: str, prefixes: Sequence[str]) -> str:
+    for prefix in prefixes:
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+    return path
+
+
+def _busy_or(exc: sqlite3.OperationalError) -> Exception:
+    message = str(exc).lower()
+    if "locked" in message or "busy" in message:
+        return StoreBusyError()
+    return exc
