@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from client import _convert
+from client import _convert, _events
 from client._config import (
     DEFAULT_ADMIN_TIMEOUT,
     DEFAULT_DECIDE_TIMEOUT,
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TRACK_TIMEOUT,
     FAIL_CLOSED,
     ClientSettings,
     channel_options,
@@ -27,6 +28,8 @@ from client.types import (
     RulesDocument,
     RulesVersion,
     ServerStatus,
+    TrackEvent,
+    TrackResult,
     ValidationResult,
     VersionList,
     VisitorSegments,
@@ -44,12 +47,13 @@ class AsyncDecisionClient:
     The channel is created on construction; construct it inside a running event loop.
 
     ``target`` is ``"host:port"``. TLS is used when ``secure`` is true or
-    ``root_certificates`` (PEM bytes) are given. ``api_key`` is sent with decision calls,
-    ``admin_token`` with admin calls. ``fallbacks`` maps placement ids to the content
+    ``root_certificates`` (PEM bytes) are given. ``api_key`` is sent with decision and
+    event calls, ``admin_token`` with rules and profile calls. ``fallbacks`` maps placement ids to the content
     ``decide`` serves when the call fails (see ``decide``); without it, ``decide`` raises.
 
     Every call has a deadline (``decide_timeout`` for ``decide`` and
-    ``visitor_segments``, ``admin_timeout`` for the rest), overridable per call with
+    ``visitor_segments``, ``track_timeout`` for ``track`` and a whole ``track_stream``,
+    ``admin_timeout`` for the rest), overridable per call with
     ``timeout=``. gRPC retries UNAVAILABLE up to ``max_attempts`` times within that
     deadline. Close the client (or use it as a context manager) to free its channel.
     """
@@ -65,6 +69,7 @@ class AsyncDecisionClient:
         fallbacks: Mapping[str, JSON] | None = None,
         decide_timeout: float = DEFAULT_DECIDE_TIMEOUT,
         admin_timeout: float = DEFAULT_ADMIN_TIMEOUT,
+        track_timeout: float = DEFAULT_TRACK_TIMEOUT,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
@@ -77,6 +82,7 @@ class AsyncDecisionClient:
             fallbacks=dict(fallbacks) if fallbacks is not None else None,
             decide_timeout=decide_timeout,
             admin_timeout=admin_timeout,
+            track_timeout=track_timeout,
             options=channel_options(max_attempts, options),
         )
         s = self.settings
@@ -86,6 +92,8 @@ class AsyncDecisionClient:
             self._channel = grpc.aio.insecure_channel(target, options=s.options)
         self._decisions = pb_grpc.DecisionServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._admin = pb_grpc.RulesAdminStub(self._channel)  # type: ignore[no-untyped-call]
+        self._event_stub = pb_grpc.EventServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._profile_stub = pb_grpc.ProfileServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     async def __aenter__(self) -> Self:
@@ -164,6 +172,90 @@ class AsyncDecisionClient:
             self.settings.decision_metadata(),
         )
         return _convert.visitor_segments(response)
+
+    # -- events and profiles ------------------------------------------------------------
+
+    async def track(
+        self,
+        events: Iterable[Mapping[str, JSON] | TrackEvent],
+        *,
+        timeout: float | None = None,
+    ) -> TrackResult:
+        """Store one batch of events atomically (at most 1000); see ``TrackEvent`` for
+        the event shape. Safe to retry: an event already stored counts as a duplicate.
+
+        ``InvalidArgument`` names every bad event by ``events[I].field``; nothing of the
+        batch is stored then.
+        """
+        request = _events.track_request(events)
+        response = await self._call(
+            self._event_stub.Track,
+            request,
+            resolve_timeout(timeout, self.settings.track_timeout),
+            self.settings.decision_metadata(),
+        )
+        return _events.track_result(response)
+
+    async def track_stream(
+        self,
+        batches: Iterable[Iterable[Mapping[str, JSON] | TrackEvent]]
+        | AsyncIterable[Iterable[Mapping[str, JSON] | TrackEvent]],
+        *,
+        timeout: float | None = None,
+    ) -> TrackResult:
+        """Stream many batches over one call; each batch is stored atomically as it
+        arrives, and the result totals them.
+
+        A bad batch stops the stream: ``BatchRejected`` says which batch (``.batch``)
+        and how much the earlier ones stored (``.accepted``, ``.duplicates``); they stay
+        stored. The deadline (``track_timeout`` by default) covers the whole stream.
+        """
+        stream = _events.BatchStream(batches)
+        try:
+            response = await self._event_stub.TrackStream(
+                stream.__aiter__(),
+                timeout=resolve_timeout(timeout, self.settings.track_timeout),
+                metadata=self.settings.decision_metadata(),
+            )
+        except grpc.RpcError as e:
+            raise map_rpc_error(e) from e
+        return stream.finish(response)
+
+    async def get_profile(
+        self, visitor_id: str, *, timeout: float | None = None
+    ) -> dict[str, JSON] | None:
+        """The visitor's stored profile document, or ``None`` when none is stored."""
+        request = pb.GetProfileRequest(visitor_id=visitor_id)
+        response = await self._profile_call("GetProfile", request, timeout)
+        return _events.profile_result(response)
+
+    async def set_attributes(
+        self, visitor_id: str, attributes: Mapping[str, JSON], *, timeout: float | None = None
+    ) -> dict[str, JSON]:
+        """Set fields under the profile's ``attributes`` (``None`` removes one); returns
+        the updated profile."""
+        request = pb.SetAttributesRequest(
+            visitor_id=visitor_id, attributes=_events.struct("attributes", attributes)
+        )
+        response = await self._profile_call("SetAttributes", request, timeout)
+        profile: dict[str, JSON] = _events.parse_document(response.profile_json, "profile")
+        return profile
+
+    async def delete_visitor(self, visitor_id: str, *, timeout: float | None = None) -> int:
+        """Forget the visitor: profile, events and identity links. Returns how many
+        stored records were removed (0 for an unknown visitor)."""
+        request = pb.DeleteVisitorRequest(visitor_id=visitor_id)
+        response = await self._profile_call("DeleteVisitor", request, timeout)
+        return int(response.deleted)
+
+    async def export_visitor(
+        self, visitor_id: str, *, timeout: float | None = None
+    ) -> dict[str, JSON]:
+        """Everything the server holds about the visitor, as one JSON document."""
+        request = pb.ExportVisitorRequest(visitor_id=visitor_id)
+        response = await self._profile_call("ExportVisitor", request, timeout)
+        export: dict[str, JSON] = _events.parse_document(response.export_json, "export")
+        return export
 
     # -- rules administration -----------------------------------------------------------
 
@@ -246,6 +338,14 @@ class AsyncDecisionClient:
     async def _admin_call(self, method: str, request: Any, timeout: float | None) -> Any:
         return await self._call(
             getattr(self._admin, method),
+            request,
+            resolve_timeout(timeout, self.settings.admin_timeout),
+            self.settings.admin_metadata(),
+        )
+
+    async def _profile_call(self, method: str, request: Any, timeout: float | None) -> Any:
+        return await self._call(
+            getattr(self._profile_stub, method),
             request,
             resolve_timeout(timeout, self.settings.admin_timeout),
             self.settings.admin_metadata(),

@@ -18,11 +18,16 @@ DEFAULT_DECIDE_TIMEOUT = 0.1
 DEFAULT_ADMIN_TIMEOUT = 10.0
 """Seconds an admin call (validate, publish, history...) or a health check may take."""
 
+DEFAULT_TRACK_TIMEOUT = 10.0
+"""Seconds a ``track`` call, or a whole ``track_stream`` call, may take."""
+
 DEFAULT_MAX_ATTEMPTS = 3
 """Attempts per call, the first included, when the server answers UNAVAILABLE."""
 
 DECISION_SERVICE = "decisioning.v1.DecisionService"
 ADMIN_SERVICE = "decisioning.v1.RulesAdmin"
+EVENT_SERVICE = "decisioning.v1.EventService"
+PROFILE_SERVICE = "decisioning.v1.ProfileService"
 HEALTH_SERVICE = "grpc.health.v1.Health"
 
 RETRIED_METHODS: tuple[dict[str, str], ...] = (
@@ -31,10 +36,15 @@ RETRIED_METHODS: tuple[dict[str, str], ...] = (
     {"service": ADMIN_SERVICE, "method": "GetRules"},
     {"service": ADMIN_SERVICE, "method": "ListVersions"},
     {"service": ADMIN_SERVICE, "method": "GetStatus"},
+    {"service": EVENT_SERVICE, "method": "Track"},
+    {"service": PROFILE_SERVICE, "method": "GetProfile"},
+    {"service": PROFILE_SERVICE, "method": "ExportVisitor"},
     {"service": HEALTH_SERVICE},
 )
 """Methods gRPC retries on UNAVAILABLE. PublishRules and Rollback are left out: they are
-not idempotent, and a connection lost after the server committed would publish twice."""
+not idempotent, and a connection lost after the server committed would publish twice.
+Track is idempotent by event_id (a replayed batch counts as duplicates); TrackStream is
+left out because gRPC cannot replay a stream it has not buffered."""
 
 FAIL_CLOSED: tuple[type[DecideError], ...] = (InvalidArgument, Unauthenticated, PermissionDenied)
 """Errors ``decide`` raises even when fallbacks are configured: they are bugs in the
@@ -84,6 +94,7 @@ class ClientSettings:
     fallbacks: Mapping[str, JSON] | None = None
     decide_timeout: float = DEFAULT_DECIDE_TIMEOUT
     admin_timeout: float = DEFAULT_ADMIN_TIMEOUT
+    track_timeout: float = DEFAULT_TRACK_TIMEOUT
     options: tuple[tuple[str, Any], ...] = field(default_factory=channel_options)
 
     @property
@@ -96,11 +107,11 @@ class ClientSettings:
         return grpc.ssl_channel_credentials(root_certificates=self.root_certificates)
 
     def decision_metadata(self) -> tuple[tuple[str, str], ...]:
-        """Metadata for DecisionService calls."""
+        """Metadata for DecisionService and EventService calls."""
         return (("x-api-key", self.api_key),) if self.api_key else ()
 
     def admin_metadata(self) -> tuple[tuple[str, str], ...]:
-        """Metadata for RulesAdmin calls."""
+        """Metadata for RulesAdmin and ProfileService calls."""
         return (("authorization", f"Bearer {self.admin_token}"),) if self.admin_token else ()
 
     def fallbacks_for(self, per_call: Mapping[str, JSON] | None) -> Mapping[str, JSON] | None:

@@ -2,6 +2,8 @@
 
     DecideError                  base class; .code and .details of the failed call
      ├── InvalidArgument          INVALID_ARGUMENT, OUT_OF_RANGE; .violations
+     │    └── BatchRejected        a track_stream batch was bad; .batch, .accepted,
+     │                             .duplicates say what the earlier batches stored
      ├── Unauthenticated          UNAUTHENTICATED: missing or wrong api key / admin token
      ├── PermissionDenied         PERMISSION_DENIED
      ├── NotFound                 NOT_FOUND: e.g. an unknown rules version
@@ -59,6 +61,31 @@ class InvalidArgument(DecideError, ValueError):
             return self.details
         lines = "\n".join(f"  - {f}: {d}" if f else f"  - {d}" for f, d in self.violations)
         return f"{self.details}\n{lines}"
+
+
+class BatchRejected(InvalidArgument):
+    """A ``track_stream`` batch was invalid, so the stream stopped there.
+
+    Batches ``0 .. batch-1`` were committed: ``accepted`` events, ``duplicates`` of them
+    already stored before. Nothing of batch ``batch`` or later was stored, so resume from
+    it once fixed. ``violations`` name ``batches[B].events[I]...``. Raised with
+    ``code`` ``None`` when the client itself found the batch unsendable.
+    """
+
+    def __init__(
+        self,
+        details: str,
+        code: grpc.StatusCode | None = None,
+        violations: list[tuple[str, str]] | None = None,
+        *,
+        batch: int,
+        accepted: int,
+        duplicates: int,
+    ) -> None:
+        super().__init__(details, code, violations)
+        self.batch = batch
+        self.accepted = accepted
+        self.duplicates = duplicates
 
 
 class Unauthenticated(DecideError):
@@ -123,8 +150,29 @@ def map_rpc_error(error: grpc.RpcError) -> DecideError:
         details = code.name
     cls = _STATUS_TO_ERROR.get(code, InternalError)
     if cls is InvalidArgument:
-        return InvalidArgument(details, code, violations=_bad_request_violations(error))
+        violations, info = _status_details(error)
+        if info.get("reason") == _BATCH_REJECTED:
+            return BatchRejected(
+                details,
+                code,
+                violations,
+                batch=_int(info.get("batch")),
+                accepted=_int(info.get("accepted")),
+                duplicates=_int(info.get("duplicates")),
+            )
+        return InvalidArgument(details, code, violations=violations)
     return cls(details, code)
+
+
+_BATCH_REJECTED = "BATCH_REJECTED"
+"""``google.rpc.ErrorInfo.reason`` of a TrackStream batch rejection."""
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(text or 0)
+    except ValueError:
+        return 0
 
 
 def _call_attr(error: grpc.RpcError, name: str) -> object:
@@ -133,14 +181,16 @@ def _call_attr(error: grpc.RpcError, name: str) -> object:
     return method() if callable(method) else None
 
 
-def _bad_request_violations(error: grpc.RpcError) -> list[tuple[str, str]]:
-    """``(field, description)`` pairs from a ``google.rpc.BadRequest`` in the trailers.
+def _status_details(error: grpc.RpcError) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """``(field, description)`` pairs from a ``google.rpc.BadRequest`` in the trailers,
+    and the reason and metadata of a ``google.rpc.ErrorInfo`` (empty without one).
 
     Read by hand rather than with ``grpc_status.rpc_status.from_call``, which raises when
-    the rich status and the call disagree; a malformed detail yields no violations.
+    the rich status and the call disagree; a malformed detail yields nothing.
     """
     trailers = _call_attr(error, "trailing_metadata") or ()
     violations: list[tuple[str, str]] = []
+    info: dict[str, str] = {}
     for key, value in trailers:  # type: ignore[attr-defined]
         if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
             continue
@@ -151,6 +201,10 @@ def _bad_request_violations(error: grpc.RpcError) -> list[tuple[str, str]]:
                     bad_request = error_details_pb2.BadRequest()
                     detail.Unpack(bad_request)
                     violations += [(v.field, v.description) for v in bad_request.field_violations]
+                elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                    error_info = error_details_pb2.ErrorInfo()
+                    detail.Unpack(error_info)
+                    info = {**error_info.metadata, "reason": error_info.reason}
         except DecodeError:
-            return []
-    return violations
+            return [], {}
+    return violations, info

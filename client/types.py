@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -156,3 +157,36 @@ class ServerStatus:
     reload_count: int
     reload_error_count: int
     server_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrackEvent:
+    """One behavioural event, the typed twin of the JSON event shape the JSONL files use::
+
+        {"event_id": "e-1", "visitor_id": "v-42", "type": "product_view",
+         "timestamp": "2026-05-04T10:15:00Z",
+         "properties": {"sku": "SKU-1", "category": "shoes", "brand": "Acme", "price": 89.9}}
+
+    ``type`` is one of ``session_start``, ``page_view``, ``product_view``,
+    ``add_to_cart``, ``remove_from_cart``, ``purchase``, ``return``,
+    ``campaign_impression``, ``campaign_click``, ``campaign_conversion``, ``identify``,
+    ``custom``. ``timestamp`` is an aware ``datetime`` or an ISO-8601 string with an
+    offset. ``properties`` holds the type's fields (see the README); a custom event has
+    ``{"name": ..., "properties": {...}}``.
+    """
+
+    event_id: str
+    visitor_id: str
+    type: str
+    timestamp: datetime | str
+    properties: Mapping[str, JSON] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackResult:
+    """What a ``track`` or ``track_stream`` call stored: ``accepted`` events committed,
+    ``duplicates`` of them already stored before (same ``event_id``), which changed
+    nothing."""
+
+    accepted: int
+    duplicates: int
