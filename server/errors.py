@@ -3,6 +3,7 @@
     ServerError
      ├── AuthenticationError           UNAUTHENTICATED: missing or wrong token / API key
      ├── RulesNotLoadedError           UNAVAILABLE: no good ruleset loaded yet
+     ├── BatchRejectedError            INVALID_ARGUMENT: a TrackStream batch is bad
      └── StoreError                    UNAVAILABLE unless more specific: store trouble
           ├── StaleVersionError        FAILED_PRECONDITION: expected_version is not active
           ├── VersionNotFoundError     NOT_FOUND: no such stored version
@@ -13,7 +14,8 @@ The engine's errors (``decision.errors``) are mapped in the same table:
 ``InvalidRequestError``, ``RulesetError`` and ``FilterError`` are INVALID_ARGUMENT.
 Every error that carries problems is sent with a ``google.rpc.BadRequest`` detail, one
 field violation per problem, so clients can point at ``placements[2]`` or
-``campaigns[0].variants[1].weight``. Anything not in the table is a bug: INTERNAL with a
+``campaigns[0].variants[1].weight``. ``BatchRejectedError`` adds a ``google.rpc.ErrorInfo``
+saying how much of the stream was stored before the bad batch. Anything not in the table is a bug: INTERNAL with a
 generic message, and the traceback is logged.
 """
 
@@ -63,6 +65,31 @@ class RulesNotLoadedError(ServerError):
         super().__init__(message)
 
 
+class BatchRejectedError(ServerError, ValueError):
+    """A streamed batch of events is invalid; the batches before it were committed.
+
+    ``problems`` name ``batches[B].events[I]...``; ``accepted`` and ``duplicates`` count
+    what the earlier batches stored.
+    """
+
+    REASON = "BATCH_REJECTED"
+    DOMAIN = "decisioning.v1.EventService"
+
+    def __init__(
+        self, problems: Sequence[Problem], *, batch: int, accepted: int, duplicates: int
+    ) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        self.batch = batch
+        self.accepted = accepted
+        self.duplicates = duplicates
+        stored = (
+            f"{accepted} events of batches 0-{batch - 1} were stored ({duplicates} duplicates)"
+            if batch
+            else "nothing was stored"
+        )
+        super().__init__(f"batch {batch} rejected; {stored}")
+
+
 class StoreError(ServerError):
     """The rules store cannot do what was asked."""
 
@@ -109,6 +136,7 @@ STATUS_TABLE: dict[type[Exception], grpc.StatusCode] = {
     FilterError: grpc.StatusCode.INVALID_ARGUMENT,
     # server/
     AuthenticationError: grpc.StatusCode.UNAUTHENTICATED,
+    BatchRejectedError: grpc.StatusCode.INVALID_ARGUMENT,
     RulesNotLoadedError: grpc.StatusCode.UNAVAILABLE,
     StaleVersionError: grpc.StatusCode.FAILED_PRECONDITION,
     VersionNotFoundError: grpc.StatusCode.NOT_FOUND,
@@ -138,6 +166,17 @@ def status_for(exc: BaseException) -> status_pb2.Status | None:
         failure = error_details_pb2.PreconditionFailure()
         failure.violations.add(type="VERSION", subject="rules/active_version", description=str(exc))
         details.append(_pack(failure))
+    if isinstance(exc, BatchRejectedError):
+        info = error_details_pb2.ErrorInfo(
+            reason=exc.REASON,
+            domain=exc.DOMAIN,
+            metadata={
+                "batch": str(exc.batch),
+                "accepted": str(exc.accepted),
+                "duplicates": str(exc.duplicates),
+            },
+        )
+        details.append(_pack(info))
     return status_pb2.Status(code=code.value[0], message=message, details=details)
 
 
@@ -228,6 +267,7 @@ def _pack(message: Any) -> any_pb2.Any:
 __all__ = [
     "STATUS_TABLE",
     "AuthenticationError",
+    "BatchRejectedError",
     "InvalidRulesError",
     "RulesNotLoadedError",
     "ServerError",

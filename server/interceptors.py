@@ -2,12 +2,14 @@
 
 Authentication by service:
 
-- ``decisioning.v1.RulesAdmin`` needs ``authorization: Bearer <admin_token>``. With no
-  admin token configured every admin call is refused, and the error says how to
-  configure one: an admin API that is open by default is one misconfigured bind away
-  from being open to the network.
-- ``decisioning.v1.DecisionService`` needs ``x-api-key: <key>`` when API keys are
-  configured, and is open otherwise.
+- ``decisioning.v1.RulesAdmin`` and ``decisioning.v1.ProfileService`` need
+  ``authorization: Bearer <admin_token>``. With no admin token configured every admin
+  call is refused, and the error says how to configure one: an admin API that is open
+  by default is one misconfigured bind away from being open to the network.
+  ProfileService is admin-only because it reads, exports and deletes personal data.
+- ``decisioning.v1.DecisionService`` and ``decisioning.v1.EventService`` need
+  ``x-api-key: <key>`` when API keys are configured, and are open otherwise: the
+  storefront backend that asks for decisions also reports what visitors do.
 - Health and reflection are always open: load balancers and tools must reach them.
 """
 
@@ -25,6 +27,13 @@ from server.metrics import Metrics
 
 ADMIN_SERVICE = "decisioning.v1.RulesAdmin"
 DECISION_SERVICE = "decisioning.v1.DecisionService"
+EVENT_SERVICE = "decisioning.v1.EventService"
+PROFILE_SERVICE = "decisioning.v1.ProfileService"
+
+ADMIN_SERVICES = frozenset({ADMIN_SERVICE, PROFILE_SERVICE})
+"""Services that need the admin token."""
+API_KEY_SERVICES = frozenset({DECISION_SERVICE, EVENT_SERVICE})
+"""Services that need an API key when keys are configured."""
 AUTHORIZATION_KEY = "authorization"
 API_KEY_KEY = "x-api-key"
 
@@ -65,6 +74,12 @@ class _Rejection:
     def reject(self, request: Any, context: grpc.ServicerContext) -> Any:
         raise AuthenticationError(self.message)
 
+    def handler(self, kind: grpc.RpcMethodHandler[Any, Any] | None) -> Any:
+        """A handler of the same streaming kind as ``kind``; the request is never read."""
+        if kind is not None and kind.request_streaming:
+            return grpc.stream_unary_rpc_method_handler(self.reject)
+        return grpc.unary_unary_rpc_method_handler(self.reject)
+
 
 class AuthInterceptor(grpc.ServerInterceptor):
     """Checks the admin token and API keys before a call reaches its servicer."""
@@ -78,16 +93,17 @@ class AuthInterceptor(grpc.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         service = _service_of(handler_call_details.method)
         metadata = handler_call_details.invocation_metadata
-        if service == ADMIN_SERVICE:
+        if service in ADMIN_SERVICES:
             problem = self._check_admin(metadata)
-        elif service == DECISION_SERVICE:
+        elif service in API_KEY_SERVICES:
             problem = self._check_api_key(metadata)
         else:
             problem = None
-        if problem is None:
-            return continuation(handler_call_details)
-        # Every method of both services is unary-unary; the request is never parsed.
-        return grpc.unary_unary_rpc_method_handler(_Rejection(problem).reject)
+        handler = continuation(handler_call_details)
+        if problem is None or handler is None:
+            return handler
+        # Answer with a handler of the method's kind (TrackStream streams its requests).
+        return _Rejection(problem).handler(handler)  # type: ignore[no-any-return]
 
     def _check_admin(self, metadata: Sequence[tuple[str, Any]] | None) -> str | None:
         if self._admin_token is None:
@@ -117,7 +133,8 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
 
 class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts every unary call by method and status code, and times it."""
+    """Counts every unary-response call (unary and client-streaming) by method and
+    status code, and times it."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
@@ -126,9 +143,12 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler  # unknown methods and streams (health Watch, reflection)
-        inner = handler.unary_unary
+        if handler is None or handler.response_streaming:
+            return handler  # unknown methods and response streams (health Watch, reflection)
+        streaming = handler.request_streaming
+        inner = handler.stream_unary if streaming else handler.unary_unary
+        if inner is None:
+            return handler
         method = handler_call_details.method
         observe = self._metrics.observe_call
 
@@ -148,7 +168,12 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                     name = code.name
                 observe(method, name, time.perf_counter() - start)
 
-        return grpc.unary_unary_rpc_method_handler(
+        wrap = (
+            grpc.stream_unary_rpc_method_handler
+            if streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        return wrap(
             behavior,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,

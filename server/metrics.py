@@ -6,6 +6,8 @@
     decide_ruleset_version                                            store version served
     decide_ruleset_loaded_timestamp_seconds                           when it was loaded
     decide_ruleset_reloads_total / decide_ruleset_reload_errors_total
+    decide_events_total{type}                                         events in committed batches
+    decide_events_duplicates_total                                    of those, already stored
 
 The gRPC names follow go-grpc-prometheus, so existing dashboards work. Decisions for a
 placement the rules do not define are counted under ``placement="(unknown)"``: callers
@@ -15,11 +17,16 @@ choose placement ids, and one label value per typo would grow without bound.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from decision import Decision, Reason
+
+if TYPE_CHECKING:
+    from decision.profile import Event
 
 UNKNOWN_PLACEMENT_LABEL = "(unknown)"
 
@@ -67,6 +74,17 @@ class Metrics:
             "Ruleset reloads that failed (the previous ruleset kept serving).",
             registry=r,
         )
+        self.events = Counter(
+            "decide_events",
+            "Events in committed Track/TrackStream batches (duplicates included), by type.",
+            ["type"],
+            registry=r,
+        )
+        self.event_duplicates = Counter(
+            "decide_events_duplicates",
+            "Events whose event_id was already stored; they changed nothing.",
+            registry=r,
+        )
         self._http: WSGIServer | None = None
         self._http_thread: threading.Thread | None = None
 
@@ -85,6 +103,16 @@ class Metrics:
             self.decisions.labels(
                 placement, d.campaign_id or "", d.variant_id or "", d.reason.value
             ).inc()
+
+    def observe_events(self, events: Sequence[Event], duplicates: int) -> None:
+        """Count one committed batch: its events by type, and its duplicates."""
+        counts: dict[str, int] = {}
+        for event in events:
+            counts[event.type] = counts.get(event.type, 0) + 1
+        for event_type, count in counts.items():
+            self.events.labels(event_type).inc(count)
+        if duplicates:
+            self.event_duplicates.inc(duplicates)
 
     def observe_load(self, version: int, loaded_at: float) -> None:
         """Record a successful reload."""
