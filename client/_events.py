@@ -318,8 +318,8 @@ class BatchStream:
             raise self.failure
         if self.rejected is not None:
             stored = (
-                f"{response.accepted} events of batches 0-{self.sent - 1} were stored"
-                f" ({response.duplicates} duplicates)"
+                f"earlier batches stored {response.accepted} new events"
+                f" and {response.duplicates} duplicates"
                 if self.sent
                 else "nothing was stored"
             )

@@ -66,8 +66,8 @@ class InvalidArgument(DecideError, ValueError):
 class BatchRejected(InvalidArgument):
     """A ``track_stream`` batch was invalid, so the stream stopped there.
 
-    Batches ``0 .. batch-1`` were committed: ``accepted`` events, ``duplicates`` of them
-    already stored before. Nothing of batch ``batch`` or later was stored, so resume from
+    Batches ``0 .. batch-1`` were committed: ``accepted`` new events, plus
+    ``duplicates`` that were already stored. Nothing of batch ``batch`` or later was stored, so resume from
     it once fixed. ``violations`` name ``batches[B].events[I]...``. Raised with
     ``code`` ``None`` when the client itself found the batch unsendable.
     """

@@ -184,9 +184,9 @@ class TrackEvent:
 
 @dataclass(frozen=True, slots=True)
 class TrackResult:
-    """What a ``track`` or ``track_stream`` call stored: ``accepted`` events committed,
-    ``duplicates`` of them already stored before (same ``event_id``), which changed
-    nothing."""
+    """What a ``track`` or ``track_stream`` call stored: ``accepted`` events newly
+    committed, and ``duplicates``: events whose ``event_id`` was already stored (a
+    retry), which changed nothing and are not counted in ``accepted``."""
 
     accepted: int
     duplicates: int

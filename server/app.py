@@ -10,7 +10,10 @@ the metrics endpoint closes.
 
 Health: ``""`` and ``decisioning.v1.DecisionService`` are NOT_SERVING until the first
 good ruleset is loaded. ``decisioning.v1.RulesAdmin`` is SERVING from the start: it is
-how an operator fixes a store whose active document is bad.
+how an operator fixes a store whose active document is bad. ``decisioning.v1.
+EventService`` and ``decisioning.v1.ProfileService`` need no rules and are SERVING from
+the start too; they are registered only when the profile backend can store events
+(``SQLiteProfileStore`` by default; an injected read-only backend gets neither).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from concurrent import futures
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -36,14 +39,18 @@ from protos import decisioning_pb2_grpc as pb_grpc
 from server import limits
 from server.config import ConfigError, ServerConfig
 from server.documents import dump_document
+from server.events_servicer import EventServicer, EventSink
 from server.interceptors import (
     ADMIN_SERVICE,
     DECISION_SERVICE,
+    EVENT_SERVICE,
+    PROFILE_SERVICE,
     AuthInterceptor,
     MetricsInterceptor,
 )
 from server.logs import configure_logging
 from server.metrics import Metrics
+from server.profile_servicer import ProfileAdmin, ProfileServicer
 from server.profile_store import SQLiteProfileStore
 from server.profiles import CachedProfileStore, ProfileStore
 from server.reloader import Reloader
@@ -63,6 +70,20 @@ SERVICE_NAMES = (
     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
     reflection.SERVICE_NAME,
 )
+PROFILE_SERVICE_NAMES = (
+    pb.DESCRIPTOR.services_by_name["EventService"].full_name,
+    pb.DESCRIPTOR.services_by_name["ProfileService"].full_name,
+)
+_PROFILE_OPERATIONS = ("track", "set_attributes", "delete_visitor", "export_visitor")
+
+
+class _EventStore(EventSink, ProfileAdmin, Protocol):
+    """A profile backend that also stores events and manages visitors."""
+
+
+def _stores_events(profiles: object) -> TypeGuard[_EventStore]:
+    """Whether a profile backend supports EventService and ProfileService."""
+    return all(callable(getattr(profiles, name, None)) for name in _PROFILE_OPERATIONS)
 
 
 class DecideServer(grpc.Server):
@@ -231,8 +252,21 @@ def create_server(
         pb_grpc.add_RulesAdminServicer_to_server(  # type: ignore[no-untyped-call]
             RulesAdminServicer(store, reloader), server
         )
+        service_names: tuple[str, ...] = SERVICE_NAMES
+        if _stores_events(profiles):
+            pb_grpc.add_EventServiceServicer_to_server(  # type: ignore[no-untyped-call]
+                EventServicer(profiles, clock=clock, metrics=metrics),
+                server,
+            )
+            pb_grpc.add_ProfileServiceServicer_to_server(  # type: ignore[no-untyped-call]
+                ProfileServicer(profiles, clock=clock),
+                server,
+            )
+            for name in (EVENT_SERVICE, PROFILE_SERVICE):
+                health_servicer.set(name, SERVING)
+            service_names = SERVICE_NAMES[:2] + PROFILE_SERVICE_NAMES + SERVICE_NAMES[2:]
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection(SERVICE_NAMES, server)
+        reflection.enable_server_reflection(service_names, server)
 
         port = _bind(server, config)
         server.start()

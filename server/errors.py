@@ -83,7 +83,7 @@ class BatchRejectedError(ServerError, ValueError):
         self.accepted = accepted
         self.duplicates = duplicates
         stored = (
-            f"{accepted} events of batches 0-{batch - 1} were stored ({duplicates} duplicates)"
+            f"earlier batches stored {accepted} new events and {duplicates} duplicates"
             if batch
             else "nothing was stored"
         )

@@ -84,7 +84,7 @@ class TestHealth:
 
 class TestReflection:
     def test_lists_every_service(self, running):
-        """Reflection lists both decide services, health and reflection itself."""
+        """Reflection lists the decide services, health and reflection itself."""
         stub = reflection_pb2_grpc.ServerReflectionStub(running.channel)
         request = reflection_pb2.ServerReflectionRequest(list_services="")
 
@@ -93,6 +93,8 @@ class TestReflection:
         names = sorted(s.name for s in response.list_services_response.service)
         assert [
             "decisioning.v1.DecisionService",
+            "decisioning.v1.EventService",
+            "decisioning.v1.ProfileService",
             "decisioning.v1.RulesAdmin",
             "grpc.health.v1.Health",
             "grpc.reflection.v1alpha.ServerReflection",
