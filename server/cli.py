@@ -9,9 +9,13 @@
     decide rules schema
     decide query --target ADDR --visitor V --placement P [...] [--context k=v ...] [--json]
     decide status --target ADDR [--json]
+    decide track FILE.jsonl [--target ADDR] [--batch N]
+    decide profile [show|delete|export] VISITOR [--target ADDR] [--json]
+    decide profiles rebuild [--db PATH]
 
 Rules commands work on a store file directly (``--db``) or through a running server's
-RulesAdmin service (``--target``, with ``--admin-token`` or DECIDE_ADMIN_TOKEN). User
+RulesAdmin service (``--target``, with ``--admin-token`` or DECIDE_ADMIN_TOKEN). The
+event and profile commands live in ``server.cli_profiles``. User
 errors print one line on stderr and exit non-zero (see the ``EXIT_*`` constants); they
 never print a traceback.
 """
@@ -194,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_arguments(status, admin=True)
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=cmd_status)
+
+    from server import cli_profiles  # imports this module: load it once this one is
+
+    cli_profiles.add_parsers(commands)
     return parser
 
 
