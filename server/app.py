@@ -8,6 +8,9 @@ Shutdown order: health turns NOT_SERVING (load balancers stop sending), the serv
 stops accepting calls and gives in-flight ones ``grace`` seconds, the reloader stops,
 the metrics endpoint closes.
 
+``serve`` with ``config.processes`` > 1 runs that many server processes on one port
+(SO_REUSEPORT), supervised by the calling process: see ``serve_processes``.
+
 Health: ``""`` and ``decisioning.v1.DecisionService`` are NOT_SERVING until the first
 good ruleset is loaded. ``decisioning.v1.RulesAdmin`` is SERVING from the start: it is
 how an operator fixes a store whose active document is bad. ``decisioning.v1.
@@ -18,12 +21,18 @@ the start too; they are registered only when the profile backend can store event
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import multiprocessing
 import signal
+import socket
 import sqlite3
+import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -227,7 +236,8 @@ def create_server(
             options=[
                 ("grpc.max_receive_message_length", limits.MAX_RECEIVE_MESSAGE_BYTES),
                 # Without this, Linux lets a second server bind a port already in use.
-                ("grpc.so_reuseport", 0),
+                # --processes N turns it on: its N processes share one port on purpose.
+                ("grpc.so_reuseport", 1 if config.processes > 1 else 0),
             ],
         )
         cached: ProfileStore = (
@@ -376,32 +386,203 @@ def serve(config: ServerConfig) -> int:
     """Run a server until SIGTERM or SIGINT; returns the process exit code.
 
     0 after a graceful shutdown; 1 when the server cannot start (the reason is logged).
-    Must be called from the main thread (it installs signal handlers).
+    With ``config.processes`` > 1, runs that many server processes instead (see
+    ``serve_processes``). Must be called from the main thread (it installs signal
+    handlers).
     """
     configure_logging(config.log_level, config.log_json)
-    try:
-        server, _ = create_server(config)
-    except (OSError, ConfigError, ValueError, sqlite3.Error) as exc:
-        logger.error("cannot start: %s", exc, extra={"event": "start_failed"})
-        return 1
+    if config.processes > 1:
+        return serve_processes(config)
+    return _serve_one(config)
+
+
+@contextmanager
+def _stop_signals(grace: float) -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT while the block runs."""
     stop_requested = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         logger.info(
             "received %s; shutting down (grace %.1fs)",
             signal.Signals(signum).name,
-            config.grace,
+            grace,
             extra={"event": "shutdown", "signal": signal.Signals(signum).name},
         )
         stop_requested.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        # Wake regularly: a bare Event.wait() can delay signal handling on some platforms.
-        while not stop_requested.wait(0.5):
-            pass
+        yield stop_requested
     finally:
-        server.stop(config.grace).wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _serve_one(config: ServerConfig, ready: Any = None) -> int:
+    """One server process; ``ready`` (a pipe end) is sent the bound port once serving."""
+    with _stop_signals(config.grace) as stop_requested:
+        try:
+            server, port = create_server(config)
+        except (OSError, ConfigError, ValueError, sqlite3.Error) as exc:
+            logger.error("cannot start: %s", exc, extra={"event": "start_failed"})
+            return 1
+        try:
+            if ready is not None:
+                ready.send(port)
+                ready.close()
+            # Wake regularly: a bare Event.wait() can delay signal handling on some platforms.
+            while not stop_requested.wait(0.5):
+                pass
+        finally:
+            server.stop(config.grace).wait()
     return 0
+
+
+# -- several processes on one port --------------------------------------------------------
+
+START_TIMEOUT = 60.0
+"""Seconds each ``--processes`` child gets to open the stores and start listening."""
+
+
+def serve_processes(config: ServerConfig) -> int:
+    """Run ``config.processes`` server processes sharing one port, until SIGTERM or SIGINT.
+
+    The port is checked and, for port 0, chosen here first; a socket bound with
+    SO_REUSEPORT holds it until every child listens on it too (also with SO_REUSEPORT),
+    and the kernel then spreads incoming connections over the children. The stores are
+    created (and the demo rules published) once here, so the children never race to set
+    them up; each child hot-reloads from the shared SQLite file on its own. Children are
+    spawned, not forked (gRPC does not survive a fork). SIGTERM or SIGINT is passed on
+    to every child, each stops gracefully within ``grace`` seconds, and the exit code is
+    0 when all of them exited 0. A child that dies unexpectedly stops the others: exit 1,
+    for the process manager to restart the whole group.
+    """
+    if not hasattr(socket, "SO_REUSEPORT"):
+        logger.error(
+            "cannot start: --processes needs SO_REUSEPORT", extra={"event": "start_failed"}
+        )
+        return 1
+    try:
+        holder, port = _reserve_port(config.host, config.port)
+        _prepare_stores(config)
+    except (OSError, ConfigError, ValueError, sqlite3.Error) as exc:
+        logger.error("cannot start: %s", exc, extra={"event": "start_failed"})
+        return 1
+    context = multiprocessing.get_context("spawn")
+    children: list[Any] = []
+    code = 0
+    with holder, _stop_signals(config.grace) as stop_requested:
+        try:
+            for i in range(config.processes):
+                child_config = dataclasses.replace(
+                    config,
+                    port=port,
+                    demo=False,
+                    metrics_port=config.metrics_port and config.metrics_port + i,
+                )
+                receiver, sender = context.Pipe(duplex=False)
+                child = context.Process(
+                    target=_child_main, args=(child_config, sender), name=f"decide-serve-{i}"
+                )
+                child.start()
+                sender.close()
+                children.append((child, receiver))
+            if not _await_children(children, stop_requested):
+                code = 1
+            else:
+                holder.close()
+                logger.info(
+                    "%d server processes on %s:%d",
+                    len(children),
+                    config.host,
+                    port,
+                    extra={
+                        "event": "processes_started",
+                        "port": port,
+                        "pids": [child.pid for child, _ in children],
+                    },
+                )
+                while not stop_requested.wait(0.5):
+                    dead = [child for child, _ in children if not child.is_alive()]
+                    if dead:
+                        logger.error(
+                            "server process %d exited with code %s; stopping the others",
+                            dead[0].pid,
+                            dead[0].exitcode,
+                            extra={"event": "process_died", "pid": dead[0].pid},
+                        )
+                        code = 1
+                        break
+        finally:
+            for child, _ in children:
+                if child.is_alive():
+                    child.terminate()  # SIGTERM: the child's own graceful shutdown
+            deadline = time.monotonic() + config.grace + 10
+            for child, _ in children:
+                child.join(max(0.0, deadline - time.monotonic()))
+                if child.is_alive():
+                    child.kill()
+                    child.join(5)
+                if child.exitcode != 0:
+                    code = 1
+    return code
+
+
+def _child_main(config: ServerConfig, ready: Any) -> None:
+    """A ``--processes`` child: serve until SIGTERM; the exit code is serve's."""
+    configure_logging(config.log_level, config.log_json)
+    sys.exit(_serve_one(config, ready))
+
+
+def _await_children(children: list[Any], stop_requested: threading.Event) -> bool:
+    """Whether every child reported that it listens (False: one failed, or stop asked)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    for child, receiver in children:
+        while not receiver.poll(0.2):
+            if stop_requested.is_set() or not child.is_alive() or time.monotonic() > deadline:
+                if not stop_requested.is_set():
+                    logger.error(
+                        "server process %d did not start",
+                        child.pid,
+                        extra={"event": "start_failed"},
+                    )
+                return False
+        try:
+            receiver.recv()
+        except EOFError:  # it exited before reporting; it logged why
+            return False
+        finally:
+            receiver.close()
+    return True
+
+
+def _reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
+    """A socket holding ``host:port`` for SO_REUSEPORT listeners, and the port number.
+
+    A plain bind first fails if anything holds the port (which SO_REUSEPORT alone would
+    not notice when the holder also set it), and picks a free port for port 0.
+    """
+    family, kind, _, _, address = socket.getaddrinfo(
+        host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    with socket.socket(family, kind) as check:
+        try:
+            check.bind(address)
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        port = check.getsockname()[1]
+    holder = socket.socket(family, kind)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind((address[0], port, *address[2:]))
+    return holder, port
+
+
+def _prepare_stores(config: ServerConfig) -> None:
+    """Create the rules and profile stores (and publish the demo rules) before any child."""
+    store = RulesStore(config.db_path)
+    try:
+        if config.demo:
+            _publish_demo(store)
+        SQLiteProfileStore(store.path).close()
+    finally:
+        store.close()

@@ -1,6 +1,6 @@
 """The ``decide`` command: run a server, manage rules, query decisions.
 
-    decide serve [--demo] [--db PATH] [--port N] [--admin-token T] [--api-key K ...]
+    decide serve [--demo] [--db PATH] [--port N] [--processes N] [--admin-token T] [--api-key K]
     decide rules validate FILE
     decide rules apply FILE [--db PATH | --target ADDR] [--expected-version N] [--comment C]
     decide rules export [--version N] [--db PATH | --target ADDR]
@@ -9,6 +9,7 @@
     decide rules schema
     decide query --target ADDR --visitor V --placement P [...] [--context k=v ...] [--json]
     decide status --target ADDR [--json]
+    decide loadtest [--target ADDR] [--concurrency N | --rate R] [--baseline] [--json]
     decide track FILE.jsonl [--target ADDR] [--batch N]
     decide profile [show|delete|export] VISITOR [--target ADDR] [--json]
     decide profiles rebuild [--db PATH]
@@ -124,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-json", action="store_true", default=None, help="log one JSON object per line"
     )
     serve.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
+    serve.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="server processes sharing the port (SO_REUSEPORT, Linux; default 1)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     rules = commands.add_parser("rules", help="validate, publish and inspect rules")
@@ -202,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     from server import cli_profiles  # imports this module: load it once this one is
 
     cli_profiles.add_parsers(commands)
+
+    from loadtest import cli as loadtest_cli  # argparse only; the run imports the rest
+
+    loadtest_cli.add_parser(commands)
     return parser
 
 
@@ -268,6 +279,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "tls_key",
             "log_json",
             "log_level",
+            "processes",
         )
     }
     try:

@@ -25,6 +25,8 @@ DEFAULT_POLL_INTERVAL = 0.2
 DEFAULT_GRACE = 5.0
 DEFAULT_LOG_LEVEL = "INFO"
 DEFAULT_MAX_WORKERS = 16
+DEFAULT_PROCESSES = 1
+MAX_PROCESSES = 64
 DEFAULT_PROFILE_CACHE_SIZE = 100_000
 # At most this many seconds may pass before a process sees a profile another process
 # wrote to the shared file (its own writes invalidate at once): keep it about 1 s.
@@ -50,7 +52,9 @@ class ServerConfig:
     ``admin_token``: the bearer token RulesAdmin calls must carry; ``None`` refuses every
     admin call (there is no unauthenticated admin mode). ``api_keys``: when non-empty,
     DecisionService calls must carry one of them in ``x-api-key``. ``metrics_port``:
-    ``None`` disables the Prometheus endpoint; 0 picks a free port.
+    ``None`` disables the Prometheus endpoint; 0 picks a free port. ``processes``: server
+    processes sharing the port (SO_REUSEPORT); process i serves metrics on
+    ``metrics_port + i``.
     """
 
     db_path: str = DEFAULT_DB_PATH
@@ -70,6 +74,7 @@ class ServerConfig:
     max_workers: int = DEFAULT_MAX_WORKERS
     profile_cache_size: int = DEFAULT_PROFILE_CACHE_SIZE
     profile_cache_ttl: float = DEFAULT_PROFILE_CACHE_TTL
+    processes: int = DEFAULT_PROCESSES
 
     def __post_init__(self) -> None:
         if not self.db_path:
@@ -102,6 +107,8 @@ class ServerConfig:
             raise ConfigError("profile_cache_size", "must be >= 0")
         if not self.profile_cache_ttl >= 0:
             raise ConfigError("profile_cache_ttl", "must be >= 0")
+        if not 1 <= self.processes <= MAX_PROCESSES:
+            raise ConfigError("processes", f"must be 1-{MAX_PROCESSES}, got {self.processes}")
 
     @property
     def loopback_only(self) -> bool:
@@ -222,4 +229,5 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_workers": _parse_int,
     "profile_cache_size": _parse_int,
     "profile_cache_ttl": _parse_float,
+    "processes": _parse_int,
 }

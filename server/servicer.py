@@ -35,6 +35,10 @@ AUTHOR_KEY = "x-decide-author"
 
 MAX_AUTHOR_LENGTH = 128
 
+PID_KEY = "x-decide-pid"
+"""Initial metadata of GetStatus: the id of the server process that answered, which
+tells the processes of ``decide serve --processes N`` apart."""
+
 Clock = Callable[[], datetime]
 
 # Built at import so a Reason or Outcome the proto lacks fails loudly, not per call.
@@ -309,6 +313,7 @@ class RulesAdminServicer(pb_grpc.RulesAdminServicer):
 
     @handles_errors
     def GetStatus(self, request: pb.GetStatusRequest, context: grpc.ServicerContext) -> Any:
+        context.send_initial_metadata(((PID_KEY, str(os.getpid())),))
         snapshot = self._source.snapshot
         status = self._source.status
         return pb.GetStatusResponse(
