@@ -44,9 +44,7 @@ are summed as sent (``currency`` is kept in the event log, not converted). The r
 returned articles counts, per known order, at most the articles that order had;
 returns of orders we never saw count in ``returns_number_total`` only. ``cart`` is
 present while there are cart events after the latest purchase (``items`` may then be
-empty, if they cancel out). ``orders`` and ``lifetime_value`` repeat
-``customer_segment.outbounds_number_total`` and ``outbounds_value_total`` at the top
-level, because the pre-built segments of ``decision.default_document()`` read them.
+empty, if they cancel out).
 """
 
 from __future__ import annotations
@@ -423,12 +421,12 @@ def _check_json(
         for key, item in value.items():
             if not isinstance(key, str) or not key:
                 problems.append(Problem(path, "keys must be non-empty strings"))
-                return
+                continue
             if addressable and ("." in key or key.startswith("$")):
                 problems.append(
                     Problem(f"{path}.{key}", "a key must not contain '.' or start with '$'")
                 )
-                return
+                continue
             _check_json(item, f"{path}.{key}", depth + 1, addressable, problems)
     elif isinstance(value, list | tuple):
         for position, item in enumerate(value):
@@ -582,9 +580,6 @@ def render(state: Mapping[str, Any]) -> dict[str, JSON]:
     segment = _customer_segment(state["orders"], state["returns"])
     if segment:
         document["customer_segment"] = segment
-        if "outbounds_number_total" in segment:
-            document["orders"] = segment["outbounds_number_total"]
-            document["lifetime_value"] = segment["outbounds_value_total"]
     for name, field in (
         ("categories", "categories_viewed"),
         ("brands", "brands_viewed"),
