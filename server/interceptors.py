@@ -138,6 +138,10 @@ class MetricsInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        # method -> (the handler it wrapped, the wrapper). A registered method's handler
+        # is the same object on every call, so the wrapper is built once per method, not
+        # once per call; a rejection (a new handler each time) is simply wrapped afresh.
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -145,11 +149,19 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None or handler.response_streaming:
             return handler  # unknown methods and response streams (health Watch, reflection)
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]  # type: ignore[no-any-return]
+        wrapped: grpc.RpcMethodHandler[Any, Any] = self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: Any, method: str) -> Any:
         streaming = handler.request_streaming
         inner = handler.stream_unary if streaming else handler.unary_unary
         if inner is None:
             return handler
-        method = handler_call_details.method
         observe = self._metrics.observe_call
 
         def behavior(request: Any, context: grpc.ServicerContext) -> Any:

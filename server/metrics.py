@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -87,22 +87,37 @@ class Metrics:
         )
         self._http: WSGIServer | None = None
         self._http_thread: threading.Thread | None = None
+        # Labelled children by label values. ``labels()`` validates, converts and locks on
+        # every call; on the request path a dict lookup does (two threads may both miss
+        # and ask ``labels()``, which returns the same child to both).
+        self._call_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._decision_children: dict[tuple[str, str, str, str], Any] = {}
 
     def observe_call(self, method: str, code: str, seconds: float) -> None:
         """Count one finished RPC. ``method`` is the full ``/package.Service/Method``."""
-        service, _, name = method.lstrip("/").rpartition("/")
-        self.handled.labels(service, name, code).inc()
-        self.latency.labels(service, name).observe(seconds)
+        children = self._call_children.get((method, code))
+        if children is None:
+            service, _, name = method.lstrip("/").rpartition("/")
+            children = (
+                self.handled.labels(service, name, code),
+                self.latency.labels(service, name),
+            )
+            self._call_children[(method, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_decisions(self, decisions: list[Decision]) -> None:
         """Count the decisions of one Decide call."""
+        cache = self._decision_children
         for d in decisions:
             placement = (
                 UNKNOWN_PLACEMENT_LABEL if d.reason is Reason.UNKNOWN_PLACEMENT else d.placement
             )
-            self.decisions.labels(
-                placement, d.campaign_id or "", d.variant_id or "", d.reason.value
-            ).inc()
+            key = (placement, d.campaign_id or "", d.variant_id or "", d.reason.value)
+            child = cache.get(key)
+            if child is None:
+                child = cache[key] = self.decisions.labels(*key)
+            child.inc()
 
     def observe_events(self, events: Sequence[Event], duplicates: int) -> None:
         """Count one committed batch: its events by type, and its duplicates."""

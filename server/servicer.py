@@ -8,6 +8,7 @@ limits (``server.limits``), calls the engine or the store, and converts the resu
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -78,17 +79,21 @@ class StatusSource(SnapshotSource, Protocol):
 # -- ids ------------------------------------------------------------------------------
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Two characters (10 bits) per lookup: 13 lookups encode the 130 bits of 26 characters.
+_PAIRS = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
+_PAIR_SHIFTS = tuple(range(120, -1, -10))
 
 
 def new_decision_id() -> str:
     """A ULID: 26 Crockford base-32 characters, 48 bits of milliseconds then 80 random
-    bits, so ids sort by creation time and never collide in practice."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    bits, so ids sort by creation time and never collide in practice.
+
+    The random bits come from ``random`` (seeded from the OS at start and again in a
+    forked child), not ``os.urandom``: ids must be unique, not secret, and a system call
+    per id released and re-took the GIL, which under load cost more than the call.
+    """
+    value = (time.time_ns() // 1_000_000) << 80 | random.getrandbits(80)
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
 
 
 # -- conversions ----------------------------------------------------------------------
@@ -118,7 +123,15 @@ def version_message(info: VersionInfo) -> pb.RulesVersion:
 
 def decision_message(d: decision.Decision, snapshot: Snapshot, explain: bool) -> pb.Decision:
     """The proto form of one engine decision; content JSON comes precomputed."""
-    message = pb.Decision(
+    return _add_decision(pb.Decision, d, snapshot, explain)
+
+
+def _add_decision(
+    add: Callable[..., pb.Decision], d: decision.Decision, snapshot: Snapshot, explain: bool
+) -> pb.Decision:
+    """``add`` is ``pb.Decision`` or a response's ``decisions.add``: adding to the list in
+    place saves building a message and then copying it into the response."""
+    message = add(
         placement=d.placement,
         decision_id=new_decision_id(),
         reason=_REASONS[d.reason],
@@ -188,9 +201,20 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         return snapshot
 
     def _structs(self, request: Any, problems: list[Problem]) -> tuple[dict[str, Any], ...]:
-        """The request's context and profile overrides as plain values, checked."""
-        context = limits.struct_to_dict(request.context, "context", problems)
-        overrides = limits.struct_to_dict(request.profile_overrides, "profile_overrides", problems)
+        """The request's context and profile overrides as plain values, checked.
+
+        An unset Struct converts to ``{}`` without the walk (most calls send no overrides).
+        """
+        context = (
+            limits.struct_to_dict(request.context, "context", problems)
+            if request.HasField("context")
+            else {}
+        )
+        overrides = (
+            limits.struct_to_dict(request.profile_overrides, "profile_overrides", problems)
+            if request.HasField("profile_overrides")
+            else {}
+        )
         return context, overrides
 
     @handles_errors
@@ -214,11 +238,13 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         )
         if self._metrics is not None:
             self._metrics.observe_decisions(decisions)
-        return pb.DecideResponse(
-            decisions=[decision_message(d, snapshot, request.explain) for d in decisions],
-            ruleset_version=snapshot.version,
-            ruleset_hash=snapshot.content_hash,
+        response = pb.DecideResponse(
+            ruleset_version=snapshot.version, ruleset_hash=snapshot.content_hash
         )
+        add = response.decisions.add
+        for d in decisions:
+            _add_decision(add, d, snapshot, request.explain)
+        return response
 
     @handles_errors
     def GetVisitorSegments(
