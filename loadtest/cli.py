@@ -280,9 +280,7 @@ def _load(
     args: argparse.Namespace,
     pids: Callable[[], list[int]] | None,
 ) -> Any:
-    from loadtest.recording import DONE, MEASURE
-    from loadtest.runner import ProgressLine, run_load
-    from loadtest.targets import cpu_seconds, rss_bytes
+    from loadtest.runner import ProgressLine, measure
     from loadtest.worker import WorkerSpec
 
     spec = WorkerSpec(
@@ -298,21 +296,5 @@ def _load(
         max_in_flight=settings["max_in_flight"],
         run_id=f"{int(time.time() * 1000):x}",
     )
-    marks: dict[str, tuple[float, float, int]] = {}
-
-    def on_phase(phase: str) -> None:
-        if pids is not None and phase in (MEASURE, DONE):
-            processes = pids()
-            marks[phase] = (time.perf_counter(), cpu_seconds(processes), rss_bytes(processes))
-
     progress = None if args.quiet else ProgressLine(label, settings["processes"])
-    summary = run_load(spec, settings["processes"], progress, on_phase)
-    if MEASURE in marks and DONE in marks and summary.calls:
-        (t0, cpu0, rss0), (t1, cpu1, rss1) = marks[MEASURE], marks[DONE]
-        summary.server = {
-            "cpu_us_per_call": round((cpu1 - cpu0) * 1e6 / summary.calls, 1),
-            "cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
-            "rss_mb_start": round(rss0 / 2**20, 1),
-            "rss_mb_end": round(rss1 / 2**20, 1),
-        }
-    return summary
+    return measure(spec, settings["processes"], progress, pids)

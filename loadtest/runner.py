@@ -182,6 +182,35 @@ def run_load(
     return summarize(spec.target, results)
 
 
+def measure(
+    spec: WorkerSpec,
+    processes: int = 1,
+    progress: ProgressLine | None = None,
+    server_pids: Callable[[], list[int]] | None = None,
+) -> RunSummary:
+    """``run_load``, and when ``server_pids`` names the server's processes, their CPU per
+    call and share of a core, and their resident memory, over the measurement phase."""
+    from loadtest.targets import cpu_seconds, rss_bytes
+
+    marks: dict[str, tuple[float, float, int]] = {}
+
+    def on_phase(phase: str) -> None:
+        if server_pids is not None:
+            pids = server_pids()
+            marks[phase] = (time.perf_counter(), cpu_seconds(pids), rss_bytes(pids))
+
+    summary = run_load(spec, processes, progress, on_phase)
+    if MEASURE in marks and DONE in marks and summary.calls:
+        (t0, cpu0, rss0), (t1, cpu1, rss1) = marks[MEASURE], marks[DONE]
+        summary.server = {
+            "cpu_us_per_call": round((cpu1 - cpu0) * 1e6 / summary.calls, 1),
+            "cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+            "rss_mb_start": round(rss0 / 2**20, 1),
+            "rss_mb_end": round(rss1 / 2**20, 1),
+        }
+    return summary
+
+
 def _child(spec: WorkerSpec, messages: Any, go: Any) -> None:
     """A client process: get ready, wait for the common start, run, send the result."""
     try:
