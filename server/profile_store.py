@@ -97,6 +97,8 @@ _UPSERT = (
     " SET document = excluded.document, state = excluded.state"
 )
 _EVENT_COLUMNS = "event_id, source_id, type, ts, properties"
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""Compact JSON; one encoder for every call (json.dumps with options builds one each)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,16 @@ class TrackResult:
 
     accepted: int
     duplicates: int
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One ``track`` call waiting for (or done by) a group commit."""
+
+    events: Sequence[Event]
+    done: bool = False
+    result: TrackResult | None = None
+    error: BaseException | None = None
 
 
 class SQLiteProfileStore:
@@ -123,6 +135,8 @@ class SQLiteProfileStore:
     ) -> None:
         self.path = Path(path)
         self._write_lock = threading.RLock()
+        self._queue: list[_Batch] = []
+        self._queue_lock = threading.Lock()
         self._closed = False
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -255,11 +269,51 @@ class SQLiteProfileStore:
         """
         if not events:
             return TrackResult(0, 0)
+        batch = _Batch(events)
+        with self._queue_lock:
+            self._queue.append(batch)
+        with self._write_lock:
+            # Group commit: whoever holds the write lock commits every batch queued so
+            # far in one transaction (one fsync). A batch queued while another group
+            # committed is usually done by the time its thread gets the lock.
+            if not batch.done:
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                self._commit_group(group)
+        if batch.error is not None:
+            raise batch.error
+        assert batch.result is not None
+        return batch.result
+
+    def _commit_group(self, group: list[_Batch]) -> None:
+        """Track ``group`` in one transaction, each batch in its own savepoint: a batch
+        that fails is rolled back alone and its caller gets the error."""
         touched: set[str] = set()
-        with self._write():
-            accepted = self._track(events, touched)
-        self._invalidate(touched)
-        return TrackResult(accepted, len(events) - accepted)
+        try:
+            with self._write():
+                for batch in group:
+                    mine: set[str] = set()
+                    self._db.execute("SAVEPOINT batch")
+                    try:
+                        accepted = self._track(batch.events, mine)
+                    except Exception as exc:
+                        self._db.execute("ROLLBACK TO batch")
+                        self._db.execute("RELEASE batch")
+                        batch.error = exc
+                        continue
+                    self._db.execute("RELEASE batch")
+                    touched |= mine
+                    batch.result = TrackResult(accepted, len(batch.events) - accepted)
+        except BaseException as exc:
+            for batch in group:  # nothing of the group was committed
+                batch.result = None
+                batch.error = batch.error or exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._invalidate(touched)
+            for batch in group:
+                batch.done = True
 
     def set_attributes(
         self, visitor_id: str, attributes: dict[str, Any], now: datetime
@@ -413,7 +467,7 @@ class SQLiteProfileStore:
                     event.visitor_id,
                     event.type,
                     format_timestamp(event.timestamp),
-                    json.dumps(event.properties, separators=(",", ":"), ensure_ascii=False),
+                    _dumps(event.properties),
                 )
                 for event in new
             ],
@@ -606,11 +660,7 @@ def _event_from_row(row: Sequence[Any]) -> Event:
 
 
 def _profile_row(visitor_id: str, state: dict[str, Any]) -> tuple[str, str, str]:
-    return (
-        visitor_id,
-        json.dumps(render(state), separators=(",", ":"), ensure_ascii=False),
-        json.dumps(state, separators=(",", ":"), ensure_ascii=False),
-    )
+    return visitor_id, _dumps(render(state)), _dumps(state)
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:

@@ -219,6 +219,74 @@ class TestTrack:
         assert TrackResult(0, 0) == profiles.track([])
 
 
+def track_in_threads(store: SQLiteProfileStore, batches: list[list[Event]]) -> list[Any]:
+    """Track each batch from its own thread, all queued while the store's write lock is
+    held, so one group commit takes them together. Returns results or exceptions."""
+    import threading
+
+    outcomes: list[Any] = [None] * len(batches)
+
+    def run(index: int) -> None:
+        try:
+            outcomes[index] = store.track(batches[index])
+        except Exception as exc:  # reported to the test
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(batches))]
+    with store._write_lock:  # hold commits back until every batch is queued
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while len(store._queue) < len(batches) and time.monotonic() < deadline:
+            time.sleep(0.005)
+    for thread in threads:
+        thread.join(10)
+    return outcomes
+
+
+class TestGroupCommit:
+    def test_queued_batches_commit_together(self, profiles: SQLiteProfileStore):
+        """Batches waiting for the write lock are committed in one transaction, each
+        with its own result."""
+        profiles.track(events(("pre", "session_start", 20), visitor="g0"))
+        batches = [
+            events((f"s{i}", "session_start", 10), (f"p{i}", "page_view", 9), visitor=f"g{i}")
+            for i in range(6)
+        ] + [events(("pre", "session_start", 20), visitor="g0")]
+
+        outcomes = track_in_threads(profiles, batches)
+
+        assert [TrackResult(2, 0)] * 6 + [TrackResult(0, 1)] == outcomes
+        assert [2, 1, 1, 1, 1, 1] == [profiles.get(f"g{i}")["visits"] for i in range(6)]
+
+    def test_failing_batch_fails_alone(
+        self, profiles: SQLiteProfileStore, monkeypatch: pytest.MonkeyPatch
+    ):
+        """A batch that fails inside a group commit is rolled back alone; the others
+        commit and their callers get their results."""
+        real_apply = fold.apply
+
+        def failing(state: dict[str, Any], event: Event) -> None:
+            if event.event_id == "bad":
+                raise RuntimeError("boom")
+            real_apply(state, event)
+
+        monkeypatch.setattr("server.profile_store.apply", failing)
+        batches = [
+            events(("a", "session_start", 10), visitor="ok-1"),
+            events(("x", "session_start", 10), ("bad", "page_view", 5), visitor="broken"),
+            events(("b", "session_start", 10), visitor="ok-2"),
+        ]
+
+        outcomes = track_in_threads(profiles, batches)
+
+        assert TrackResult(1, 0) == outcomes[0] == outcomes[2]
+        assert isinstance(outcomes[1], RuntimeError)
+        stored = {row[1] for row in all_rows(profiles.path)["events"]}
+        assert {"a", "b"} == stored
+        assert None is profiles.get("broken")
+
+
 class TestIdentify:
     def test_anonymous_profile_merges_into_the_customer(self, profiles: SQLiteProfileStore):
         """After identify, the anonymous and the customer id read one profile built from
