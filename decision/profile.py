@@ -317,9 +317,7 @@ def _identifier(value: Any, path: str, problems: list[Problem]) -> str | None:
     return None
 
 
-def _timestamp(
-    value: Any, path: str, latest: datetime, problems: list[Problem]
-) -> datetime | None:
+def _timestamp(value: Any, path: str, latest: datetime, problems: list[Problem]) -> datetime | None:
     if value is None or value == "":
         problems.append(Problem(path, "is required"))
         return None
@@ -591,7 +589,9 @@ def render(state: Mapping[str, Any]) -> dict[str, JSON]:
         document["first_seen"] = _iso(state["first_seen"])
         document["last_seen"] = _iso(state["last_seen"])
     attributes = {
-        name: entry[2] for name, entry in sorted(state["attributes"].items()) if entry[2] is not None
+        name: entry[2]
+        for name, entry in sorted(state["attributes"].items())
+        if entry[2] is not None
     }
     if attributes:
         document["attributes"] = attributes
@@ -608,7 +608,9 @@ def render(state: Mapping[str, Any]) -> dict[str, JSON]:
     cart = _cart(state["cart"])
     if cart is not None:
         document["cart"] = cart
-    campaigns = {name: _most_recent(state[name]) for name in _CAMPAIGN_LISTS.values() if state[name]}
+    campaigns = {
+        name: _most_recent(state[name]) for name in _CAMPAIGN_LISTS.values() if state[name]
+    }
     if campaigns:
         document["campaigns"] = campaigns
     return document
@@ -678,4 +680,3 @@ def _cart(events: Mapping[str, list[Any]]) -> dict[str, JSON] | None:
         "value": math.fsum(i["quantity"] * i["price"] for i in items if "price" in i),
         "updated_at": _iso(max(event[0] for event in events.values())),
     }
-

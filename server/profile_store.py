@@ -85,6 +85,8 @@ DEFAULT_CACHE_SIZE = 100_000
 DEFAULT_CACHE_TTL = 1.0
 
 _CHUNK = 500  # ids per "IN (...)" query: well under SQLite's variable limit
+_INSERT_ROWS = 150  # events per INSERT statement: 900 variables, under the old 999 limit
+_ROW_MARKS = "(?, ?, ?, ?, ?, ?)"
 _MISSING = object()
 
 _GET = (
@@ -184,9 +186,7 @@ class SQLiteProfileStore:
                 if_not_exists=True,
             )
             db.table("events").create_index(["event_id"], unique=True, if_not_exists=True)
-            db.table("events").create_index(
-                ["visitor_id", "ts", "event_id"], if_not_exists=True
-            )
+            db.table("events").create_index(["visitor_id", "ts", "event_id"], if_not_exists=True)
             db.table("aliases").create(
                 {"alias": str, "canonical": str},
                 pk="alias",
@@ -223,7 +223,7 @@ class SQLiteProfileStore:
 
     def _load(self, visitor_id: str) -> dict[str, Any] | None:
         row = self._reader().execute(_GET, (visitor_id, visitor_id)).fetchone()
-        return None if row is None else json.loads(row[0])  # type: ignore[no-any-return]
+        return None if row is None else json.loads(row[0])
 
     def export_visitor(self, visitor_id: str) -> dict[str, Any]:
         """Everything held about the visitor: ``{"visitor_id", "aliases", "profile",
@@ -296,7 +296,7 @@ class SQLiteProfileStore:
                     self._db.execute("SAVEPOINT batch")
                     try:
                         accepted = self._track(batch.events, mine)
-                    except Exception as exc:
+                    except Exception as exc:  # noqa: BLE001 - the batch's caller gets it
                         self._db.execute("ROLLBACK TO batch")
                         self._db.execute("RELEASE batch")
                         batch.error = exc
@@ -445,33 +445,35 @@ class SQLiteProfileStore:
         unique: dict[str, Event] = {}
         for event in events:
             unique.setdefault(event.event_id, event)
-        known: set[str] = set()
-        for chunk in _chunks(list(unique)):
-            known.update(
+        aliases = self._load_aliases({event.visitor_id for event in unique.values()})
+        rows = [
+            (
+                event.event_id,
+                aliases[event.visitor_id],
+                event.visitor_id,
+                event.type,
+                format_timestamp(event.timestamp),
+                _dumps(event.properties),
+            )
+            for event in unique.values()
+        ]
+        # One multi-row INSERT per chunk; RETURNING names the rows that were new, so
+        # duplicates are found without a separate SELECT.
+        inserted: set[str] = set()
+        for start in range(0, len(rows), _INSERT_ROWS):
+            part = rows[start : start + _INSERT_ROWS]
+            inserted.update(
                 row[0]
                 for row in db.execute(
-                    f"SELECT event_id FROM events WHERE event_id IN ({_marks(chunk)})", chunk
+                    "INSERT INTO events (event_id, visitor_id, source_id, type, ts, properties)"
+                    f" VALUES {', '.join([_ROW_MARKS] * len(part))}"
+                    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                    [value for row in part for value in row],
                 )
             )
-        new = [event for event_id, event in unique.items() if event_id not in known]
+        new = [event for event_id, event in unique.items() if event_id in inserted]
         if not new:
             return 0
-        aliases = self._load_aliases({event.visitor_id for event in new})
-        db.conn.executemany(
-            "INSERT INTO events (event_id, visitor_id, source_id, type, ts, properties)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    event.event_id,
-                    aliases.get(event.visitor_id, event.visitor_id),
-                    event.visitor_id,
-                    event.type,
-                    format_timestamp(event.timestamp),
-                    _dumps(event.properties),
-                )
-                for event in new
-            ],
-        )
         touched.update(event.visitor_id for event in new)
         merged: set[str] = set()
         for event in new:
@@ -507,8 +509,7 @@ class SQLiteProfileStore:
             return  # already one profile (this is also how cycles are ignored)
         db.execute("UPDATE events SET visitor_id = ? WHERE visitor_id = ?", (target, source))
         moved = [
-            row[0]
-            for row in db.execute("SELECT alias FROM aliases WHERE canonical = ?", (source,))
+            row[0] for row in db.execute("SELECT alias FROM aliases WHERE canonical = ?", (source,))
         ]
         db.execute("UPDATE aliases SET canonical = ? WHERE canonical = ?", (target, source))
         db.execute(
@@ -523,8 +524,7 @@ class SQLiteProfileStore:
             if canonical == source:
                 aliases[alias] = target
         target_aliases = [
-            row[0]
-            for row in db.execute("SELECT alias FROM aliases WHERE canonical = ?", (target,))
+            row[0] for row in db.execute("SELECT alias FROM aliases WHERE canonical = ?", (target,))
         ]
         touched.update((source, target, *moved, *target_aliases))
         merged.discard(source)

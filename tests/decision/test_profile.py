@@ -110,8 +110,20 @@ class TestValidEvents:
 
     def test_integral_float_counts_become_ints(self):
         """Protobuf Structs carry numbers as doubles: articles 2.0 is the integer 2."""
-        [event] = validate_events([raw("purchase", properties={
-            "order_id": "O-1", "value": 9.5, "articles": 2.0, "currency": "eur"})], NOW)
+        [event] = validate_events(
+            [
+                raw(
+                    "purchase",
+                    properties={
+                        "order_id": "O-1",
+                        "value": 9.5,
+                        "articles": 2.0,
+                        "currency": "eur",
+                    },
+                )
+            ],
+            NOW,
+        )
         expected = {"order_id": "O-1", "value": 9.5, "articles": 2, "currency": "EUR"}
 
         assert expected == event.properties
@@ -119,8 +131,9 @@ class TestValidEvents:
 
     def test_null_optional_property_is_absent(self):
         """An explicit null is an unset optional property, not an error."""
-        [event] = validate_events([raw("product_view", properties={"sku": "A", "brand": None})],
-                                  NOW)
+        [event] = validate_events(
+            [raw("product_view", properties={"sku": "A", "brand": None})], NOW
+        )
 
         assert {"sku": "A"} == event.properties
 
@@ -218,8 +231,10 @@ class TestInvalidEvents:
             ),
             (
                 raw("product_view", properties={"sku": "A", "colour": "red"}),
-                "events[0].properties.colour: unknown property (expected: sku, category, "
-                "brand, price)",
+                (
+                    "events[0].properties.colour: unknown property (expected: sku, category, "
+                    "brand, price)"
+                ),
             ),
             (raw("product_view", properties={}), "events[0].properties.sku: is required"),
             (
@@ -251,16 +266,20 @@ class TestInvalidEvents:
                 "events[0].properties.value: is required",
             ),
             (
-                raw("purchase", properties={
-                    "order_id": "O", "value": 5, "articles": 1, "currency": "EURO"}),
+                raw(
+                    "purchase",
+                    properties={"order_id": "O", "value": 5, "articles": 1, "currency": "EURO"},
+                ),
                 "events[0].properties.currency: must be a three-letter currency code",
             ),
             (
                 raw("return", properties={"order_id": "O", "articles": 0.5}),
                 "events[0].properties.articles: must be an integer",
             ),
-            (raw("return", properties={"order_id": "O"}), "events[0].properties.articles: is "
-                                                          "required"),
+            (
+                raw("return", properties={"order_id": "O"}),
+                "events[0].properties.articles: is required",
+            ),
             (
                 raw("campaign_click", properties={"variant": "a"}),
                 "events[0].properties.campaign: is required",
@@ -276,8 +295,10 @@ class TestInvalidEvents:
             ),
             (raw("custom", properties={}), "events[0].properties.name: is required"),
             (
-                raw("custom", properties={"name": "n", "properties": {f"k{i}": i for i in
-                                                                        range(65)}}),
+                raw(
+                    "custom",
+                    properties={"name": "n", "properties": {f"k{i}": i for i in range(65)}},
+                ),
                 "events[0].properties.properties: must have at most 64 keys",
             ),
             (
@@ -322,8 +343,12 @@ class TestInvalidEvents:
             raw(event_id="a"),
             raw(event_id="b", visitor_id=""),
             raw(event_id="c"),
-            raw("purchase", event_id="d", timestamp="soon",
-                properties={"order_id": "O", "value": -1, "articles": 1}),
+            raw(
+                "purchase",
+                event_id="d",
+                timestamp="soon",
+                properties={"order_id": "O", "value": -1, "articles": 1},
+            ),
             "not an event",
         ]
         expected = [
@@ -403,8 +428,9 @@ class TestOrders:
 
     def test_one_order_has_no_time_delta(self):
         """Below two orders the mean time between orders is absent."""
-        segment = profile(ev("purchase", "2026-06-01T00:00:00", order_id="a", value=5,
-                             articles=1))["customer_segment"]
+        segment = profile(ev("purchase", "2026-06-01T00:00:00", order_id="a", value=5, articles=1))[
+            "customer_segment"
+        ]
 
         assert "outbounds_avg_time_delta" not in segment
 
@@ -482,8 +508,12 @@ class TestViews:
         """Only the most recent MAX_PRODUCTS products and MAX_CATEGORIES categories stay."""
         start = datetime(2026, 6, 1, tzinfo=UTC)
         events = [
-            ev("product_view", (start + timedelta(minutes=i)).isoformat(),
-               sku=f"P{i:03d}", category=f"C{i:03d}")
+            ev(
+                "product_view",
+                (start + timedelta(minutes=i)).isoformat(),
+                sku=f"P{i:03d}",
+                category=f"C{i:03d}",
+            )
             for i in range(80)
         ]
         expected = (
@@ -602,8 +632,9 @@ class TestAttributes:
         first = ev("set_attributes", "2026-06-01T00:00:00", "a", attributes={"t": 1})
         second = ev("set_attributes", "2026-06-01T00:00:00", "b", attributes={"t": 2})
 
-        assert {"t": 2} == profile(first, second)["attributes"] == profile(second, first)[
-            "attributes"]
+        assert (
+            {"t": 2} == profile(first, second)["attributes"] == profile(second, first)["attributes"]
+        )
 
 
 class TestRebuild:

@@ -22,7 +22,9 @@ _categories = st.integers(0, 24).map(lambda i: f"cat-{i}")
 _brands = st.sampled_from(["acme", "zeta", "nova"])
 _orders = st.integers(0, 4).map(lambda i: f"order-{i}")
 _campaigns = st.integers(0, 59).map(lambda i: f"campaign-{i}")
-_money = st.one_of(st.integers(0, 500), st.floats(0, 500, allow_nan=False).map(lambda x: round(x, 2)))
+_money = st.one_of(
+    st.integers(0, 500), st.floats(0, 500, allow_nan=False).map(lambda x: round(x, 2))
+)
 _count = st.integers(0, 5)
 
 
@@ -40,12 +42,15 @@ def _props(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]
 _PROPERTIES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "session_start": st.just({}),
     "page_view": _props(category=_maybe(_categories)),
-    "product_view": _props(sku=_skus, category=_maybe(_categories), brand=_maybe(_brands),
-                           price=_maybe(_money)),
-    "add_to_cart": _props(sku=_skus.map(lambda s: s[-1:]), quantity=_maybe(_count),
-                          price=_maybe(_money)),
-    "remove_from_cart": _props(sku=_skus.map(lambda s: s[-1:]), quantity=_maybe(_count),
-                               price=_maybe(_money)),
+    "product_view": _props(
+        sku=_skus, category=_maybe(_categories), brand=_maybe(_brands), price=_maybe(_money)
+    ),
+    "add_to_cart": _props(
+        sku=_skus.map(lambda s: s[-1:]), quantity=_maybe(_count), price=_maybe(_money)
+    ),
+    "remove_from_cart": _props(
+        sku=_skus.map(lambda s: s[-1:]), quantity=_maybe(_count), price=_maybe(_money)
+    ),
     "purchase": _props(order_id=_orders, value=_money, articles=_count),
     "return": _props(order_id=_orders, articles=_count),
     "campaign_impression": _props(campaign=_campaigns),

@@ -53,8 +53,7 @@ def all_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         tables = [
             row[0]
             for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'"
-                " AND name NOT LIKE 'sqlite_%'"
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
             )
         ]
         return {table: conn.execute(f"SELECT * FROM {table}").fetchall() for table in tables}
@@ -129,6 +128,7 @@ class TestTrack:
             capture_output=True,
             text=True,
             timeout=60,
+            check=False,
         )
         assert "100" == done.stdout.strip(), done.stderr
 
@@ -229,7 +229,7 @@ def track_in_threads(store: SQLiteProfileStore, batches: list[list[Event]]) -> l
     def run(index: int) -> None:
         try:
             outcomes[index] = store.track(batches[index])
-        except Exception as exc:  # reported to the test
+        except Exception as exc:  # noqa: BLE001 - reported to the test
             outcomes[index] = exc
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(batches))]
@@ -349,9 +349,7 @@ class TestIdentify:
         assert (before["aliases"], [("a", "b")]) == (after["aliases"], before["aliases"])
         assert 1 == profiles.get("a")["visits"] == profiles.get("b")["visits"]
 
-    def test_identify_of_an_identified_visitor_merges_customers(
-        self, profiles: SQLiteProfileStore
-    ):
+    def test_identify_of_an_identified_visitor_merges_customers(self, profiles: SQLiteProfileStore):
         """a→b then a→c: the profile a belongs to (b) merges into c (documented)."""
         profiles.track(events(("a1", "session_start", 30), visitor="a"))
         profiles.track(events(("b1", "session_start", 20), visitor="b"))
@@ -408,10 +406,18 @@ class TestDelete:
         """Deleting by any of a person's ids removes every row naming any of them, in
         every table, and leaves other visitors alone."""
         profiles.track(events(*SHOPPER, visitor="forget-anon-7f3a"))
-        profiles.track(events(("k1", "purchase", 10, {"order_id": "X", "value": 5,
-                                                      "articles": 1}), visitor="forget-cust-9c2e"))
-        profiles.track(events(("i", "identify", 5, {"customer_id": "forget-cust-9c2e"}),
-                              visitor="forget-anon-7f3a"))
+        profiles.track(
+            events(
+                ("k1", "purchase", 10, {"order_id": "X", "value": 5, "articles": 1}),
+                visitor="forget-cust-9c2e",
+            )
+        )
+        profiles.track(
+            events(
+                ("i", "identify", 5, {"customer_id": "forget-cust-9c2e"}),
+                visitor="forget-anon-7f3a",
+            )
+        )
         profiles.set_attributes("forget-anon-7f3a", {"email": "someone@example.com"}, NOW)
         profiles.track(events(("other", "session_start", 1), visitor="keep-me"))
         assert profiles.get("forget-cust-9c2e") is not None  # cached before the delete
@@ -431,8 +437,11 @@ class TestDelete:
         bytes either (the WAL included)."""
         with SQLiteProfileStore(profile_db) as store:
             for i in range(20):
-                store.track(events((f"e{i}", "product_view", i, {"sku": f"sku-{i}"}),
-                                   visitor="erase-me-3b1d"))
+                store.track(
+                    events(
+                        (f"e{i}", "product_view", i, {"sku": f"sku-{i}"}), visitor="erase-me-3b1d"
+                    )
+                )
             store.track(events(("x", "session_start", 1), visitor="stays"))
             store.delete_visitor("erase-me-3b1d")
 
@@ -463,8 +472,10 @@ class TestExport:
             "profile": profiles.get("v-1"),
             "events": expected_events,
         } == exported
-        assert batch == sorted(validate_events(exported["events"], NOW),
-                               key=lambda e: [ev.event_id for ev in batch].index(e.event_id))
+        assert batch == sorted(
+            validate_events(exported["events"], NOW),
+            key=lambda e: [ev.event_id for ev in batch].index(e.event_id),
+        )
 
     def test_unknown_visitor_exports_empty(self, profiles: SQLiteProfileStore):
         """A visitor we hold nothing about exports as empty."""
@@ -473,8 +484,17 @@ class TestExport:
         assert expected == profiles.export_visitor("nobody")
 
 
-_KINDS = ["session_start", "product_view", "add_to_cart", "remove_from_cart", "purchase",
-          "return", "campaign_click", "custom", "identify"]
+_KINDS = [
+    "session_start",
+    "product_view",
+    "add_to_cart",
+    "remove_from_cart",
+    "purchase",
+    "return",
+    "campaign_click",
+    "custom",
+    "identify",
+]
 
 
 def random_log(rng: random.Random, count: int, visitors: int) -> list[Event]:
@@ -488,11 +508,17 @@ def random_log(rng: random.Random, count: int, visitors: int) -> list[Event]:
         if kind == "product_view":
             properties = {"sku": f"sku-{rng.randrange(70)}", "category": f"c{rng.randrange(25)}"}
         elif kind in ("add_to_cart", "remove_from_cart"):
-            properties = {"sku": f"sku-{rng.randrange(4)}", "quantity": rng.randrange(1, 3),
-                          "price": rng.choice([5, 9.99, 20])}
+            properties = {
+                "sku": f"sku-{rng.randrange(4)}",
+                "quantity": rng.randrange(1, 3),
+                "price": rng.choice([5, 9.99, 20]),
+            }
         elif kind == "purchase":
-            properties = {"order_id": f"o-{rng.randrange(6)}", "value": rng.choice([10, 0.3, 99]),
-                          "articles": rng.randrange(0, 4)}
+            properties = {
+                "order_id": f"o-{rng.randrange(6)}",
+                "value": rng.choice([10, 0.3, 99]),
+                "articles": rng.randrange(0, 4),
+            }
         elif kind == "return":
             properties = {"order_id": f"o-{rng.randrange(6)}", "articles": 1}
         elif kind == "campaign_click":
@@ -501,13 +527,15 @@ def random_log(rng: random.Random, count: int, visitors: int) -> list[Event]:
             properties = {"name": "quiz", "properties": {"score": rng.randrange(9)}}
         elif kind == "identify":
             properties = {"customer_id": f"customer-{rng.randrange(visitors) // 2}"}
-        raw.append({
-            "event_id": f"ev-{rng.randrange(10)}-{index}",
-            "visitor_id": visitor,
-            "type": kind,
-            "timestamp": NOW - timedelta(minutes=rng.randrange(60)),
-            "properties": properties,
-        })
+        raw.append(
+            {
+                "event_id": f"ev-{rng.randrange(10)}-{index}",
+                "visitor_id": visitor,
+                "type": kind,
+                "timestamp": NOW - timedelta(minutes=rng.randrange(60)),
+                "properties": properties,
+            }
+        )
     return validate_events(raw, NOW)
 
 
@@ -531,9 +559,10 @@ class TestRebuild:
         the profiles rebuild_all gives."""
         rng = random.Random(seed)
         log = random_log(rng, rng.randrange(1, 120), visitors=6)
-        with tempfile.TemporaryDirectory() as tmp, SQLiteProfileStore(
-            Path(tmp) / "p.db", cache_size=0
-        ) as store:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            SQLiteProfileStore(Path(tmp) / "p.db", cache_size=0) as store,
+        ):
             for batch in split_randomly(rng, log):
                 store.track(batch)
             ids = [f"visitor-{i}" for i in range(6)] + [f"customer-{i}" for i in range(3)]
@@ -561,8 +590,9 @@ class TestRebuild:
         profiles.track(events(*SHOPPER))
         expected = profiles.get("v-1")
         with sqlite3.connect(profiles.path) as conn:
-            conn.execute("UPDATE profiles SET document = '{}', state = ?",
-                         (json.dumps(fold.new_state()),))
+            conn.execute(
+                "UPDATE profiles SET document = '{}', state = ?", (json.dumps(fold.new_state()),)
+            )
 
         assert expected == profiles.rebuild("v-1")
         with sqlite3.connect(profiles.path) as conn:
@@ -575,8 +605,9 @@ class TestRebuild:
         folded into, on the next event."""
         profiles.track(events(*SHOPPER))
         with sqlite3.connect(profiles.path) as conn:
-            conn.execute("UPDATE profiles SET state = ?",
-                         (json.dumps({**fold.new_state(), "v": 0}),))
+            conn.execute(
+                "UPDATE profiles SET state = ?", (json.dumps({**fold.new_state(), "v": 0}),)
+            )
 
         profiles.track(events(("s3", "session_start", 1)))
 
@@ -633,9 +664,10 @@ class TestCache:
     def test_other_process_writes_show_within_the_ttl(self, profile_db: Path):
         """Two stores on one file: the reader's cache hides the other's write for at
         most its TTL, then the fresh profile is read."""
-        with SQLiteProfileStore(profile_db, cache_ttl=0.3) as reader, SQLiteProfileStore(
-            profile_db, cache_ttl=0.3
-        ) as writer:
+        with (
+            SQLiteProfileStore(profile_db, cache_ttl=0.3) as reader,
+            SQLiteProfileStore(profile_db, cache_ttl=0.3) as writer,
+        ):
             writer.track(events(("s1", "session_start", 10)))
             assert 1 == reader.get("v-1")["visits"]
 
@@ -660,9 +692,10 @@ class TestCache:
 
     def test_cache_can_be_disabled(self, profile_db: Path):
         """cache_size=0 reads the file every time: another store's write shows at once."""
-        with SQLiteProfileStore(profile_db, cache_size=0) as reader, SQLiteProfileStore(
-            profile_db
-        ) as writer:
+        with (
+            SQLiteProfileStore(profile_db, cache_size=0) as reader,
+            SQLiteProfileStore(profile_db) as writer,
+        ):
             assert None is reader.get("v-1")
             writer.track(events(("s1", "session_start", 10)))
 
@@ -724,12 +757,21 @@ class TestServerWiring:
 
         before = hero()
         now = datetime.now(UTC)
-        store.track(validate_events([
-            {"event_id": f"vip-o{i}", "visitor_id": "vip-1", "type": "purchase",
-             "timestamp": now - timedelta(days=i), "properties": {
-                 "order_id": f"O{i}", "value": 600, "articles": 1}}
-            for i in range(2)
-        ], now))
+        store.track(
+            validate_events(
+                [
+                    {
+                        "event_id": f"vip-o{i}",
+                        "visitor_id": "vip-1",
+                        "type": "purchase",
+                        "timestamp": now - timedelta(days=i),
+                        "properties": {"order_id": f"O{i}", "value": 600, "articles": 1},
+                    }
+                    for i in range(2)
+                ],
+                now,
+            )
+        )
 
         assert ("welcome_offer", "vip_early_access") == (before, hero())
 
@@ -737,9 +779,20 @@ class TestServerWiring:
         """profile_overrides replace the stored profile's top-level fields."""
         server = start_server(demo=True)
         now = datetime.now(UTC)
-        server.server.profiles.track(validate_events([
-            {"event_id": "big", "visitor_id": "vip-2", "type": "purchase", "timestamp": now,
-             "properties": {"order_id": "O", "value": 5000, "articles": 1}}], now))
+        server.server.profiles.track(
+            validate_events(
+                [
+                    {
+                        "event_id": "big",
+                        "visitor_id": "vip-2",
+                        "type": "purchase",
+                        "timestamp": now,
+                        "properties": {"order_id": "O", "value": 5000, "articles": 1},
+                    }
+                ],
+                now,
+            )
+        )
         request = pb.DecideRequest(visitor_id="vip-2", placements=["home_hero"])
         request.profile_overrides.update({"customer_segment": {}})
 

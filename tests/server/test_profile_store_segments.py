@@ -154,17 +154,33 @@ class TestSegments:
     def test_identify_brings_the_customer_segments(self, tmp_path: Path):
         """An anonymous visitor who logs in is in the customer's segments, under both ids."""
         raw = [
-            {"event_id": "a1", "visitor_id": "anon", "type": "session_start",
-             "timestamp": NOW - timedelta(hours=1)},
-            {"event_id": "c1", "visitor_id": "cust", "type": "session_start",
-             "timestamp": NOW - timedelta(days=30)},
-            {"event_id": "c2", "visitor_id": "cust", "type": "purchase",
-             "timestamp": NOW - timedelta(days=30),
-             "properties": {"order_id": "O", "value": 1200, "articles": 2}},
+            {
+                "event_id": "a1",
+                "visitor_id": "anon",
+                "type": "session_start",
+                "timestamp": NOW - timedelta(hours=1),
+            },
+            {
+                "event_id": "c1",
+                "visitor_id": "cust",
+                "type": "session_start",
+                "timestamp": NOW - timedelta(days=30),
+            },
+            {
+                "event_id": "c2",
+                "visitor_id": "cust",
+                "type": "purchase",
+                "timestamp": NOW - timedelta(days=30),
+                "properties": {"order_id": "O", "value": 1200, "articles": 2},
+            },
         ]
-        identify = {"event_id": "i", "visitor_id": "anon", "type": "identify",
-                    "timestamp": NOW - timedelta(minutes=50),
-                    "properties": {"customer_id": "cust"}}
+        identify = {
+            "event_id": "i",
+            "visitor_id": "anon",
+            "type": "identify",
+            "timestamp": NOW - timedelta(minutes=50),
+            "properties": {"customer_id": "cust"},
+        }
         with SQLiteProfileStore(tmp_path / "p.db") as store:
             store.track(validate_events(raw, NOW))
             assert {"new_visitors"} == segments_of(store, "anon")
