@@ -185,10 +185,11 @@ def create_server(
 
     ``store``: share an open store (the caller keeps ownership); by default the server
     opens ``config.db_path`` and closes it on stop. ``profiles``: the profile backend
-    (the caller keeps ownership); by default a ``SQLiteProfileStore`` on the rules
-    store's file, closed on stop. A ``SQLiteProfileStore`` caches reads itself
-    and invalidates on write; any other backend is wrapped in a TTL cache sized by the
-    config. ``clock`` gives decisions their ``now``.
+    (the caller keeps ownership); by default a ``SQLiteProfileStore`` on
+    ``config.profile_db_path``, else on the rules store's file, closed on stop. A
+    ``SQLiteProfileStore`` caches reads itself and invalidates on write; any other
+    backend is wrapped in a TTL cache sized by the config. ``clock`` gives decisions
+    their ``now``.
     """
     owns_store = store is None
     if store is None:
@@ -200,7 +201,8 @@ def create_server(
     try:
         if profiles is None:
             profiles = SQLiteProfileStore(
-                store.path,  # the rules store's file: config.db_path unless injected
+                # By default the rules store's file (config.db_path unless injected).
+                config.profile_db_path or store.path,
                 cache_size=config.profile_cache_size,
                 cache_ttl=config.profile_cache_ttl,
             )
@@ -583,6 +585,6 @@ def _prepare_stores(config: ServerConfig) -> None:
     try:
         if config.demo:
             _publish_demo(store)
-        SQLiteProfileStore(store.path).close()
+        SQLiteProfileStore(config.profile_db_path or store.path).close()
     finally:
         store.close()

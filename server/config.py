@@ -54,7 +54,8 @@ class ServerConfig:
     DecisionService calls must carry one of them in ``x-api-key``. ``metrics_port``:
     ``None`` disables the Prometheus endpoint; 0 picks a free port. ``processes``: server
     processes sharing the port (SO_REUSEPORT); process i serves metrics on
-    ``metrics_port + i``.
+    ``metrics_port + i``. ``profile_db_path``: where visitor events and profiles live;
+    ``None`` keeps them in ``db_path``, in tables of their own.
     """
 
     db_path: str = DEFAULT_DB_PATH
@@ -75,6 +76,7 @@ class ServerConfig:
     profile_cache_size: int = DEFAULT_PROFILE_CACHE_SIZE
     profile_cache_ttl: float = DEFAULT_PROFILE_CACHE_TTL
     processes: int = DEFAULT_PROCESSES
+    profile_db_path: str | None = None
 
     def __post_init__(self) -> None:
         if not self.db_path:
@@ -229,5 +231,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_workers": _parse_int,
     "profile_cache_size": _parse_int,
     "profile_cache_ttl": _parse_float,
+    "profile_db_path": _parse_optional_str,
     "processes": _parse_int,
 }

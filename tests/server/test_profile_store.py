@@ -800,6 +800,20 @@ class TestServerWiring:
 
         assert "vip_early_access" != campaign
 
+    def test_profiles_in_a_file_of_their_own(self, start_server: Any, tmp_path: Path):
+        """profile_db_path (DECIDE_PROFILE_DB_PATH) puts events and profiles elsewhere."""
+        from server.config import ServerConfig
+
+        elsewhere = tmp_path / "profiles-only.db"
+        server = start_server(profile_db_path=str(elsewhere))
+
+        assert elsewhere == server.server.profiles.path
+        assert (
+            str(elsewhere)
+            == ServerConfig.from_env({"DECIDE_PROFILE_DB_PATH": str(elsewhere)}).profile_db_path
+        )
+        assert {"events", "aliases", "profiles"} <= set(all_rows(elsewhere))
+
     def test_injected_profile_store_is_used(self, start_server: Any, profile_db: Path):
         """An injected store is used as is and left open when the server stops."""
         with SQLiteProfileStore(profile_db) as injected:
