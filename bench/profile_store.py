@@ -122,11 +122,13 @@ def bench_ingest(directory: Path, count: int, runs: int, clustered: int = 0) -> 
     validate_seconds = time.perf_counter() - started
     timings = []
     for run in range(runs):
-        with SQLiteProfileStore(directory / f"ingest-{run}.db") as store:
+        with SQLiteProfileStore(directory / f"ingest-{clustered}-{run}.db") as store:
+            accepted = 0
             started = time.perf_counter()
             for batch in validated:
-                store.track(batch)
+                accepted += store.track(batch).accepted
             timings.append(time.perf_counter() - started)
+        assert accepted == count, f"{count - accepted} events were not new"
     track_seconds = statistics.median(timings)
     spread = f"{clustered} visitors per batch" if clustered else "visitors at random"
     print(
