@@ -66,10 +66,11 @@ def command(
     method: str = DECIDE_METHOD,
 ) -> list[str]:
     """The h2load command line for a timed run against ``target`` (HOST:PORT)."""
-    argv = ["h2load", "-D", f"{duration:g}", "-c", str(connections), "-m", str(streams)]
-    argv += ["-t", str(threads), "-d", str(body_path)]
+    # h2load takes whole seconds.
+    argv = ["h2load", "-D", str(max(1, round(duration))), "-c", str(connections)]
+    argv += ["-m", str(streams), "-t", str(threads), "-d", str(body_path)]
     if warmup > 0:
-        argv.append(f"--warm-up-time={warmup:g}")
+        argv.append(f"--warm-up-time={max(1, round(warmup))}")
     for header in GRPC_HEADERS:
         argv += ["-H", header]
     if log_path is not None:

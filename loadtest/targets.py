@@ -131,7 +131,7 @@ def start_decide(
             store.publish(rules_file.read_text(), comment="decide loadtest", author="loadtest")
         finally:
             store.close()
-    token = secrets.token_urlsafe(16)
+    token = secrets.token_hex(16)  # hex: a token starting with "-" would read as an option
     command = [
         sys.executable,
         "-m",

@@ -1,0 +1,492 @@
+"""Load benchmarks: decide against the no-logic baseline, on all cores, under publishes, soak.
+
+Every figure is a median of ``--runs`` runs, and every comparison is against a baseline
+measured in the same invocation on the same machine (the issue's reasoning: a Python
+gRPC server that does nothing is the ceiling here, and the load generator shares the
+cores). Nothing here asserts; it prints figures and a verdict per target.
+
+    .venv/bin/python bench/load.py [--scenarios target,h2load,processes,publish,soak]
+        [--runs 3] [--duration 10] [--soak-seconds 600] [--json results.json]
+
+Scenarios (rules: ``synthetic.make_document(200, 100)``; visitors' profiles seeded
+through EventService.Track first):
+
+- ``target``: Decide with 3 placements and a stored profile, 16 calls in flight from
+  the Python load tester; decide vs baseline calls/s and p99.
+- ``h2load``: the same calls from h2load (a C client, so the cores go to the server);
+  skipped with an install hint when h2load is missing (apt-get install nghttp2-client).
+- ``processes``: ``decide serve --processes 2`` vs 1 process, 64 calls in flight (h2load
+  when installed, else two Python client processes).
+- ``workers``: the ``target`` load against servers with 16, 8, 4 and 2 request threads.
+- ``publish``: 100 rule publishes through RulesAdmin during a 60-second load of the
+  default mix (Decide, 10% Track); counts failed calls.
+- ``soak``: the default mix for ``--soak-seconds``; server RSS sampled every 30 s,
+  failed calls counted.
+
+``--server-pythonpath DIR`` runs the servers from another checkout (e.g. ``git
+worktree add /tmp/before <commit>``) to compare before and after a change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import synthetic
+
+from loadtest import h2load
+from loadtest.runner import RunSummary, measure
+from loadtest.targets import (
+    ServerProcess,
+    rss_bytes,
+    sample_response,
+    seed_profiles,
+    start_baseline,
+    start_decide,
+)
+from loadtest.worker import WorkerSpec
+from loadtest.workload import WorkloadSpec, decide_requests
+
+TARGET_CPS_RATIO = 0.85
+TARGET_P99_RATIO = 1.3
+TARGET_PROCESSES_RATIO = 1.2
+SCENARIOS = ("target", "h2load", "processes", "workers", "publish", "soak")
+WORKER_COUNTS = (16, 8, 4, 2)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+@contextmanager
+def server_pythonpath(path: str | None) -> Iterator[None]:
+    """Servers started inside the block import their code from ``path`` first."""
+    if path is None:
+        yield
+        return
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = path + (os.pathsep + previous if previous else "")
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = previous
+
+
+class Bench:
+    """Shared set-up: the rules file, the work folder, the workloads and the results."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.rules = workdir / "rules-200x100.json"
+        self.rules.write_text(json.dumps(synthetic.make_document(200, 100)))
+        self.alternate_rules = json.dumps(synthetic.make_document(200, 100, seed=8))
+        self.decide_only = WorkloadSpec(
+            visitors=args.visitors,
+            placements=tuple(synthetic.PLACEMENTS),
+            placements_per_call=(3, 3),
+            track_ratio=0.0,
+        )
+        self.mixed = WorkloadSpec(
+            visitors=args.visitors,
+            placements=tuple(synthetic.PLACEMENTS),
+            placements_per_call=(1, 4),
+            track_ratio=0.1,
+        )
+        self.results: dict[str, Any] = {"settings": vars(args) | {"python": sys.version}}
+        self.counter = 0
+
+    def server(self, processes: int = 1, workers: int | None = None) -> ServerProcess:
+        self.counter += 1
+        folder = self.workdir / f"server-{self.counter}"
+        folder.mkdir()
+        with server_pythonpath(self.args.server_pythonpath):
+            server = start_decide(
+                folder,
+                rules_file=self.rules,
+                processes=processes,
+                max_workers=workers or self.args.server_workers,
+            )
+        seeded = seed_profiles(server.target, self.args.visitors, None)
+        note = f"{seeded.accepted:,d} events in {seeded.seconds:.1f} s" if seeded else "no"
+        print(f"  started decide ({processes} process(es)) on {server.target}; seeded: {note}")
+        return server
+
+    def baseline(self, server: ServerProcess) -> ServerProcess:
+        request = decide_requests(self.decide_only, 1, 1)[0]
+        with server_pythonpath(self.args.server_pythonpath):
+            return start_baseline(
+                self.workdir,
+                workers=self.args.server_workers,
+                decide_response=sample_response(server.target, request, None),
+            )
+
+    def load(
+        self,
+        target: ServerProcess,
+        workload: WorkloadSpec,
+        *,
+        duration: float | None = None,
+        concurrency: int = 16,
+        processes: int = 1,
+    ) -> RunSummary:
+        spec = WorkerSpec(
+            target=target.target,
+            workload=workload,
+            warmup=self.args.warmup,
+            duration=duration or self.args.duration,
+            concurrency=concurrency,
+            connections=max(4, concurrency // 4),
+            run_id=f"b{time.time_ns():x}",
+        )
+        return measure(spec, processes, None, target.pids)
+
+
+def _row(label: str, s: RunSummary) -> str:
+    cpu = s.server.get("cpu_us_per_call", 0)
+    errors = sum(s.errors.values())
+    return (
+        f"    {label:9} {s.calls_per_second:9,.0f} calls/s  p50 {s.latency_ms['p50']:6.2f}  "
+        f"p99 {s.latency_ms['p99']:6.2f}  p99.9 {s.latency_ms['p99.9']:6.2f} ms  "
+        f"server {cpu:5.0f} us/call  client CPU {s.client_cpu_percent:3.0f}%  errors {errors}"
+    )
+
+
+def compare(
+    bench: Bench,
+    title: str,
+    ours: Callable[[], dict[str, float]],
+    theirs: Callable[[], dict[str, float]],
+) -> dict[str, Any]:
+    """Run both ``runs`` times, alternating which goes first; medians and median ratios."""
+    runs: list[dict[str, Any]] = []
+    for i in range(bench.args.runs):
+        order = [("decide", ours), ("baseline", theirs)]
+        if i % 2:
+            order.reverse()
+        figures = {label: fn() for label, fn in order}
+        figures["ratio_cps"] = figures["decide"]["cps"] / figures["baseline"]["cps"]
+        figures["ratio_p99"] = figures["decide"]["p99"] / figures["baseline"]["p99"]
+        runs.append(figures)
+        print(
+            f"  run {i + 1}: calls/s ratio {figures['ratio_cps']:.3f}, "
+            f"p99 ratio {figures['ratio_p99']:.3f}"
+        )
+    summary: dict[str, Any] = {"runs": runs}
+    for label in ("decide", "baseline"):
+        summary[label] = {
+            key: round(median([r[label][key] for r in runs]), 3) for key in runs[0][label]
+        }
+    summary["ratio_cps"] = round(median([r["ratio_cps"] for r in runs]), 3)
+    summary["ratio_p99"] = round(median([r["ratio_p99"] for r in runs]), 3)
+    cps_ok = summary["ratio_cps"] >= TARGET_CPS_RATIO
+    p99_ok = summary["ratio_p99"] <= TARGET_P99_RATIO
+    print(
+        f"  {title}: medians of {len(runs)}: decide {summary['decide']['cps']:,.0f} calls/s, "
+        f"baseline {summary['baseline']['cps']:,.0f}; ratio {summary['ratio_cps']:.2f}x "
+        f"(target >= {TARGET_CPS_RATIO}: {'met' if cps_ok else 'MISSED'}); p99 ratio "
+        f"{summary['ratio_p99']:.2f}x (target <= {TARGET_P99_RATIO}: "
+        f"{'met' if p99_ok else 'MISSED'})"
+    )
+    return summary
+
+
+def _figures(s: RunSummary) -> dict[str, float]:
+    return {
+        "cps": s.calls_per_second,
+        "p50": s.latency_ms["p50"],
+        "p99": s.latency_ms["p99"],
+        "p99.9": s.latency_ms["p99.9"],
+        "server_us_per_call": s.server.get("cpu_us_per_call", 0.0),
+        "client_cpu_percent": s.client_cpu_percent,
+        "errors": float(sum(s.errors.values())),
+    }
+
+
+def scenario_target(bench: Bench) -> None:
+    print(
+        "\n[target] Decide, 3 placements, stored profiles, 200 segments / 100 campaigns, 16 in flight"
+    )
+    server = bench.server()
+    base = bench.baseline(server)
+    try:
+
+        def run(target: ServerProcess, label: str) -> dict[str, float]:
+            summary = bench.load(target, bench.decide_only)
+            print(_row(label, summary))
+            return _figures(summary)
+
+        bench.results["target"] = compare(
+            bench, "target", lambda: run(server, "decide"), lambda: run(base, "baseline")
+        )
+    finally:
+        base.stop()
+        server.stop()
+
+
+def _h2load_figures(
+    target: ServerProcess, label: str, connections: int, streams: int, bench: Bench
+) -> dict[str, float]:
+    from loadtest.targets import cpu_seconds
+
+    body = h2load.decide_body(3, visitors=bench.args.visitors)
+    options = {"connections": connections, "streams": streams, "body": body}
+    if bench.args.warmup > 0:  # a separate warm-up, so the CPU below is the measured run's
+        h2load.run(target.target, duration=bench.args.warmup, warmup=0, **options)
+    pids = target.pids()
+    before = cpu_seconds(pids)
+    result = h2load.run(target.target, duration=bench.args.duration, warmup=0, **options)
+    used = cpu_seconds(pids) - before
+    figures = {
+        "cps": result["calls_per_second"],
+        "p50": result["latency_ms"]["p50"],
+        "p99": result["latency_ms"]["p99"],
+        "p99.9": result["latency_ms"]["p99.9"],
+        "server_us_per_call": round(used * 1e6 / max(1, result["requests"]), 1),
+        "errors": float(result["failed"] + result["errored"] + result["timeout"]),
+    }
+    print(
+        f"    {label:9} {figures['cps']:9,.0f} calls/s  p50 {figures['p50']:6.2f}  "
+        f"p99 {figures['p99']:6.2f}  p99.9 {figures['p99.9']:6.2f} ms  "
+        f"server {figures['server_us_per_call']:5.0f} us/call (h2load, {connections}x{streams})"
+    )
+    return figures
+
+
+def scenario_h2load(bench: Bench) -> None:
+    print("\n[h2load] the same Decide from h2load (C client): the server's own ceiling")
+    if not h2load.available():
+        print(f"  skipped: {h2load.INSTALL_HINT}")
+        bench.results["h2load"] = {"skipped": h2load.INSTALL_HINT}
+        return
+    server = bench.server()
+    base = bench.baseline(server)
+    try:
+        bench.results["h2load"] = compare(
+            bench,
+            "h2load",
+            lambda: _h2load_figures(server, "decide", 1, 16, bench),
+            lambda: _h2load_figures(base, "baseline", 1, 16, bench),
+        )
+    finally:
+        base.stop()
+        server.stop()
+
+
+def scenario_processes(bench: Bench) -> None:
+    print("\n[processes] decide serve --processes 2 vs 1 process, 64 calls in flight")
+    use_h2load = h2load.available()
+    results: dict[str, list[dict[str, float]]] = {"1": [], "2": []}
+    for i in range(bench.args.runs):
+        for processes in (1, 2) if i % 2 == 0 else (2, 1):
+            server = bench.server(processes)
+            try:
+                if use_h2load:
+                    figures = _h2load_figures(server, f"{processes} proc", 16, 4, bench)
+                else:
+                    summary = bench.load(server, bench.decide_only, concurrency=32, processes=2)
+                    print(_row(f"{processes} proc", summary))
+                    figures = _figures(summary)
+            finally:
+                server.stop()
+            results[str(processes)].append(figures)
+    ratios = [two["cps"] / one["cps"] for one, two in zip(results["1"], results["2"], strict=True)]
+    summary = {
+        "client": "h2load 16 connections x 4 streams" if use_h2load else "2 Python processes x 32",
+        "one": {k: median([r[k] for r in results["1"]]) for k in results["1"][0]},
+        "two": {k: median([r[k] for r in results["2"]]) for k in results["2"][0]},
+        "ratio_cps": round(median(ratios), 3),
+        "ratios": [round(r, 3) for r in ratios],
+    }
+    ok = summary["ratio_cps"] >= TARGET_PROCESSES_RATIO
+    print(
+        f"  processes: medians: 1 process {summary['one']['cps']:,.0f} calls/s, 2 processes "
+        f"{summary['two']['cps']:,.0f}; ratio {summary['ratio_cps']:.2f}x "
+        f"(target >= {TARGET_PROCESSES_RATIO}: {'met' if ok else 'MISSED'})"
+    )
+    bench.results["processes"] = summary
+
+
+def scenario_workers(bench: Bench) -> None:
+    print(f"\n[workers] request threads {WORKER_COUNTS}: the target load, decide only")
+    servers = {w: bench.server(workers=w) for w in WORKER_COUNTS}
+    results: dict[int, list[dict[str, float]]] = {w: [] for w in WORKER_COUNTS}
+    try:
+        for i in range(bench.args.runs):
+            order = (
+                WORKER_COUNTS[i % len(WORKER_COUNTS) :] + WORKER_COUNTS[: i % len(WORKER_COUNTS)]
+            )
+            for w in order:
+                summary = bench.load(servers[w], bench.decide_only)
+                print(_row(f"{w} thr", summary))
+                results[w].append(_figures(summary))
+    finally:
+        for server in servers.values():
+            server.stop()
+    medians = {
+        str(w): {k: round(median([r[k] for r in runs]), 3) for k in runs[0]}
+        for w, runs in results.items()
+    }
+    for w, figures in medians.items():
+        print(
+            f"  {w:>2} threads: median {figures['cps']:,.0f} calls/s, p99 {figures['p99']:.2f} ms, "
+            f"server {figures['server_us_per_call']:.0f} us/call"
+        )
+    bench.results["workers"] = medians
+
+
+def scenario_publish(bench: Bench) -> None:
+    print("\n[publish] 100 rule publishes during a 60-second load (Decide + 10% Track)")
+    import grpc
+
+    from protos import decisioning_pb2 as pb
+    from protos import decisioning_pb2_grpc as pb_grpc
+
+    server = bench.server()
+    documents = [bench.rules.read_text(), bench.alternate_rules]
+    published: list[int] = []
+    failures: list[str] = []
+    duration = 60.0
+    metadata = (("authorization", f"Bearer {server.admin_token}"),)
+
+    def publisher() -> None:
+        time.sleep(bench.args.warmup + 1)
+        interval = (duration - 2) / 100
+        with grpc.insecure_channel(server.target) as channel:
+            stub = pb_grpc.RulesAdminStub(channel)
+            for i in range(100):
+                started = time.monotonic()
+                try:
+                    response = stub.PublishRules(
+                        pb.PublishRulesRequest(
+                            document_json=documents[i % 2], comment=f"bench {i}"
+                        ),
+                        metadata=metadata,
+                        timeout=10,
+                    )
+                    published.append(response.version.version)
+                except grpc.RpcError as exc:
+                    failures.append(f"{exc.code().name}: {exc.details()}")
+                time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    thread = threading.Thread(target=publisher, daemon=True)
+    try:
+        thread.start()
+        summary = bench.load(server, bench.mixed, duration=duration)
+        thread.join(30)
+        with grpc.insecure_channel(server.target) as channel:
+            status = pb_grpc.RulesAdminStub(channel).GetStatus(
+                pb.GetStatusRequest(), metadata=metadata, timeout=5
+            )
+    finally:
+        server.stop()
+    print(_row("decide", summary))
+    failed = sum(summary.errors.values())
+    result = {
+        "publishes": len(published),
+        "publish_failures": failures,
+        "calls": summary.calls,
+        "failed_calls": failed,
+        "errors": summary.errors,
+        "reloads": status.reload_count,
+        "serving_version": status.active_version,
+        "last_published": published[-1] if published else None,
+        "figures": _figures(summary),
+    }
+    ok = failed == 0 and len(published) == 100
+    print(
+        f"  publish: {len(published)} publishes ({len(failures)} failed), {status.reload_count} "
+        f"reloads, {summary.calls:,d} calls, {failed} failed (target 0: {'met' if ok else 'MISSED'})"
+    )
+    bench.results["publish"] = result
+
+
+def scenario_soak(bench: Bench) -> None:
+    seconds = bench.args.soak_seconds
+    print(f"\n[soak] {seconds:g} s of the default mix (Decide + 10% Track); RSS every 30 s")
+    server = bench.server()
+    samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def sampler() -> None:
+        while not stop.wait(30 if samples else bench.args.warmup):
+            rss = rss_bytes(server.pids()) / 2**20
+            samples.append((round(time.monotonic() - started), round(rss, 1)))
+
+    thread = threading.Thread(target=sampler, daemon=True)
+    try:
+        thread.start()
+        summary = bench.load(server, bench.mixed, duration=seconds)
+        stop.set()
+        thread.join(5)
+    finally:
+        server.stop()
+    print(_row("decide", summary))
+    failed = sum(summary.errors.values())
+    first, last = samples[0][1], samples[-1][1]
+    result = {
+        "seconds": seconds,
+        "calls": summary.calls,
+        "failed_calls": failed,
+        "errors": summary.errors,
+        "rss_mb": samples,
+        "rss_mb_start": first,
+        "rss_mb_end": last,
+        "rss_mb_max": max(rss for _, rss in samples),
+        "figures": _figures(summary),
+    }
+    print(
+        f"  soak: RSS {first:.1f} MB after warm-up, {last:.1f} MB at the end "
+        f"(max {result['rss_mb_max']:.1f}); {summary.calls:,d} calls, {failed} failed"
+    )
+    print("  RSS samples (s, MB): " + ", ".join(f"{t}:{mb}" for t, mb in samples))
+    bench.results["soak"] = result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--visitors", type=int, default=10_000)
+    parser.add_argument("--soak-seconds", type=float, default=600.0)
+    parser.add_argument("--server-workers", type=int, help="thread pool of both servers")
+    parser.add_argument("--server-pythonpath", help="run the servers from this checkout")
+    parser.add_argument("--json", type=Path, help="write every figure to this file")
+    args = parser.parse_args()
+    chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(unknown)}")
+    print(
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, load average "
+        f"{Path('/proc/loadavg').read_text().split()[0] if Path('/proc/loadavg').exists() else '?'}"
+    )
+    with tempfile.TemporaryDirectory(prefix="decide-bench-") as tmp:
+        bench = Bench(args, Path(tmp))
+        for name in chosen:
+            globals()[f"scenario_{name}"](bench)
+    if args.json:
+        args.json.write_text(json.dumps(bench.results, indent=2, default=str))
+        print(f"\nfigures written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
