@@ -23,6 +23,8 @@ import argparse
 import json
 import os
 import random
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -49,52 +51,67 @@ GET_PROFILE = "/decisioning.v1.ProfileService/GetProfile"
 ADMIN_TOKEN = "bench"
 
 
-# -- the server, in its own process ---------------------------------------------------
-
-
-def serve(db_path: str, cache_size: int) -> None:
-    """``--serve``: start a demo server on a free port, print the port, run until stdin
-    closes."""
-    from server.app import create_server
-    from server.config import ServerConfig
-
-    config = ServerConfig(
-        db_path=db_path,
-        port=0,
-        demo=True,
-        admin_token=ADMIN_TOKEN,
-        grace=0,
-        profile_cache_size=cache_size,
-        max_workers=16,
-    )
-    server, port = create_server(config)
-    print(port, flush=True)
-    sys.stdin.read()
-    server.stop(None).wait()
+# -- the server, in its own process(es) ------------------------------------------------
 
 
 class ServerProcess:
-    """A server subprocess; ``target`` once started. A context manager."""
+    """``decide serve --demo`` on a free port, as ``make serve`` runs it; a context manager.
 
-    def __init__(self, db_path: Path, *, cache_size: int = 100_000) -> None:
+    ``processes`` > 1 runs that many server processes on the port (``--processes``);
+    ``cache_size`` 0 turns the profile cache off.
+    """
+
+    def __init__(self, db_path: Path, *, cache_size: int = 100_000, processes: int = 1) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {**os.environ, "DECIDE_PROFILE_CACHE_SIZE": str(cache_size)}
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(db_path), "--cache-size", str(cache_size)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+            [
+                str(Path(sys.executable).with_name("decide")),
+                "serve",
+                "--demo",
+                "--db",
+                str(db_path),
+                "--port",
+                str(port),
+                "--admin-token",
+                ADMIN_TOKEN,
+                "--processes",
+                str(processes),
+                "--log-level",
+                "WARNING",
+            ],
+            env=env,
             cwd=ROOT,
         )
-        assert self.process.stdout is not None
-        self.target = f"127.0.0.1:{int(self.process.stdout.readline())}"
+        self.target = f"127.0.0.1:{port}"
         self.pid = self.process.pid
+        _wait_serving(self.target)
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
+        self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=30)
+
+
+def _wait_serving(target: str, timeout: float = 30) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                response = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if response.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)
 
 
 # -- events ---------------------------------------------------------------------------
@@ -299,7 +316,7 @@ def run_ingest(args: argparse.Namespace, tmp: Path, payloads: list[bytes], strea
     rates = []
     for run in range(args.runs):
         db = tmp / f"ingest-{'stream' if stream else 'unary'}-{run}.db"
-        with ServerProcess(db) as server:
+        with ServerProcess(db, processes=args.processes) as server:
             if args.profile_server and run == 0:
                 _py_spy(server.pid, tmp, stream)
             seconds = ingest(server.target, payloads, args.threads, stream)
@@ -343,15 +360,16 @@ def main() -> int:
     parser.add_argument("--decide-seconds", type=float, default=5.0)
     parser.add_argument("--skip-decide", action="store_true")
     parser.add_argument("--profile-server", action="store_true", help="py-spy the server")
-    parser.add_argument("--serve", metavar="DB", help=argparse.SUPPRESS)
-    parser.add_argument("--cache-size", type=int, default=100_000, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="server processes (decide serve --processes)"
+    )
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve, args.cache_size)
-        return 0
 
     print(f"{os.cpu_count()} CPUs; {args.events:,} events from {args.visitors:,} visitors,")
-    print(f"batches of {BATCH}, {args.threads} client threads, server in its own process")
+    print(
+        f"batches of {BATCH}, {args.threads} client threads, "
+        f"{args.processes} server process(es) of their own"
+    )
     events = generate(args.events, args.visitors)
     payloads = batches(events)
     with tempfile.TemporaryDirectory() as name:
