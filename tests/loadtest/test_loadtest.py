@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.recording import Recorder, merge, new_histogram
+from loadtest.recording import Interval, Recorder, merge, new_histogram
 from loadtest.runner import ProgressLine, run_load
 from loadtest.targets import TargetError, check_loopback
 from loadtest.worker import WorkerSpec
@@ -63,7 +63,7 @@ class TestRunAgainstAServer:
         """``decide loadtest --json`` seeds profiles, sends Decide and Track calls, and
         prints a report whose calls all succeeded."""
         code = main(
-            ["loadtest", "--target", server_target, "--duration", "1", "--warmup", "0"]
+            ["loadtest", "--target", server_target, "--duration", "1.3", "--warmup", "0"]
             + ["--visitors", "60", "--track-ratio", "0.2", "--concurrency", "4", "--json"]
         )
         out, err = capsys.readouterr()
@@ -76,7 +76,7 @@ class TestRunAgainstAServer:
         assert report["result"]["calls_per_second"] > 0
         assert LATENCY_KEYS == set(report["result"]["latency_ms"])
         assert "seeded 60 visitors" in err
-        assert "calls/s" in err  # the progress line
+        assert "calls/s" in err  # the progress line, drawn after the first second
 
     def test_the_open_loop_reaches_its_rate(self, server_target: str):
         """An open-loop run at 100 calls/s completes about 100 calls per second."""
@@ -156,7 +156,10 @@ class TestRecording:
             for value in values:
                 recorder.record("Decide", value, None)
         merged = merge(
-            [first.result(1.0, 0.0).histograms["Decide"], second.result(1.0, 0.0).histograms["Decide"]]
+            [
+                first.result(1.0, 0.0).histograms["Decide"],
+                second.result(1.0, 0.0).histograms["Decide"],
+            ]
         )
 
         assert 4 == merged.get_total_count()
@@ -184,8 +187,6 @@ class TestRecording:
 
         progress = ProgressLine("decide", processes=2, stream=Stream())  # type: ignore[arg-type]
         empty = new_histogram().encode()
-        from loadtest.recording import Interval
-
         progress.add(Interval(1, "measure", 10, 0, empty))
         drawn_after_one = len(lines)
         progress.add(Interval(1, "measure", 15, 1, empty))
