@@ -70,12 +70,8 @@ def add_parsers(commands: Any) -> None:
     profile = commands.add_parser(
         "profile", help="show, export or delete a visitor's stored profile"
     )
-    profile.add_argument(
-        "words",
-        nargs="+",
-        metavar="[show|delete|export] VISITOR",
-        help="the action (default show) and the visitor id",
-    )
+    profile.add_argument("first", metavar="[show|delete|export]", help="the action (default: show)")
+    profile.add_argument("visitor", nargs="?", metavar="VISITOR", help="the visitor id")
     _add_target_arguments(profile, admin=True)
     profile.add_argument("--json", action="store_true", help="show: print the profile as JSON")
     profile.set_defaults(handler=cmd_profile)
@@ -199,14 +195,13 @@ def _locate(path: str, lines: Sequence[int]) -> tuple[int | None, str]:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     """``profile [show] V``, ``profile delete V``, ``profile export V``."""
-    words: list[str] = args.words
-    if len(words) == 1:
-        action, visitor = "show", words[0]
-    elif len(words) == 2 and words[0] in PROFILE_ACTIONS:
-        action, visitor = words
+    if args.visitor is None:
+        action, visitor = "show", args.first
+    elif args.first in PROFILE_ACTIONS:
+        action, visitor = args.first, args.visitor
     else:
         raise CliError(
-            f"expected [{'|'.join(PROFILE_ACTIONS)}] VISITOR, got {' '.join(words)!r}", EXIT_USAGE
+            f"unknown action {args.first!r}: expected {', '.join(PROFILE_ACTIONS)}", EXIT_USAGE
         )
     remote = _remote(args, admin=True)
     with remote.client() as client, _client_errors(remote):
