@@ -121,13 +121,15 @@ def bench_ingest(directory: Path, count: int, runs: int, clustered: int = 0) -> 
     validated = [validate_events(batch, NOW) for batch in batches]
     validate_seconds = time.perf_counter() - started
     timings = []
+    cpu = []
     for run in range(runs):
         with SQLiteProfileStore(directory / f"ingest-{clustered}-{run}.db") as store:
             accepted = 0
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for batch in validated:
                 accepted += store.track(batch).accepted
             timings.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - cpu_started)
         assert accepted == count, f"{count - accepted} events were not new"
     track_seconds = statistics.median(timings)
     spread = f"{clustered} visitors per batch" if clustered else "visitors at random"
@@ -138,7 +140,8 @@ def bench_ingest(directory: Path, count: int, runs: int, clustered: int = 0) -> 
     print(f"  validate_events        {count / validate_seconds:>10,.0f} events/s")
     print(
         f"  track (durable)        {count / track_seconds:>10,.0f} events/s"
-        f"   ({track_seconds / len(batches) * 1000:.2f} ms per batch)"
+        f"   ({track_seconds / len(batches) * 1000:.2f} ms per batch,"
+        f" {statistics.median(cpu) / count * 1e6:.0f} us CPU per event)"
     )
     print(f"  validate + track       {count / (validate_seconds + track_seconds):>10,.0f} events/s")
 
