@@ -442,8 +442,7 @@ class TestOrders:
 
     @pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
     def test_known_order_id_keeps_the_earliest(self, reverse: bool):
-        """A second purchase with a known order_id is ignored: the earliest one counts,
-        whichever arrives first."""
+        """A repeated order_id counts once: the earliest purchase wins, whatever arrives first."""
         events = [
             ev("purchase", "2026-06-01T00:00:00", "p1", order_id="a", value=10, articles=1),
             ev("purchase", "2026-06-05T00:00:00", "p2", order_id="a", value=99, articles=9),
@@ -461,8 +460,7 @@ class TestOrders:
         assert expected == actual
 
     def test_returns_ratio_is_percent_of_purchased_articles(self):
-        """Returned articles of known orders over purchased articles, in percent; a
-        return of an order never seen counts as a return only."""
+        """Returned over purchased articles of known orders, in %; other returns just count."""
         expected = (25.0, 3)
 
         segment = profile(
@@ -541,8 +539,7 @@ class TestViews:
 
 class TestCart:
     def test_adds_and_removes(self):
-        """Quantities add up per sku; a remove without quantity drops the line; the
-        value is quantity times the latest unit price."""
+        """Lines add up per sku, a bare remove drops the line, value uses the latest price."""
         expected = {
             "items": [{"sku": "A", "quantity": 3, "price": 12}, {"sku": "C", "quantity": 1}],
             "value": 36.0,
@@ -571,8 +568,7 @@ class TestCart:
 
     @pytest.mark.parametrize("late", [False, True], ids=["in-order", "cart-event-late"])
     def test_cart_after_purchase_is_kept(self, late: bool):
-        """Cart events after the latest purchase form the cart; earlier ones arriving
-        late are ignored."""
+        """Cart events after the latest purchase form the cart; late earlier ones are ignored."""
         before = ev("add_to_cart", "2026-06-01T10:00:00", sku="A", quantity=1, price=10)
         purchase = ev("purchase", "2026-06-01T10:10:00", order_id="o", value=10, articles=1)
         after = ev("add_to_cart", "2026-06-01T11:00:00", sku="B", quantity=1, price=4)
@@ -614,8 +610,7 @@ class TestCampaigns:
 class TestAttributes:
     @pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
     def test_last_writer_wins_by_timestamp(self, reverse: bool):
-        """The latest write of each attribute wins, whatever the arrival order; null
-        removes an attribute and an older write does not bring it back."""
+        """Latest write wins in any order; null removes and an older write cannot revive it."""
         events = [
             ev("set_attributes", "2026-06-01T00:00:00", attributes={"tier": "silver", "x": 1}),
             ev("set_attributes", "2026-06-02T00:00:00", attributes={"tier": "gold"}),

@@ -246,8 +246,7 @@ def track_in_threads(store: SQLiteProfileStore, batches: list[list[Event]]) -> l
 
 class TestGroupCommit:
     def test_queued_batches_commit_together(self, profiles: SQLiteProfileStore):
-        """Batches waiting for the write lock are committed in one transaction, each
-        with its own result."""
+        """Batches queued behind the write lock commit together, each with its own result."""
         profiles.track(events(("pre", "session_start", 20), visitor="g0"))
         batches = [
             events((f"s{i}", "session_start", 10), (f"p{i}", "page_view", 9), visitor=f"g{i}")
@@ -262,8 +261,7 @@ class TestGroupCommit:
     def test_failing_batch_fails_alone(
         self, profiles: SQLiteProfileStore, monkeypatch: pytest.MonkeyPatch
     ):
-        """A batch that fails inside a group commit is rolled back alone; the others
-        commit and their callers get their results."""
+        """A failing batch in a group commit rolls back alone; the others commit."""
         real_apply = fold.apply
 
         def failing(state: dict[str, Any], event: Event) -> None:
@@ -289,8 +287,7 @@ class TestGroupCommit:
 
 class TestIdentify:
     def test_anonymous_profile_merges_into_the_customer(self, profiles: SQLiteProfileStore):
-        """After identify, the anonymous and the customer id read one profile built from
-        both visitors' events, and later anonymous events land on it too."""
+        """After identify both ids read one profile of both visitors' events, later ones too."""
         anonymous = events(*SHOPPER[:3], visitor="anon")
         known = events(*SHOPPER[3:], visitor="cust")
         identify = events(("i", "identify", 100, {"customer_id": "cust"}), visitor="anon")
@@ -361,8 +358,7 @@ class TestIdentify:
         assert [("a", "c"), ("b", "c")] == sorted(all_rows(profiles.path)["aliases"])
 
     def test_cached_alias_sees_writes_to_the_customer(self, profiles: SQLiteProfileStore):
-        """A profile read (and cached) by its anonymous id reflects the next event
-        tracked under the customer id."""
+        """A profile cached under an alias shows the next event tracked for the customer."""
         profiles.track(events(("ab", "identify", 5, {"customer_id": "cust"}), visitor="anon"))
         assert "visits" not in profiles.get("anon")
 
@@ -403,8 +399,7 @@ class TestDelete:
     def test_nothing_mentions_a_deleted_visitor(
         self, profiles: SQLiteProfileStore, profile_db: Path
     ):
-        """Deleting by any of a person's ids removes every row naming any of them, in
-        every table, and leaves other visitors alone."""
+        """Deleting by any of a person's ids leaves no row naming them; others stay."""
         profiles.track(events(*SHOPPER, visitor="forget-anon-7f3a"))
         profiles.track(
             events(
@@ -433,8 +428,7 @@ class TestDelete:
         assert {"visits": 1} == {"visits": profiles.get("keep-me")["visits"]}
 
     def test_no_bytes_left_in_the_file(self, profile_db: Path):
-        """With secure_delete and a checkpoint, the deleted ids are not in the file's
-        bytes either (the WAL included)."""
+        """After delete, the ids are not in the file's bytes either (WAL included)."""
         with SQLiteProfileStore(profile_db) as store:
             for i in range(20):
                 store.track(
@@ -555,8 +549,7 @@ class TestRebuild:
     @settings(max_examples=25, deadline=None)
     @given(seed=st.integers(0, 2**32 - 1))
     def test_tracking_in_any_batches_equals_rebuild_all(self, seed: int):
-        """Random logs (identify included) tracked in random batch splits and orders give
-        the profiles rebuild_all gives."""
+        """Random logs tracked in random batches and orders match rebuild_all (identify too)."""
         rng = random.Random(seed)
         log = random_log(rng, rng.randrange(1, 120), visitors=6)
         with (
@@ -585,8 +578,7 @@ class TestRebuild:
             assert fold.render(fold.rebuild(mine)) == profiles.get(visitor)
 
     def test_rebuild_repairs_a_damaged_profile(self, profiles: SQLiteProfileStore):
-        """rebuild(visitor) recomputes one profile from its events, and so does
-        rebuild_all for every visitor."""
+        """rebuild(visitor) and rebuild_all recompute damaged profiles from the events."""
         profiles.track(events(*SHOPPER))
         expected = profiles.get("v-1")
         with sqlite3.connect(profiles.path) as conn:
@@ -601,8 +593,7 @@ class TestRebuild:
         assert expected == profiles.get("v-1")
 
     def test_state_of_another_version_is_rebuilt(self, profiles: SQLiteProfileStore):
-        """A state written by another fold version is recomputed from the log, not
-        folded into, on the next event."""
+        """A state of another fold version is rebuilt from the log on the next event."""
         profiles.track(events(*SHOPPER))
         with sqlite3.connect(profiles.path) as conn:
             conn.execute(
@@ -662,8 +653,7 @@ class TestCache:
         assert 2 == profiles.get("v-1")["visits"]
 
     def test_other_process_writes_show_within_the_ttl(self, profile_db: Path):
-        """Two stores on one file: the reader's cache hides the other's write for at
-        most its TTL, then the fresh profile is read."""
+        """Two stores on one file: another store's write shows once the reader's TTL ends."""
         with (
             SQLiteProfileStore(profile_db, cache_ttl=0.3) as reader,
             SQLiteProfileStore(profile_db, cache_ttl=0.3) as writer,
@@ -744,8 +734,7 @@ class TestLifecycle:
 
 class TestServerWiring:
     def test_decide_reads_the_stored_profile(self, start_server: Any):
-        """The server keeps profiles in its rules file by default, and Decide uses them:
-        a visitor turns high-value (VIP hero) once purchases are tracked."""
+        """Decide uses the default stored profile: tracked purchases make a VIP."""
         server = start_server(demo=True)
         store = server.server.profiles
         assert isinstance(store, SQLiteProfileStore)
