@@ -240,7 +240,8 @@ class SegmentReport:
     ``overlap[i][j]`` is the number of visitors in both ``segments[i]`` and
     ``segments[j]``: symmetric, with each segment's size on the diagonal.
     ``journeys`` are ``(from_segment, to_segment, visitors)``: visitors who were in
-    the first segment at the start of the period and in the second at its end.
+    the first segment and not in the second at the start of the period, and in the
+    second at its end (whether or not they left the first: segments may nest).
     """
 
     segments: tuple[SegmentStats, ...]
