@@ -41,6 +41,18 @@ class TestPower:
         # The Bayesian view agrees on the direction.
         assert all(t.prob_beat_control is not None and t.prob_beat_control > 0.9 for t in treatment)
 
+    def test_power_matches_the_textbook_formula(self):
+        """10 % -> 10.85 %: the share of 200 seeds with p < 0.05 is the designed ~80 % power."""
+        p1, p2 = 0.10, 0.1085
+        se = ((p1 * (1 - p1) + p2 * (1 - p2)) / VISITORS) ** 0.5
+        z = sps.norm.ppf(0.975)
+        expected = sps.norm.cdf((p2 - p1) / se - z) + sps.norm.cdf(-(p2 - p1) / se - z)
+        reports = [_campaign(40_000 + seed, p1, p2) for seed in range(200)]
+
+        p_values = [r.variants[1].p_value for r in reports]
+        power = sum(1 for p in p_values if p is not None and p < 0.05) / len(reports)
+        assert expected == pytest.approx(power, abs=0.09)
+
     def test_lift_interval_covers_the_true_lift(self):
         """The 95 % lift interval contains the true +20 % in about 95 % of 200 seeds."""
         reports = [_campaign(1000 + seed, 0.10, 0.12) for seed in range(200)]
