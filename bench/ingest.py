@@ -1,13 +1,16 @@
 """Event ingest and Decide with stored profiles, through gRPC, client and server on one box.
 
-Ingest: a server runs in its own process on a fresh SQLite file (WAL, synchronous=FULL:
-every acknowledged batch is durable). Clients send pre-serialized batches of 100 events
-(a realistic interleaving of sessions: page and product views, carts, purchases, from
-many visitors) with ``Track`` from several threads, or one ``TrackStream`` per thread.
-Reported: events per second, median of ``--runs`` runs, each on a fresh file.
+Ingest: ``decide serve --demo`` runs in its own process(es) on a fresh SQLite file (WAL,
+synchronous=FULL: every acknowledged batch is durable). Clients send pre-serialized
+batches of 100 events (sessions of page and product views, carts and purchases from
+many visitors, interleaved by time as a collector would batch them) with ``Track`` from
+several threads, or one ``TrackStream`` per thread. Reported per run: events per second
+and the server's CPU time per event (user + system, from /proc), which is what to
+compare when the machine is shared: throughput moves with the neighbours' load, CPU per
+event much less. The summary gives medians over ``--runs`` runs.
 
 Decide: against the ingested store, one client thread measures per-call latency and
-several measure throughput for three paths:
+four threads measure throughput for three paths:
 
 - ``override``: a visitor without a stored profile, the same profile sent as
   ``profile_overrides`` (the path before profiles existed);
@@ -15,6 +18,7 @@ several measure throughput for three paths:
 - ``stored, cold``: the same with the profile cache off, so every call reads SQLite.
 
     .venv/bin/python bench/ingest.py [--events 100000] [--threads 4] [--runs 3]
+                                     [--processes 1] [--profile-server] [--skip-decide]
 """
 
 from __future__ import annotations
@@ -95,6 +99,23 @@ class ServerProcess:
     def __exit__(self, *exc: object) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live descendants (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 def _wait_serving(target: str, timeout: float = 30) -> None:
@@ -312,17 +333,26 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_ingest(args: argparse.Namespace, tmp: Path, payloads: list[bytes], stream: bool) -> float:
-    rates = []
+def run_ingest(
+    args: argparse.Namespace, tmp: Path, payloads: list[bytes], stream: bool
+) -> tuple[float, float]:
+    """Median events/s over the runs, and the median server CPU microseconds per event."""
+    rates, costs = [], []
     for run in range(args.runs):
         db = tmp / f"ingest-{'stream' if stream else 'unary'}-{run}.db"
         with ServerProcess(db, processes=args.processes) as server:
             if args.profile_server and run == 0:
                 _py_spy(server.pid, tmp, stream)
+            cpu_before = cpu_seconds(server.pid)
             seconds = ingest(server.target, payloads, args.threads, stream)
+            cpu = cpu_seconds(server.pid) - cpu_before
         rates.append(args.events / seconds)
-        print(f"  run {run + 1}: {args.events} events in {seconds:.2f} s = {rates[-1]:,.0f}/s")
-    return statistics.median(rates)
+        costs.append(cpu / args.events * 1e6)
+        print(
+            f"  run {run + 1}: {args.events} events in {seconds:.2f} s = {rates[-1]:,.0f}/s"
+            f"  (server CPU {costs[-1]:.1f} us/event)"
+        )
+    return statistics.median(rates), statistics.median(costs)
 
 
 def _py_spy(pid: int, tmp: Path, stream: bool) -> None:
@@ -375,10 +405,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         print("\nTrack (unary), durable:")
-        unary = run_ingest(args, tmp, payloads, stream=False)
+        unary, unary_cpu = run_ingest(args, tmp, payloads, stream=False)
         print("TrackStream (one stream per client thread), durable:")
-        streamed = run_ingest(args, tmp, payloads, stream=True)
-        print(f"\ningest median: Track {unary:,.0f} events/s, TrackStream {streamed:,.0f} events/s")
+        streamed, streamed_cpu = run_ingest(args, tmp, payloads, stream=True)
+        print(
+            f"\ningest median: Track {unary:,.0f} events/s ({unary_cpu:.1f} us server CPU"
+            f" per event), TrackStream {streamed:,.0f} events/s ({streamed_cpu:.1f} us)"
+        )
         if args.skip_decide:
             return 0
 
