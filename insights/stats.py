@@ -9,8 +9,8 @@ events. The choices, with their formulas, are documented in the README section
 - relative lift interval: delta method on the log of the rate ratio (Katz), with a
   0.5 continuity correction only when the variant has no conversions;
 - probability to beat the control: Beta(1, 1) prior, so Beta(1 + x, 1 + n - x)
-  posteriors, and Evan Miller's exact closed form, or a normal approximation once
-  every posterior parameter exceeds ``EXACT_TERMS_LIMIT``;
+  posteriors, and Evan Miller's exact closed form, or a (skewness-corrected) normal
+  approximation once every posterior parameter exceeds ``EXACT_TERMS_LIMIT``;
 - sample ratio mismatch: chi-square goodness of fit against the weights, flagged
   below ``SRM_ALPHA``; the chi-square survival function is the regularized upper
   incomplete gamma function (series or continued fraction).
@@ -43,9 +43,9 @@ SRM_ALPHA = 0.001
 """A sample ratio mismatch is flagged when the chi-square p-value is below this."""
 
 EXACT_TERMS_LIMIT = 20_000
-"""``prob_b_beats_a`` sums ``min(alpha_a, beta_a, alpha_b, beta_b)`` exact terms; above
-this many it uses the normal approximation (each posterior then has both parameters
-above 20,000, where a Beta is indistinguishable from a normal to ~1e-4)."""
+"""``prob_b_beats_a`` sums ``min(alpha_a, beta_a, alpha_b, beta_b)`` exact terms (about
+10 ms for 20,000); above this many it uses a skewness-corrected normal approximation,
+which is then within a few 1e-6 of the exact value, even for arms of unequal size."""
 
 _EPS = 1e-15
 _TINY = 1e-300
@@ -243,8 +243,9 @@ def prob_b_beats_a(a_succ: int, a_n: int, b_succ: int, b_n: int) -> float:
     Beta(1 + successes, 1 + failures); the two are independent. The exact sum has as
     many terms as the chosen parameter, so it uses whichever of four equivalent forms
     is shortest (swapping A and B, or successes and failures). When even the shortest
-    exceeds ``EXACT_TERMS_LIMIT`` terms it uses
-    ``Φ((mean_B - mean_A) / sqrt(var_A + var_B))``.
+    exceeds ``EXACT_TERMS_LIMIT`` terms it uses the normal approximation
+    ``Φ((mean_B - mean_A) / sqrt(var_A + var_B))`` with a skewness correction
+    (``_prob_approx``).
     """
     _check_counts(a_succ, a_n)
     _check_counts(b_succ, b_n)
@@ -252,7 +253,7 @@ def prob_b_beats_a(a_succ: int, a_n: int, b_succ: int, b_n: int) -> float:
     alpha_b, beta_b = b_succ + 1, b_n - b_succ + 1
     shortest = min(alpha_a, beta_a, alpha_b, beta_b)
     if shortest > EXACT_TERMS_LIMIT:
-        return _prob_normal(alpha_a, beta_a, alpha_b, beta_b)
+        return _prob_approx(alpha_a, beta_a, alpha_b, beta_b)
     # P(B > A) = 1 - P(A > B) (ties have probability 0), and P(B > A) is also
     # P(1 - B < 1 - A) where 1 - p ~ Beta(beta, alpha).
     if shortest == alpha_b:
@@ -264,14 +265,31 @@ def prob_b_beats_a(a_succ: int, a_n: int, b_succ: int, b_n: int) -> float:
     return max(0.0, 1.0 - _prob_exact(beta_a, alpha_a, beta_b, alpha_b))
 
 
-def _prob_normal(alpha_a: int, beta_a: int, alpha_b: int, beta_b: int) -> float:
-    def moments(alpha: int, beta: int) -> tuple[float, float]:
-        total = alpha + beta
-        return alpha / total, alpha * beta / (total * total * (total + 1))
+def _prob_approx(alpha_a: int, beta_a: int, alpha_b: int, beta_b: int) -> float:
+    """Normal approximation of ``P(p_B > p_A)`` with a one-term Edgeworth correction.
 
-    mean_a, var_a = moments(alpha_a, beta_a)
-    mean_b, var_b = moments(alpha_b, beta_b)
-    return normal_cdf((mean_b - mean_a) / math.sqrt(var_a + var_b))
+    ``D = p_B - p_A`` has mean ``mu``, variance ``var`` and third cumulant ``k3`` (the
+    Betas' third central moments, subtracted). ``P(D <= 0) ≈ Φ(z) - φ(z)·g·(z² - 1)/6``
+    with ``z = -mu / sd`` and skewness ``g = k3 / sd³``. The correction matters when the
+    arms differ in size (a 10 % holdout): there the plain normal is off by ~6e-4 at
+    20,000 conversions, the corrected one by ~2e-6.
+    """
+
+    def moments(alpha: int, beta: int) -> tuple[float, float, float]:
+        total = alpha + beta
+        mean = alpha / total
+        var = alpha * beta / (total * total * (total + 1))
+        skew = 2 * (beta - alpha) * math.sqrt(total + 1) / ((total + 2) * math.sqrt(alpha * beta))
+        return mean, var, skew * var**1.5
+
+    mean_a, var_a, k3_a = moments(alpha_a, beta_a)
+    mean_b, var_b, k3_b = moments(alpha_b, beta_b)
+    sd = math.sqrt(var_a + var_b)
+    z = -(mean_b - mean_a) / sd
+    skew = (k3_b - k3_a) / sd**3
+    density = math.exp(-z * z / 2.0) / math.sqrt(2.0 * math.pi)
+    p_not_better = normal_cdf(z) - density * skew * (z * z - 1.0) / 6.0
+    return min(1.0, max(0.0, 1.0 - p_not_better))
 
 
 def chi_square_gof(

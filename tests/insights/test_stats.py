@@ -292,6 +292,23 @@ class TestProbBeats:
 
         assert _beats_by_integration(*counts) == pytest.approx(prob_b_beats_a(*counts), abs=1e-5)
 
+    @pytest.mark.parametrize(
+        "counts",
+        [
+            (20_001, 10_000_000, 180_500, 90_000_000),  # 10 % holdout, 0.2 % conversion
+            (20_001, 10_000_000, 182_009, 90_000_000),
+            (25_000, 10_000_000, 230_000, 90_000_000),
+            (20_001, 40_002, 20_001, 41_002),
+        ],
+    )
+    def test_approximation_with_unequal_arms(self, counts: tuple[int, int, int, int]):
+        """With arms of very different size the skewness correction keeps it within 1e-5
+        of the exact sum (the plain normal is off by up to 6e-4 here)."""
+        a, an, b, bn = counts
+        exact = stats._prob_exact(a + 1, an - a + 1, b + 1, bn - b + 1)
+
+        assert exact == pytest.approx(prob_b_beats_a(*counts), abs=1e-5)
+
     def test_exact_form_just_below_the_limit(self):
         """Just below the limit the exact form is used and is still accurate."""
         counts = (19_000, 60_000, 19_200, 60_000)
