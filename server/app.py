@@ -49,6 +49,7 @@ from server import limits
 from server.config import ConfigError, ServerConfig
 from server.documents import dump_document
 from server.events_servicer import EventServicer, EventSink
+from server.exposures import ExposureRecorder
 from server.interceptors import (
     ADMIN_SERVICE,
     DECISION_SERVICE,
@@ -116,8 +117,10 @@ class DecideServer(grpc.Server):
         health: health.HealthServicer,
         metrics: Metrics,
         metrics_port: int | None,
+        exposures: ExposureRecorder | None = None,
     ) -> None:
         self.server = server
+        self.exposures = exposures
         self.config = config
         self.port = port
         self.store = store
@@ -162,6 +165,10 @@ class DecideServer(grpc.Server):
 
         def finish() -> None:
             terminated.wait()
+            if self.exposures is not None:
+                # No call is running any more: write every exposure still buffered
+                # before the store closes (a clean stop loses none).
+                self.exposures.close()
             self.metrics.shutdown()
             if self._owns_store:
                 self.store.close()
@@ -198,6 +205,7 @@ def create_server(
     metrics = Metrics()
     reloader: Reloader | None = None
     server: grpc.Server | None = None
+    exposures: ExposureRecorder | None = None
     try:
         if profiles is None:
             profiles = SQLiteProfileStore(
@@ -208,6 +216,8 @@ def create_server(
             )
         if config.demo:
             _publish_demo(store)
+        if isinstance(profiles, SQLiteProfileStore):
+            exposures = ExposureRecorder(profiles.path, metrics=metrics)
         health_servicer = health.HealthServicer(experimental_non_blocking=True)
         for name in (OVERALL, DECISION_SERVICE):
             health_servicer.set(name, NOT_SERVING)
@@ -258,6 +268,7 @@ def create_server(
                 max_placements=config.max_placements,
                 clock=clock,
                 metrics=metrics,
+                exposures=exposures,
             ),
             server,
         )
@@ -271,7 +282,10 @@ def create_server(
                 server,
             )
             pb_grpc.add_ProfileServiceServicer_to_server(  # type: ignore[no-untyped-call]
-                ProfileServicer(profiles, clock=clock),
+                ProfileServicer(
+                    profiles if exposures is None else _FlushFirst(profiles, exposures),
+                    clock=clock,
+                ),
                 server,
             )
             for name in (EVENT_SERVICE, PROFILE_SERVICE):
@@ -294,6 +308,8 @@ def create_server(
         if reloader is not None:
             reloader.stop()
         metrics.shutdown()
+        if exposures is not None:
+            exposures.close()
         if owns_profiles and isinstance(profiles, SQLiteProfileStore):
             profiles.close()
         if owns_store:
@@ -331,8 +347,33 @@ def create_server(
         health=health_servicer,
         metrics=metrics,
         metrics_port=metrics_port,
+        exposures=exposures,
     )
     return wrapper, port
+
+
+class _FlushFirst:
+    """ProfileService's view of the profile store: pending exposures are written before
+    a visitor is exported or deleted, so an exposure buffered just before DeleteVisitor
+    cannot reach the file after it (and an export shows everything)."""
+
+    def __init__(self, profiles: _EventStore, exposures: ExposureRecorder) -> None:
+        self._profiles = profiles
+        self._exposures = exposures
+
+    def get(self, visitor_id: str) -> dict[str, Any] | None:
+        return self._profiles.get(visitor_id)
+
+    def set_attributes(self, visitor_id: str, attributes: Any, now: datetime) -> dict[str, Any]:
+        return self._profiles.set_attributes(visitor_id, attributes, now)
+
+    def delete_visitor(self, visitor_id: str) -> int:
+        self._exposures.flush()
+        return self._profiles.delete_visitor(visitor_id)
+
+    def export_visitor(self, visitor_id: str) -> dict[str, Any]:
+        self._exposures.flush()
+        return self._profiles.export_visitor(visitor_id)
 
 
 def _publish_demo(store: RulesStore) -> None:

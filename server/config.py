@@ -36,6 +36,10 @@ DEFAULT_PROFILE_CACHE_SIZE = 100_000
 # At most this many seconds may pass before a process sees a profile another process
 # wrote to the shared file (its own writes invalidate at once): keep it about 1 s.
 DEFAULT_PROFILE_CACHE_TTL = 1.0
+# Clicks, conversions and purchases up to this many days after an exposure are
+# attributed to it (README, "Attribution").
+DEFAULT_ATTRIBUTION_WINDOW_DAYS = 7.0
+MAX_ATTRIBUTION_WINDOW_DAYS = 365.0
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _TRUE = {"1", "true", "yes", "on"}
@@ -61,6 +65,8 @@ class ServerConfig:
     processes sharing the port (SO_REUSEPORT); process i serves metrics on
     ``metrics_port + i``. ``profile_db_path``: where visitor events and profiles live;
     ``None`` keeps them in ``db_path``, in tables of their own.
+    ``attribution_window_days``: how long after an exposure a click, conversion or
+    purchase is attributed to it.
     """
 
     db_path: str = DEFAULT_DB_PATH
@@ -82,6 +88,7 @@ class ServerConfig:
     profile_cache_ttl: float = DEFAULT_PROFILE_CACHE_TTL
     processes: int = DEFAULT_PROCESSES
     profile_db_path: str | None = None
+    attribution_window_days: float = DEFAULT_ATTRIBUTION_WINDOW_DAYS
 
     def __post_init__(self) -> None:
         if not self.db_path:
@@ -114,6 +121,12 @@ class ServerConfig:
             raise ConfigError("profile_cache_size", "must be >= 0")
         if not self.profile_cache_ttl >= 0:
             raise ConfigError("profile_cache_ttl", "must be >= 0")
+        if not 0 < self.attribution_window_days <= MAX_ATTRIBUTION_WINDOW_DAYS:
+            raise ConfigError(
+                "attribution_window_days",
+                f"must be > 0 and <= {MAX_ATTRIBUTION_WINDOW_DAYS:g}, "
+                f"got {self.attribution_window_days}",
+            )
         if not 1 <= self.processes <= MAX_PROCESSES:
             raise ConfigError("processes", f"must be 1-{MAX_PROCESSES}, got {self.processes}")
 
@@ -238,4 +251,5 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "profile_cache_ttl": _parse_float,
     "profile_db_path": _parse_optional_str,
     "processes": _parse_int,
+    "attribution_window_days": _parse_float,
 }

@@ -8,6 +8,7 @@
     decide_ruleset_reloads_total / decide_ruleset_reload_errors_total
     decide_events_total{type}                                         events in committed batches
     decide_events_duplicates_total                                    of those, already stored
+    decide_exposures_total / decide_exposures_dropped_total           exposures written / dropped
 
 The gRPC names follow go-grpc-prometheus, so existing dashboards work. Decisions for a
 placement the rules do not define are counted under ``placement="(unknown)"``: callers
@@ -83,6 +84,14 @@ class Metrics:
         self.event_duplicates = Counter(
             "decide_events_duplicates",
             "Events whose event_id was already stored; they changed nothing.",
+            registry=r,
+        )
+        self.exposures_written = Counter(
+            "decide_exposures", "Campaign exposures written to the store.", registry=r
+        )
+        self.exposures_dropped = Counter(
+            "decide_exposures_dropped",
+            "Campaign exposures dropped because the writer fell behind (reports undercount).",
             registry=r,
         )
         self._http: WSGIServer | None = None

@@ -6,6 +6,7 @@ Schema (created on first open, next to the rules tables in the same file by defa
            type TEXT, ts TEXT, properties TEXT)          -- index (visitor_id, ts, event_id)
     aliases(alias TEXT PRIMARY KEY, canonical TEXT)      -- index (canonical)
     profiles(visitor_id TEXT PRIMARY KEY, document TEXT, state TEXT)
+    exposures(...)                                       -- see server.exposures
 
 ``events.visitor_id`` is the canonical id (after identify merges), ``source_id`` the id
 the event was sent with. ``profiles.state`` is ``decision.profile``'s fold state and
@@ -42,8 +43,8 @@ write. Another process's writes are seen once the entry expires: ``cache_ttl``
 clear the whole cache on every foreign commit, i.e. hundreds of times a second under
 ingest, for a gain of under a second.)
 
-Right to be forgotten: ``delete_visitor`` removes the profile, every event stored under
-or sent with the visitor's ids and every alias to or from them, with
+Right to be forgotten: ``delete_visitor`` removes the profile, every event and exposure
+stored under or sent with the visitor's ids and every alias to or from them, with
 ``secure_delete`` on so the freed pages are zeroed, then checkpoints the WAL.
 """
 
@@ -75,6 +76,8 @@ from decision.profile import (
     validate_events,
 )
 from server.errors import StoreBusyError
+from server.exposures import create_schema as create_exposures_schema
+from server.exposures import exposures_of
 
 __all__ = ["BUSY_TIMEOUT", "SQLiteProfileStore", "TrackResult"]
 
@@ -207,6 +210,7 @@ class SQLiteProfileStore:
                 not_null={"document", "state"},
                 if_not_exists=True,
             )
+            create_exposures_schema(db)  # written by server.exposures, forgotten here
 
     # -- reads --------------------------------------------------------------------------
 
@@ -257,6 +261,7 @@ class SQLiteProfileStore:
                     (canonical,),
                 )
             ]
+            exposures = exposures_of(conn, [canonical, *aliases])
         finally:
             conn.execute("COMMIT")
         return {
@@ -264,6 +269,7 @@ class SQLiteProfileStore:
             "aliases": aliases,
             "profile": None if row is None else json.loads(row[0]),
             "events": events,
+            "exposures": exposures,
         }
 
     # -- writes -------------------------------------------------------------------------
@@ -369,6 +375,8 @@ class SQLiteProfileStore:
                     f"DELETE FROM aliases WHERE alias IN ({marks})",
                     f"DELETE FROM aliases WHERE canonical IN ({marks})",
                     f"DELETE FROM profiles WHERE visitor_id IN ({marks})",
+                    f"DELETE FROM exposures WHERE visitor_id IN ({marks})",
+                    f"DELETE FROM exposures WHERE source_id IN ({marks})",
                 ):
                     deleted += self._db.execute(statement, chunk).rowcount
         self._invalidate(ids)
@@ -515,6 +523,7 @@ class SQLiteProfileStore:
         if source == target:
             return  # already one profile (this is also how cycles are ignored)
         db.execute("UPDATE events SET visitor_id = ? WHERE visitor_id = ?", (target, source))
+        db.execute("UPDATE exposures SET visitor_id = ? WHERE visitor_id = ?", (target, source))
         moved = [
             row[0] for row in db.execute("SELECT alias FROM aliases WHERE canonical = ?", (source,))
         ]

@@ -25,6 +25,7 @@ from protos import decisioning_pb2_grpc as pb_grpc
 from server import limits
 from server.documents import validate_text
 from server.errors import RulesNotLoadedError, handles_errors
+from server.exposures import HOLDOUT_VARIANT, ExposureRecorder
 from server.metrics import Metrics
 from server.profiles import ProfileStore, merge_profile
 from server.reloader import ReloadStatus
@@ -187,12 +188,14 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         max_placements: int = limits.MAX_PLACEMENTS,
         clock: Clock = utcnow,
         metrics: Metrics | None = None,
+        exposures: ExposureRecorder | None = None,
     ) -> None:
         self._source = source
         self._profiles = profiles
         self._max_placements = max_placements
         self._clock = clock
         self._metrics = metrics
+        self._exposures = exposures
 
     def _snapshot(self) -> Snapshot:
         snapshot = self._source.snapshot  # read once: the whole call uses this version
@@ -227,13 +230,14 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         request_context, overrides = self._structs(request, problems)
         _raise_if(problems)
         profile = merge_profile(self._profiles.get(request.visitor_id), overrides)
+        now = self._clock()
         decisions = decision.decide(
             snapshot.ruleset,
             request.visitor_id,
             profile,
             placements,
             request_context,
-            self._clock(),
+            now,
             explain=request.explain,
         )
         if self._metrics is not None:
@@ -242,8 +246,28 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             ruleset_version=snapshot.version, ruleset_hash=snapshot.content_hash
         )
         add = response.decisions.add
+        recorder = self._exposures
+        if recorder is None:
+            for d in decisions:
+                _add_decision(add, d, snapshot, request.explain)
+            return response
+        served = []
         for d in decisions:
-            _add_decision(add, d, snapshot, request.explain)
+            message = _add_decision(add, d, snapshot, request.explain)
+            if d.campaign_id is not None:  # CAMPAIGN or HOLDOUT: an exposure
+                served.append(
+                    (
+                        message.decision_id,
+                        request.visitor_id,
+                        d.campaign_id,
+                        d.variant_id or HOLDOUT_VARIANT,
+                        d.matched_segments,
+                        d.placement,
+                        now,
+                    )
+                )
+        if served:
+            recorder.record(served)  # a deque append; written by a background thread
         return response
 
     @handles_errors

@@ -201,7 +201,15 @@ class TestExportVisitor:
             profiles.call("ExportVisitor", pb.ExportVisitorRequest(visitor_id="x")).export_json
         )
 
-        assert {"visitor_id": "x", "aliases": [], "profile": None, "events": []} == export
+        expected = {
+            "visitor_id": "x",
+            "aliases": [],
+            "profile": None,
+            "events": [],
+            "exposures": [],
+        }
+
+        assert expected == export
 
 
 class TestAuth:

@@ -158,7 +158,7 @@ class TestTrack:
         with pytest.raises(InvalidRequestError):
             profiles.track(validate_events(raw, NOW))
 
-        assert {"events": [], "aliases": [], "profiles": []} == all_rows(profile_db)
+        assert {"events": [], "aliases": [], "profiles": [], "exposures": []} == all_rows(profile_db)
 
     def test_failing_batch_rolls_back(
         self, profiles: SQLiteProfileStore, profile_db: Path, monkeypatch: pytest.MonkeyPatch
@@ -465,6 +465,7 @@ class TestExport:
             "aliases": [],
             "profile": profiles.get("v-1"),
             "events": expected_events,
+            "exposures": [],
         } == exported
         assert batch == sorted(
             validate_events(exported["events"], NOW),
@@ -473,7 +474,13 @@ class TestExport:
 
     def test_unknown_visitor_exports_empty(self, profiles: SQLiteProfileStore):
         """A visitor we hold nothing about exports as empty."""
-        expected = {"visitor_id": "nobody", "aliases": [], "profile": None, "events": []}
+        expected = {
+            "visitor_id": "nobody",
+            "aliases": [],
+            "profile": None,
+            "events": [],
+            "exposures": [],
+        }
 
         assert expected == profiles.export_visitor("nobody")
 

@@ -1,0 +1,283 @@
+"""Exposures: which visitor was served which arm of which campaign, recorded off the call path.
+
+Every Decide that serves a campaign (reason CAMPAIGN, or HOLDOUT: the visitor is in the
+campaign's holdout arm) records one exposure per placement: decision id, visitor,
+campaign, variant (``"holdout"`` for the holdout arm), the audience segments matched,
+placement and the decision's time. Attribution and the campaign reports
+(``server.attribution``) join them with the event log.
+
+Off the critical path: ``ExposureRecorder.record`` only appends tuples to a
+``collections.deque`` (thread-safe under the GIL, no lock). A background thread writes
+what is pending in one transaction every ``flush_interval`` (200 ms) or as soon as
+``batch_size`` (1000) rows wait, formatting timestamps and segment lists there, not on
+the request path. ``close()`` (server stop, after the last call finished) writes
+everything still pending, so a clean stop loses no exposure. If the writer falls behind
+(a locked or slow disk) the buffer is bounded by ``max_pending``: further exposures are
+dropped, counted in ``decide_exposures_dropped_total`` and logged once; Decide never
+waits.
+
+Schema (in the profile store's SQLite file; ``SQLiteProfileStore`` creates it)::
+
+    exposures(seq INTEGER PRIMARY KEY, decision_id, visitor_id, source_id, campaign,
+              variant, segments, placement, ts)
+      index (campaign, visitor_id, ts)  campaign reports: one campaign, visitor by visitor
+      index (visitor_id, ts)            identity merges, deletion, per-visitor lookups
+      index (ts)                        segment reports: every exposure of a period
+      index (source_id)                 deletion by the id the decision was made for
+
+``visitor_id`` is the canonical id (resolved through ``aliases`` when the row is written,
+and re-pointed by the profile store when an ``identify`` merges two profiles, exactly as
+the events are), ``source_id`` the id Decide was called with, ``ts`` the fixed-width
+ISO-8601 UTC text the events table uses (so the two compare as text), ``segments`` a
+JSON array of segment ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from decision.profile import format_timestamp
+
+logger = logging.getLogger("decide.server")
+
+HOLDOUT_VARIANT = "holdout"
+"""The variant recorded for a visitor held out of a campaign (reason HOLDOUT)."""
+
+DEFAULT_FLUSH_INTERVAL = 0.2
+DEFAULT_BATCH_SIZE = 1000
+DEFAULT_MAX_PENDING = 200_000
+"""Exposures waiting to be written before new ones are dropped (about 60 MB)."""
+
+BUSY_TIMEOUT = 5.0
+
+SCHEMA = (
+    (
+        "CREATE TABLE IF NOT EXISTS exposures ("
+        " seq INTEGER PRIMARY KEY, decision_id TEXT NOT NULL, visitor_id TEXT NOT NULL,"
+        " source_id TEXT NOT NULL, campaign TEXT NOT NULL, variant TEXT NOT NULL,"
+        " segments TEXT NOT NULL, placement TEXT NOT NULL, ts TEXT NOT NULL)"
+    ),
+    "CREATE INDEX IF NOT EXISTS exposures_campaign ON exposures (campaign, visitor_id, ts)",
+    "CREATE INDEX IF NOT EXISTS exposures_visitor ON exposures (visitor_id, ts)",
+    "CREATE INDEX IF NOT EXISTS exposures_ts ON exposures (ts)",
+    "CREATE INDEX IF NOT EXISTS exposures_source ON exposures (source_id)",
+)
+"""Statements creating the exposures table and its indexes; idempotent."""
+
+_INSERT = (
+    "INSERT INTO exposures"
+    " (decision_id, visitor_id, source_id, campaign, variant, segments, placement, ts)"
+    " VALUES (?, coalesce((SELECT canonical FROM aliases WHERE alias = ?), ?),"
+    " ?, ?, ?, ?, ?, ?)"
+)
+
+Pending: TypeAlias = tuple[str, str, str, str, tuple[str, ...], str, datetime]
+"""One exposure as Decide hands it over: ``(decision_id, visitor_id, campaign, variant,
+segments, placement, time)``."""
+
+
+def create_schema(conn: sqlite3.Connection | Any) -> None:
+    """Create the exposures table and its indexes (``conn``: sqlite3 or sqlite_utils)."""
+    for statement in SCHEMA:
+        conn.execute(statement)
+
+
+def _row(exposure: Pending) -> tuple[str, ...]:
+    decision_id, visitor_id, campaign, variant, segments, placement, moment = exposure
+    return (
+        decision_id,
+        visitor_id,
+        visitor_id,
+        visitor_id,
+        campaign,
+        variant,
+        json.dumps(list(segments), separators=(",", ":")),
+        placement,
+        format_timestamp(moment),
+    )
+
+
+class ExposureRecorder:
+    """Buffers exposures and writes them in batches from a background thread.
+
+    ``metrics`` (a ``server.metrics.Metrics``) counts written and dropped exposures.
+    Call ``close()`` once nothing records any more; it writes what is left.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        metrics: Any = None,
+        start: bool = True,
+    ) -> None:
+        if batch_size < 1 or max_pending < batch_size:
+            raise ValueError("need 1 <= batch_size <= max_pending")
+        self.path = Path(path)
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self.max_pending = max_pending
+        self._metrics = metrics
+        self._pending: deque[Pending] = deque()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._closed = False
+        self._write_lock = threading.Lock()  # the writer thread and flush() share a connection
+        self._drop_lock = threading.Lock()
+        self.dropped = 0
+        self.written = 0
+        self._conn = sqlite3.connect(
+            str(self.path), timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+        # Analytics rows: losing the last few hundred milliseconds to a power cut is
+        # acceptable, an fsync per batch is not needed (WAL keeps the file consistent).
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        create_schema(self._conn)
+        self._thread = threading.Thread(target=self._run, name="decide-exposures", daemon=True)
+        if start:
+            self._thread.start()
+
+    # -- the request path ---------------------------------------------------------------
+
+    def record(self, exposures: Sequence[Pending]) -> None:
+        """Queue exposures for writing; never blocks. Drops (and counts) them when the
+        buffer is full or the recorder is closed."""
+        pending = self._pending
+        if self._closed or len(pending) + len(exposures) > self.max_pending:
+            self._drop(len(exposures))
+            return
+        pending.extend(exposures)
+        if len(pending) >= self.batch_size:
+            self._wake.set()
+
+    def _drop(self, count: int) -> None:
+        with self._drop_lock:
+            first = self.dropped == 0
+            self.dropped += count
+        if self._metrics is not None:
+            self._metrics.exposures_dropped.inc(count)
+        if first:
+            logger.warning(
+                "exposure buffer full (%d pending) or closed: dropping exposures; reports"
+                " will undercount until the writer catches up",
+                len(self._pending),
+                extra={"event": "exposures_dropped", "pending": len(self._pending)},
+            )
+
+    # -- writing ------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Exposures waiting to be written."""
+        return len(self._pending)
+
+    def flush(self) -> int:
+        """Write everything pending now, from the calling thread; returns rows written."""
+        written = 0
+        while self._pending:
+            batch = self._take()
+            if not batch:
+                break
+            if not self._write(batch):
+                break
+            written += len(batch)
+        return written
+
+    def _take(self) -> list[Pending]:
+        batch: list[Pending] = []
+        popleft = self._pending.popleft
+        try:
+            for _ in range(self.batch_size):
+                batch.append(popleft())
+        except IndexError:
+            pass
+        return batch
+
+    def _write(self, batch: list[Pending]) -> bool:
+        """One transaction; on failure the rows go back to the front of the queue."""
+        rows = [_row(exposure) for exposure in batch]
+        with self._write_lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.executemany(_INSERT, rows)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                self._pending.extendleft(reversed(batch))
+                logger.warning(
+                    "cannot write %d exposures yet: %s",
+                    len(batch),
+                    exc,
+                    extra={"event": "exposures_write_failed"},
+                )
+                return False
+        self.written += len(rows)
+        if self._metrics is not None:
+            self._metrics.exposures_written.inc(len(rows))
+        return True
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            if self._stopping.is_set():
+                break
+            try:
+                self.flush()
+            except Exception:  # the writer must survive; logged
+                logger.exception("exposure writer failed", extra={"event": "exposures_error"})
+
+    def close(self) -> None:
+        """Stop the writer thread and write everything still pending. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.flush()
+        with self._write_lock:
+            self._conn.close()
+
+
+def exposures_of(conn: sqlite3.Connection, ids: Iterable[str]) -> list[dict[str, Any]]:
+    """Every stored exposure whose visitor or source id is one of ``ids``, oldest first
+    (for ExportVisitor)."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    marks = ", ".join("?" * len(wanted))
+    rows = conn.execute(
+        "SELECT decision_id, source_id, campaign, variant, segments, placement, ts"
+        f" FROM exposures WHERE visitor_id IN ({marks}) OR source_id IN ({marks})"
+        " ORDER BY ts, seq",
+        wanted + wanted,
+    )
+    return [
+        {
+            "decision_id": decision_id,
+            "visitor_id": source_id,
+            "campaign": campaign,
+            "variant": variant,
+            "segments": json.loads(segments),
+            "placement": placement,
+            "timestamp": ts,
+        }
+        for decision_id, source_id, campaign, variant, segments, placement, ts in rows
+    ]

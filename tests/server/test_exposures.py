@@ -1,0 +1,183 @@
+"""Exposures: recorded for served campaigns off the call path, flushed on stop, forgotten."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protos import decisioning_pb2 as pb
+from protos import decisioning_pb2_grpc as pb_grpc
+from server.exposures import ExposureRecorder
+from server.profile_store import SQLiteProfileStore
+
+NOW = datetime(2026, 11, 9, 10, 0, tzinfo=UTC)
+
+RULES = {
+    "segments": [{"id": "everyone", "filter": {}}],
+    "placements": [{"id": "hero", "fallback": {"f": 1}}, {"id": "side", "fallback": None}],
+    "exclusion_groups": [],
+    "campaigns": [
+        {
+            "id": "split",
+            "placements": ["hero"],
+            "audience": {"segments": ["everyone"]},
+            "holdout": 50,
+            "variants": [
+                {"id": "control", "weight": 1, "control": True},
+                {"id": "treatment", "weight": 1, "content": {"t": 1}},
+            ],
+        }
+    ],
+}
+
+
+def exposure_rows(path: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(
+            "SELECT decision_id, visitor_id, source_id, campaign, variant, segments,"
+            " placement, ts FROM exposures ORDER BY seq"
+        ).fetchall()
+
+
+@pytest.fixture
+def split_server(store: Any, start_server: Any, admin_metadata: Any) -> Any:
+    """A server with a fixed clock serving a 50 % holdout campaign on ``hero``."""
+    running = start_server(clock=lambda: NOW)
+    running.admin.PublishRules(
+        pb.PublishRulesRequest(document_json=json.dumps(RULES)), metadata=admin_metadata
+    )
+    return running
+
+
+class TestRecording:
+    def test_served_campaigns_are_exposures(self, split_server: Any, db_path: Path):
+        """Every CAMPAIGN or HOLDOUT decision is one exposure; fallbacks are none."""
+        served = {}
+        for i in range(40):
+            response = split_server.decide("hero", "side", visitor=f"v-{i}")
+            hero = response.decisions[0]
+            served[hero.decision_id] = (
+                f"v-{i}",
+                hero.variant_id or "holdout",
+                pb.Reason.Name(hero.reason),
+            )
+        split_server.server.stop(None).wait(10)
+
+        rows = exposure_rows(db_path)
+
+        assert {d: (v, variant) for d, (v, variant, _) in served.items()} == {
+            row[0]: (row[1], row[4]) for row in rows
+        }
+        assert {"REASON_CAMPAIGN", "REASON_HOLDOUT"} == {r for _, _, r in served.values()}
+        assert {("split", '["everyone"]', "hero", "2026-11-09T10:00:00.000000Z")} == {
+            (row[3], row[5], row[6], row[7]) for row in rows
+        }
+
+    def test_clean_stop_loses_none(self, split_server: Any, db_path: Path):
+        """Decisions made right before a stop are all on disk once it returns."""
+        calls = 300
+        threads = [
+            threading.Thread(
+                target=lambda k=k: [
+                    split_server.decide("hero", visitor=f"w-{k}-{i}") for i in range(calls // 3)
+                ]
+            )
+            for k in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        split_server.server.stop(None).wait(10)
+
+        assert calls == len(exposure_rows(db_path))
+
+    def test_identify_moves_exposures_to_the_customer(self, split_server: Any, db_path: Path):
+        """An identify merge re-points the anonymous id's exposures, as it does events."""
+        split_server.decide("hero", visitor="anon-1")
+        split_server.server.exposures.flush()
+        events = pb_grpc.EventServiceStub(split_server.channel)
+        event = pb.Event(
+            event_id="id-1",
+            visitor_id="anon-1",
+            type=pb.EVENT_TYPE_IDENTIFY,
+            identify=pb.Identify(customer_id="cust-1"),
+        )
+        event.timestamp.FromDatetime(NOW)
+        events.Track(pb.TrackRequest(events=[event]), timeout=5)
+
+        assert [("cust-1", "anon-1")] == [(row[1], row[2]) for row in exposure_rows(db_path)]
+
+
+class TestForgetting:
+    def test_delete_visitor_leaves_nothing(
+        self, split_server: Any, db_path: Path, admin_metadata: Any
+    ):
+        """After DeleteVisitor no row of any table mentions the visitor, exposures included."""
+        split_server.decide("hero", visitor="erase-me")
+        split_server.decide("hero", visitor="keep-me")
+        profiles = pb_grpc.ProfileServiceStub(split_server.channel)
+
+        deleted = profiles.DeleteVisitor(
+            pb.DeleteVisitorRequest(visitor_id="erase-me"), metadata=admin_metadata, timeout=5
+        ).deleted
+        split_server.server.stop(None).wait(10)
+
+        with sqlite3.connect(db_path) as conn:
+            tables = [
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            ]
+            text = " ".join(str(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in tables)
+        assert (1, False, True) == (deleted, "erase-me" in text, "keep-me" in text)
+
+    def test_export_lists_exposures(self, split_server: Any, admin_metadata: Any):
+        """ExportVisitor includes the visitor's exposures (the right of access)."""
+        decision = split_server.decide("hero", visitor="v-export").decisions[0]
+        profiles = pb_grpc.ProfileServiceStub(split_server.channel)
+
+        export = json.loads(
+            profiles.ExportVisitor(
+                pb.ExportVisitorRequest(visitor_id="v-export"), metadata=admin_metadata, timeout=5
+            ).export_json
+        )
+
+        assert [decision.decision_id] == [x["decision_id"] for x in export["exposures"]]
+
+
+class TestRecorder:
+    @pytest.fixture
+    def path(self, tmp_path: Path) -> Path:
+        file = tmp_path / "profiles.db"
+        SQLiteProfileStore(file).close()
+        return file
+
+    def test_full_buffer_drops_and_counts(self, path: Path):
+        """Past max_pending, record() drops (and counts) instead of blocking."""
+        recorder = ExposureRecorder(path, batch_size=10, max_pending=10, start=False)
+        row = ("d", "v", "c", "a", (), "p", NOW)
+
+        recorder.record([row] * 8)
+        recorder.record([row] * 5)
+        recorder.close()
+
+        assert (5, 8) == (recorder.dropped, len(exposure_rows(path)))
+
+    def test_batches_are_written_by_the_thread(self, path: Path):
+        """A full batch wakes the writer before the flush interval."""
+        recorder = ExposureRecorder(path, batch_size=5, flush_interval=60)
+        try:
+            recorder.record([(f"d{i}", "v", "c", "a", ("s",), "p", NOW) for i in range(5)])
+            for _ in range(200):
+                if recorder.written == 5:
+                    break
+                threading.Event().wait(0.01)
+
+            assert 5 == recorder.written
+        finally:
+            recorder.close()
