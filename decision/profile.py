@@ -55,6 +55,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from decision.errors import InvalidRequestError, Problem
@@ -65,6 +66,7 @@ __all__ = [
     "INTERNAL_EVENT_TYPES",
     "MAX_FUTURE",
     "MIN_TIMESTAMP",
+    "PROPERTY_SCHEMAS",
     "Event",
     "apply",
     "format_timestamp",
@@ -168,6 +170,16 @@ INTERNAL_EVENT_TYPES = ("set_attributes",)
 
 EVENT_TYPES = tuple(t for t in _SCHEMAS if t not in INTERNAL_EVENT_TYPES)
 """The event types a storefront may track."""
+
+PROPERTY_SCHEMAS: Mapping[str, Mapping[str, tuple[str, bool]]] = MappingProxyType(
+    {kind: MappingProxyType(schema) for kind, schema in _SCHEMAS.items()}
+)
+"""Event type -> property -> ``(kind, required)``, read-only. Kinds: ``"id"`` (non-empty,
+not only whitespace, at most MAX_ID_LENGTH), ``"text"`` (at most MAX_TEXT_LENGTH),
+``"amount"`` (finite, >= 0), ``"count"`` (integral, >= 0), ``"currency"`` (three
+letters, stored upper-case), ``"object"`` (a JSON object within the MAX_OBJECT_* limits).
+For adapters with typed input (``server.events``) that check valid events without
+building the raw dicts; ``validate_events`` stays the definition."""
 
 _EVENT_FIELDS = ("event_id", "visitor_id", "type", "timestamp", "properties")
 
