@@ -49,6 +49,12 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_CAMPAIGN_CONVERSION: _ClassVar[EventType]
     EVENT_TYPE_IDENTIFY: _ClassVar[EventType]
     EVENT_TYPE_CUSTOM: _ClassVar[EventType]
+
+class ReportStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REPORT_STATUS_UNSPECIFIED: _ClassVar[ReportStatus]
+    REPORT_STATUS_OK: _ClassVar[ReportStatus]
+    REPORT_STATUS_NOT_ENOUGH_DATA: _ClassVar[ReportStatus]
 REASON_UNSPECIFIED: Reason
 REASON_CAMPAIGN: Reason
 REASON_FALLBACK: Reason
@@ -79,6 +85,9 @@ EVENT_TYPE_CAMPAIGN_CLICK: EventType
 EVENT_TYPE_CAMPAIGN_CONVERSION: EventType
 EVENT_TYPE_IDENTIFY: EventType
 EVENT_TYPE_CUSTOM: EventType
+REPORT_STATUS_UNSPECIFIED: ReportStatus
+REPORT_STATUS_OK: ReportStatus
+REPORT_STATUS_NOT_ENOUGH_DATA: ReportStatus
 
 class DecideRequest(_message.Message):
     __slots__ = ("visitor_id", "placements", "context", "explain", "profile_overrides")
@@ -483,3 +492,231 @@ class ExportVisitorResponse(_message.Message):
     EXPORT_JSON_FIELD_NUMBER: _ClassVar[int]
     export_json: str
     def __init__(self, export_json: _Optional[str] = ...) -> None: ...
+
+class Period(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Interval(_message.Message):
+    __slots__ = ("low", "high")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    low: float
+    high: float
+    def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
+
+class CampaignReportRequest(_message.Message):
+    __slots__ = ("campaign", "period", "by_segment", "baseline", "min_sample")
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    BY_SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    MIN_SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    campaign: str
+    period: Period
+    by_segment: bool
+    baseline: str
+    min_sample: int
+    def __init__(self, campaign: _Optional[str] = ..., period: _Optional[_Union[Period, _Mapping]] = ..., by_segment: _Optional[bool] = ..., baseline: _Optional[str] = ..., min_sample: _Optional[int] = ...) -> None: ...
+
+class VariantReport(_message.Message):
+    __slots__ = ("variant_id", "control", "weight", "exposed", "clicks", "conversions", "revenue", "ctr", "conversion_rate", "conversion_ci", "revenue_per_visitor", "lift", "lift_ci", "p_value", "prob_beat_control", "enough_data")
+    VARIANT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    EXPOSED_FIELD_NUMBER: _ClassVar[int]
+    CLICKS_FIELD_NUMBER: _ClassVar[int]
+    CONVERSIONS_FIELD_NUMBER: _ClassVar[int]
+    REVENUE_FIELD_NUMBER: _ClassVar[int]
+    CTR_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_RATE_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_CI_FIELD_NUMBER: _ClassVar[int]
+    REVENUE_PER_VISITOR_FIELD_NUMBER: _ClassVar[int]
+    LIFT_FIELD_NUMBER: _ClassVar[int]
+    LIFT_CI_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    PROB_BEAT_CONTROL_FIELD_NUMBER: _ClassVar[int]
+    ENOUGH_DATA_FIELD_NUMBER: _ClassVar[int]
+    variant_id: str
+    control: bool
+    weight: int
+    exposed: int
+    clicks: int
+    conversions: int
+    revenue: float
+    ctr: float
+    conversion_rate: float
+    conversion_ci: Interval
+    revenue_per_visitor: float
+    lift: float
+    lift_ci: Interval
+    p_value: float
+    prob_beat_control: float
+    enough_data: bool
+    def __init__(self, variant_id: _Optional[str] = ..., control: _Optional[bool] = ..., weight: _Optional[int] = ..., exposed: _Optional[int] = ..., clicks: _Optional[int] = ..., conversions: _Optional[int] = ..., revenue: _Optional[float] = ..., ctr: _Optional[float] = ..., conversion_rate: _Optional[float] = ..., conversion_ci: _Optional[_Union[Interval, _Mapping]] = ..., revenue_per_visitor: _Optional[float] = ..., lift: _Optional[float] = ..., lift_ci: _Optional[_Union[Interval, _Mapping]] = ..., p_value: _Optional[float] = ..., prob_beat_control: _Optional[float] = ..., enough_data: _Optional[bool] = ...) -> None: ...
+
+class SampleRatioCheck(_message.Message):
+    __slots__ = ("variant_ids", "expected_shares", "observed", "chi2", "p_value", "mismatch", "expected_weights")
+    VARIANT_IDS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_SHARES_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_FIELD_NUMBER: _ClassVar[int]
+    CHI2_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    MISMATCH_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    variant_ids: _containers.RepeatedScalarFieldContainer[str]
+    expected_shares: _containers.RepeatedScalarFieldContainer[float]
+    observed: _containers.RepeatedScalarFieldContainer[int]
+    chi2: float
+    p_value: float
+    mismatch: bool
+    expected_weights: str
+    def __init__(self, variant_ids: _Optional[_Iterable[str]] = ..., expected_shares: _Optional[_Iterable[float]] = ..., observed: _Optional[_Iterable[int]] = ..., chi2: _Optional[float] = ..., p_value: _Optional[float] = ..., mismatch: _Optional[bool] = ..., expected_weights: _Optional[str] = ...) -> None: ...
+
+class SegmentBreakdown(_message.Message):
+    __slots__ = ("segment_id", "variants")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    segment_id: str
+    variants: _containers.RepeatedCompositeFieldContainer[VariantReport]
+    def __init__(self, segment_id: _Optional[str] = ..., variants: _Optional[_Iterable[_Union[VariantReport, _Mapping]]] = ...) -> None: ...
+
+class CampaignReportResponse(_message.Message):
+    __slots__ = ("campaign", "period", "status", "min_sample", "variants", "srm", "by_segment", "segmented", "attribution_window_days", "ruleset_version")
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    SRM_FIELD_NUMBER: _ClassVar[int]
+    BY_SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTED_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTION_WINDOW_DAYS_FIELD_NUMBER: _ClassVar[int]
+    RULESET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    campaign: str
+    period: Period
+    status: ReportStatus
+    min_sample: int
+    variants: _containers.RepeatedCompositeFieldContainer[VariantReport]
+    srm: SampleRatioCheck
+    by_segment: _containers.RepeatedCompositeFieldContainer[SegmentBreakdown]
+    segmented: bool
+    attribution_window_days: float
+    ruleset_version: int
+    def __init__(self, campaign: _Optional[str] = ..., period: _Optional[_Union[Period, _Mapping]] = ..., status: _Optional[_Union[ReportStatus, str]] = ..., min_sample: _Optional[int] = ..., variants: _Optional[_Iterable[_Union[VariantReport, _Mapping]]] = ..., srm: _Optional[_Union[SampleRatioCheck, _Mapping]] = ..., by_segment: _Optional[_Iterable[_Union[SegmentBreakdown, _Mapping]]] = ..., segmented: _Optional[bool] = ..., attribution_window_days: _Optional[float] = ..., ruleset_version: _Optional[int] = ...) -> None: ...
+
+class SegmentReportRequest(_message.Message):
+    __slots__ = ("segments", "period")
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    segments: _containers.RepeatedScalarFieldContainer[str]
+    period: Period
+    def __init__(self, segments: _Optional[_Iterable[str]] = ..., period: _Optional[_Union[Period, _Mapping]] = ...) -> None: ...
+
+class DailySize(_message.Message):
+    __slots__ = ("day", "size")
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    day: str
+    size: int
+    def __init__(self, day: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class SegmentStats(_message.Message):
+    __slots__ = ("segment_id", "size_now", "sizes_over_time", "exposures", "conversion_rate", "revenue_per_visitor")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_NOW_FIELD_NUMBER: _ClassVar[int]
+    SIZES_OVER_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPOSURES_FIELD_NUMBER: _ClassVar[int]
+    CONVERSION_RATE_FIELD_NUMBER: _ClassVar[int]
+    REVENUE_PER_VISITOR_FIELD_NUMBER: _ClassVar[int]
+    segment_id: str
+    size_now: int
+    sizes_over_time: _containers.RepeatedCompositeFieldContainer[DailySize]
+    exposures: int
+    conversion_rate: float
+    revenue_per_visitor: float
+    def __init__(self, segment_id: _Optional[str] = ..., size_now: _Optional[int] = ..., sizes_over_time: _Optional[_Iterable[_Union[DailySize, _Mapping]]] = ..., exposures: _Optional[int] = ..., conversion_rate: _Optional[float] = ..., revenue_per_visitor: _Optional[float] = ...) -> None: ...
+
+class OverlapRow(_message.Message):
+    __slots__ = ("visitors",)
+    VISITORS_FIELD_NUMBER: _ClassVar[int]
+    visitors: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, visitors: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Journey(_message.Message):
+    __slots__ = ("from_segment", "to_segment", "visitors")
+    FROM_SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    TO_SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    VISITORS_FIELD_NUMBER: _ClassVar[int]
+    from_segment: str
+    to_segment: str
+    visitors: int
+    def __init__(self, from_segment: _Optional[str] = ..., to_segment: _Optional[str] = ..., visitors: _Optional[int] = ...) -> None: ...
+
+class SegmentReportResponse(_message.Message):
+    __slots__ = ("period", "segments", "overlap", "journeys", "profiles", "ruleset_version")
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    JOURNEYS_FIELD_NUMBER: _ClassVar[int]
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    RULESET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    period: Period
+    segments: _containers.RepeatedCompositeFieldContainer[SegmentStats]
+    overlap: _containers.RepeatedCompositeFieldContainer[OverlapRow]
+    journeys: _containers.RepeatedCompositeFieldContainer[Journey]
+    profiles: int
+    ruleset_version: int
+    def __init__(self, period: _Optional[_Union[Period, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[SegmentStats, _Mapping]]] = ..., overlap: _Optional[_Iterable[_Union[OverlapRow, _Mapping]]] = ..., journeys: _Optional[_Iterable[_Union[Journey, _Mapping]]] = ..., profiles: _Optional[int] = ..., ruleset_version: _Optional[int] = ...) -> None: ...
+
+class EstimateSegmentRequest(_message.Message):
+    __slots__ = ("filter_json", "sample_size")
+    FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    filter_json: str
+    sample_size: int
+    def __init__(self, filter_json: _Optional[str] = ..., sample_size: _Optional[int] = ...) -> None: ...
+
+class SegmentOverlap(_message.Message):
+    __slots__ = ("segment_id", "segment_size", "both", "jaccard")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    BOTH_FIELD_NUMBER: _ClassVar[int]
+    JACCARD_FIELD_NUMBER: _ClassVar[int]
+    segment_id: str
+    segment_size: int
+    both: int
+    jaccard: float
+    def __init__(self, segment_id: _Optional[str] = ..., segment_size: _Optional[int] = ..., both: _Optional[int] = ..., jaccard: _Optional[float] = ...) -> None: ...
+
+class EstimateSegmentResponse(_message.Message):
+    __slots__ = ("matching", "profiles", "sample_ids", "overlaps", "ruleset_version")
+    MATCHING_FIELD_NUMBER: _ClassVar[int]
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAPS_FIELD_NUMBER: _ClassVar[int]
+    RULESET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    matching: int
+    profiles: int
+    sample_ids: _containers.RepeatedScalarFieldContainer[str]
+    overlaps: _containers.RepeatedCompositeFieldContainer[SegmentOverlap]
+    ruleset_version: int
+    def __init__(self, matching: _Optional[int] = ..., profiles: _Optional[int] = ..., sample_ids: _Optional[_Iterable[str]] = ..., overlaps: _Optional[_Iterable[_Union[SegmentOverlap, _Mapping]]] = ..., ruleset_version: _Optional[int] = ...) -> None: ...
+
+class ExportSegmentRequest(_message.Message):
+    __slots__ = ("segment", "page_size")
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    segment: str
+    page_size: int
+    def __init__(self, segment: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ExportSegmentResponse(_message.Message):
+    __slots__ = ("visitor_ids",)
+    VISITOR_IDS_FIELD_NUMBER: _ClassVar[int]
+    visitor_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, visitor_ids: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -656,8 +656,8 @@ class ProfileServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteVisitor(self, request, context):
-        """Deletes everything held about a visitor: profile, events, identity links (the
-        right to be forgotten).
+        """Deletes everything held about a visitor: profile, events, exposures, identity
+        links (the right to be forgotten).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -805,6 +805,236 @@ class ProfileService:
             '/decisioning.v1.ProfileService/ExportVisitor',
             protos_dot_decisioning__pb2.ExportVisitorRequest.SerializeToString,
             protos_dot_decisioning__pb2.ExportVisitorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class InsightsServiceStub:
+    """Experiment and segment insights from exposures, events and stored profiles. The
+    reports name visitors (samples, exports), so every call needs `authorization: Bearer
+    <token>` metadata carrying the server's admin token, as for RulesAdmin.
+
+    An exposure is a Decide answer that served a campaign: a variant (REASON_CAMPAIGN) or
+    the campaign's holdout (REASON_HOLDOUT, recorded as variant "holdout"). Clicks,
+    conversions and purchases are attributed to exposures as the README's "Attribution"
+    section describes.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CampaignReport = channel.unary_unary(
+                '/decisioning.v1.InsightsService/CampaignReport',
+                request_serializer=protos_dot_decisioning__pb2.CampaignReportRequest.SerializeToString,
+                response_deserializer=protos_dot_decisioning__pb2.CampaignReportResponse.FromString,
+                _registered_method=True)
+        self.SegmentReport = channel.unary_unary(
+                '/decisioning.v1.InsightsService/SegmentReport',
+                request_serializer=protos_dot_decisioning__pb2.SegmentReportRequest.SerializeToString,
+                response_deserializer=protos_dot_decisioning__pb2.SegmentReportResponse.FromString,
+                _registered_method=True)
+        self.EstimateSegment = channel.unary_unary(
+                '/decisioning.v1.InsightsService/EstimateSegment',
+                request_serializer=protos_dot_decisioning__pb2.EstimateSegmentRequest.SerializeToString,
+                response_deserializer=protos_dot_decisioning__pb2.EstimateSegmentResponse.FromString,
+                _registered_method=True)
+        self.ExportSegment = channel.unary_stream(
+                '/decisioning.v1.InsightsService/ExportSegment',
+                request_serializer=protos_dot_decisioning__pb2.ExportSegmentRequest.SerializeToString,
+                response_deserializer=protos_dot_decisioning__pb2.ExportSegmentResponse.FromString,
+                _registered_method=True)
+
+
+class InsightsServiceServicer:
+    """Experiment and segment insights from exposures, events and stored profiles. The
+    reports name visitors (samples, exports), so every call needs `authorization: Bearer
+    <token>` metadata carrying the server's admin token, as for RulesAdmin.
+
+    An exposure is a Decide answer that served a campaign: a variant (REASON_CAMPAIGN) or
+    the campaign's holdout (REASON_HOLDOUT, recorded as variant "holdout"). Clicks,
+    conversions and purchases are attributed to exposures as the README's "Attribution"
+    section describes.
+    """
+
+    def CampaignReport(self, request, context):
+        """Per-variant results of one campaign over a period, with the statistics of
+        insights.analyze_campaign and a sample-ratio check against the active rules.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SegmentReport(self, request, context):
+        """Sizes (now and daily), exposures, conversion, overlaps and journeys of segments.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EstimateSegment(self, request, context):
+        """How many stored profiles a filter matches, before it is published as a segment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportSegment(self, request, context):
+        """The visitor ids of a segment's stored profiles, in pages (e.g. for an email tool).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_InsightsServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CampaignReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.CampaignReport,
+                    request_deserializer=protos_dot_decisioning__pb2.CampaignReportRequest.FromString,
+                    response_serializer=protos_dot_decisioning__pb2.CampaignReportResponse.SerializeToString,
+            ),
+            'SegmentReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.SegmentReport,
+                    request_deserializer=protos_dot_decisioning__pb2.SegmentReportRequest.FromString,
+                    response_serializer=protos_dot_decisioning__pb2.SegmentReportResponse.SerializeToString,
+            ),
+            'EstimateSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.EstimateSegment,
+                    request_deserializer=protos_dot_decisioning__pb2.EstimateSegmentRequest.FromString,
+                    response_serializer=protos_dot_decisioning__pb2.EstimateSegmentResponse.SerializeToString,
+            ),
+            'ExportSegment': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportSegment,
+                    request_deserializer=protos_dot_decisioning__pb2.ExportSegmentRequest.FromString,
+                    response_serializer=protos_dot_decisioning__pb2.ExportSegmentResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'decisioning.v1.InsightsService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('decisioning.v1.InsightsService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class InsightsService:
+    """Experiment and segment insights from exposures, events and stored profiles. The
+    reports name visitors (samples, exports), so every call needs `authorization: Bearer
+    <token>` metadata carrying the server's admin token, as for RulesAdmin.
+
+    An exposure is a Decide answer that served a campaign: a variant (REASON_CAMPAIGN) or
+    the campaign's holdout (REASON_HOLDOUT, recorded as variant "holdout"). Clicks,
+    conversions and purchases are attributed to exposures as the README's "Attribution"
+    section describes.
+    """
+
+    @staticmethod
+    def CampaignReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decisioning.v1.InsightsService/CampaignReport',
+            protos_dot_decisioning__pb2.CampaignReportRequest.SerializeToString,
+            protos_dot_decisioning__pb2.CampaignReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SegmentReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decisioning.v1.InsightsService/SegmentReport',
+            protos_dot_decisioning__pb2.SegmentReportRequest.SerializeToString,
+            protos_dot_decisioning__pb2.SegmentReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EstimateSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decisioning.v1.InsightsService/EstimateSegment',
+            protos_dot_decisioning__pb2.EstimateSegmentRequest.SerializeToString,
+            protos_dot_decisioning__pb2.EstimateSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/decisioning.v1.InsightsService/ExportSegment',
+            protos_dot_decisioning__pb2.ExportSegmentRequest.SerializeToString,
+            protos_dot_decisioning__pb2.ExportSegmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,10 +50,12 @@ from server.config import ConfigError, ServerConfig
 from server.documents import dump_document
 from server.events_servicer import EventServicer, EventSink
 from server.exposures import ExposureRecorder
+from server.insights_servicer import InsightsServicer, SizeSnapshots
 from server.interceptors import (
     ADMIN_SERVICE,
     DECISION_SERVICE,
     EVENT_SERVICE,
+    INSIGHTS_SERVICE,
     PROFILE_SERVICE,
     AuthInterceptor,
     MetricsInterceptor,
@@ -84,6 +86,7 @@ PROFILE_SERVICE_NAMES = (
     pb.DESCRIPTOR.services_by_name["EventService"].full_name,
     pb.DESCRIPTOR.services_by_name["ProfileService"].full_name,
 )
+INSIGHTS_SERVICE_NAMES = (pb.DESCRIPTOR.services_by_name["InsightsService"].full_name,)
 _PROFILE_OPERATIONS = ("track", "set_attributes", "delete_visitor", "export_visitor")
 
 
@@ -118,9 +121,11 @@ class DecideServer(grpc.Server):
         metrics: Metrics,
         metrics_port: int | None,
         exposures: ExposureRecorder | None = None,
+        sizes: SizeSnapshots | None = None,
     ) -> None:
         self.server = server
         self.exposures = exposures
+        self.sizes = sizes
         self.config = config
         self.port = port
         self.store = store
@@ -162,6 +167,8 @@ class DecideServer(grpc.Server):
         self.health.enter_graceful_shutdown()
         terminated = self.server.stop(grace)
         self.reloader.stop()
+        if self.sizes is not None:
+            self.sizes.stop()
 
         def finish() -> None:
             terminated.wait()
@@ -206,6 +213,7 @@ def create_server(
     reloader: Reloader | None = None
     server: grpc.Server | None = None
     exposures: ExposureRecorder | None = None
+    sizes: SizeSnapshots | None = None
     try:
         if profiles is None:
             profiles = SQLiteProfileStore(
@@ -291,12 +299,28 @@ def create_server(
             for name in (EVENT_SERVICE, PROFILE_SERVICE):
                 health_servicer.set(name, SERVING)
             service_names = SERVICE_NAMES[:2] + PROFILE_SERVICE_NAMES + SERVICE_NAMES[2:]
+        if isinstance(profiles, SQLiteProfileStore):
+            pb_grpc.add_InsightsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+                InsightsServicer(
+                    reloader,
+                    profiles.path,
+                    clock=clock,
+                    window_days=config.attribution_window_days,
+                    exposures=exposures,
+                ),
+                server,
+            )
+            sizes = SizeSnapshots(profiles.path, reloader, clock)
+            health_servicer.set(INSIGHTS_SERVICE, SERVING)
+            service_names = service_names[:-2] + INSIGHTS_SERVICE_NAMES + service_names[-2:]
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(service_names, server)
 
         port = _bind(server, config)
         server.start()
         reloader.start()
+        if sizes is not None:
+            sizes.start()
         metrics_port = (
             metrics.serve(config.metrics_port, config.host)
             if config.metrics_port is not None
@@ -307,6 +331,8 @@ def create_server(
             server.stop(None)
         if reloader is not None:
             reloader.stop()
+        if sizes is not None:
+            sizes.stop()
         metrics.shutdown()
         if exposures is not None:
             exposures.close()
@@ -348,6 +374,7 @@ def create_server(
         metrics=metrics,
         metrics_port=metrics_port,
         exposures=exposures,
+        sizes=sizes,
     )
     return wrapper, port
 

@@ -4,6 +4,7 @@
      ├── AuthenticationError           UNAUTHENTICATED: missing or wrong token / API key
      ├── RulesNotLoadedError           UNAVAILABLE: no good ruleset loaded yet
      ├── BatchRejectedError            INVALID_ARGUMENT: a TrackStream batch is bad
+     ├── SubjectNotFoundError          NOT_FOUND: a report's campaign is unknown
      └── StoreError                    UNAVAILABLE unless more specific: store trouble
           ├── StaleVersionError        FAILED_PRECONDITION: expected_version is not active
           ├── VersionNotFoundError     NOT_FOUND: no such stored version
@@ -90,6 +91,10 @@ class BatchRejectedError(ServerError, ValueError):
         super().__init__(f"batch {batch} rejected; {stored}")
 
 
+class SubjectNotFoundError(ServerError, LookupError):
+    """What a report is about (a campaign) is neither in the rules nor in the data."""
+
+
 class StoreError(ServerError):
     """The rules store cannot do what was asked."""
 
@@ -137,6 +142,7 @@ STATUS_TABLE: dict[type[Exception], grpc.StatusCode] = {
     # server/
     AuthenticationError: grpc.StatusCode.UNAUTHENTICATED,
     BatchRejectedError: grpc.StatusCode.INVALID_ARGUMENT,
+    SubjectNotFoundError: grpc.StatusCode.NOT_FOUND,
     RulesNotLoadedError: grpc.StatusCode.UNAVAILABLE,
     StaleVersionError: grpc.StatusCode.FAILED_PRECONDITION,
     VersionNotFoundError: grpc.StatusCode.NOT_FOUND,
@@ -274,6 +280,7 @@ __all__ = [
     "StaleVersionError",
     "StoreBusyError",
     "StoreError",
+    "SubjectNotFoundError",
     "VersionNotFoundError",
     "handles_errors",
     "map_errors",

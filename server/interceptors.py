@@ -7,6 +7,7 @@ Authentication by service:
   call is refused, and the error says how to configure one: an admin API that is open
   by default is one misconfigured bind away from being open to the network.
   ProfileService is admin-only because it reads, exports and deletes personal data.
+  ``decisioning.v1.InsightsService`` too: its samples and exports name visitors.
 - ``decisioning.v1.DecisionService`` and ``decisioning.v1.EventService`` need
   ``x-api-key: <key>`` when API keys are configured, and are open otherwise: the
   storefront backend that asks for decisions also reports what visitors do.
@@ -29,8 +30,9 @@ ADMIN_SERVICE = "decisioning.v1.RulesAdmin"
 DECISION_SERVICE = "decisioning.v1.DecisionService"
 EVENT_SERVICE = "decisioning.v1.EventService"
 PROFILE_SERVICE = "decisioning.v1.ProfileService"
+INSIGHTS_SERVICE = "decisioning.v1.InsightsService"
 
-ADMIN_SERVICES = frozenset({ADMIN_SERVICE, PROFILE_SERVICE})
+ADMIN_SERVICES = frozenset({ADMIN_SERVICE, PROFILE_SERVICE, INSIGHTS_SERVICE})
 """Services that need the admin token."""
 API_KEY_SERVICES = frozenset({DECISION_SERVICE, EVENT_SERVICE})
 """Services that need an API key when keys are configured."""
@@ -78,6 +80,8 @@ class _Rejection:
         """A handler of the same streaming kind as ``kind``; the request is never read."""
         if kind is not None and kind.request_streaming:
             return grpc.stream_unary_rpc_method_handler(self.reject)
+        if kind is not None and kind.response_streaming:
+            return grpc.unary_stream_rpc_method_handler(self.reject)
         return grpc.unary_unary_rpc_method_handler(self.reject)
 
 

@@ -94,6 +94,7 @@ class TestReflection:
         assert [
             "decisioning.v1.DecisionService",
             "decisioning.v1.EventService",
+            "decisioning.v1.InsightsService",
             "decisioning.v1.ProfileService",
             "decisioning.v1.RulesAdmin",
             "grpc.health.v1.Health",
