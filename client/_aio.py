@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from client import _convert, _events
+from client import _convert, _events, _insights
 from client._config import (
     DEFAULT_ADMIN_TIMEOUT,
     DEFAULT_DECIDE_TIMEOUT,
@@ -27,6 +28,7 @@ from client.types import (
     DecideResult,
     RulesDocument,
     RulesVersion,
+    SegmentEstimate,
     ServerStatus,
     TrackEvent,
     TrackResult,
@@ -34,6 +36,7 @@ from client.types import (
     VersionList,
     VisitorSegments,
 )
+from insights import CampaignReport, SegmentReport
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
 
@@ -94,6 +97,7 @@ class AsyncDecisionClient:
         self._admin = pb_grpc.RulesAdminStub(self._channel)  # type: ignore[no-untyped-call]
         self._event_stub = pb_grpc.EventServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._profile_stub = pb_grpc.ProfileServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._insights = pb_grpc.InsightsServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     async def __aenter__(self) -> Self:
@@ -257,6 +261,84 @@ class AsyncDecisionClient:
         export: dict[str, JSON] = _events.parse_document(response.export_json, "export")
         return export
 
+    # -- insights -----------------------------------------------------------------------
+
+    async def campaign_report(
+        self,
+        campaign: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        by_segment: bool = False,
+        baseline: str = "",
+        min_sample: int = 0,
+        timeout: float | None = None,
+    ) -> CampaignReport:
+        """One campaign's arms over [start, end) (default: the 7 days before now) as an
+        ``insights.CampaignReport``; ``NotFound`` for an unknown campaign."""
+        request = pb.CampaignReportRequest(
+            campaign=campaign,
+            period=_insights.period(start, end),
+            by_segment=by_segment,
+            baseline=baseline,
+            min_sample=min_sample,
+        )
+        return _insights.campaign_report(
+            await self._insights_call("CampaignReport", request, timeout)
+        )
+
+    async def segment_report(
+        self,
+        segments: Sequence[str],
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        timeout: float | None = None,
+    ) -> SegmentReport:
+        """Sizes, exposures, overlap and journeys of ``segments`` as an
+        ``insights.SegmentReport``."""
+        if isinstance(segments, str):
+            raise TypeError("segments must be a sequence of segment ids, not a str")
+        request = pb.SegmentReportRequest(
+            segments=list(segments), period=_insights.period(start, end)
+        )
+        return _insights.segment_report(
+            await self._insights_call("SegmentReport", request, timeout)
+        )
+
+    async def estimate_segment(
+        self,
+        filter: Mapping[str, JSON] | str,
+        *,
+        sample_size: int = 0,
+        timeout: float | None = None,
+    ) -> SegmentEstimate:
+        """How many stored profiles ``filter`` (a mapping or JSON text) matches, a
+        sample of them and the segments it overlaps most."""
+        request = pb.EstimateSegmentRequest(
+            filter_json=_convert.document_json(filter), sample_size=sample_size
+        )
+        return _insights.segment_estimate(
+            await self._insights_call("EstimateSegment", request, timeout)
+        )
+
+    async def export_segment(
+        self, segment: str, *, page_size: int = 0, timeout: float | None = None
+    ) -> AsyncIterator[str]:
+        """Every visitor id in ``segment``, streamed page by page; the deadline covers
+        the whole export."""
+        request = pb.ExportSegmentRequest(segment=segment, page_size=page_size)
+        try:
+            async for page in self._insights.ExportSegment(
+                request,
+                timeout=resolve_timeout(timeout, _insights.DEFAULT_INSIGHTS_TIMEOUT),
+                metadata=self.settings.admin_metadata(),
+            ):
+                for visitor_id in page.visitor_ids:
+                    yield visitor_id
+        except grpc.RpcError as e:
+            raise map_rpc_error(e) from e
+
     # -- rules administration -----------------------------------------------------------
 
     async def validate_rules(
@@ -340,6 +422,14 @@ class AsyncDecisionClient:
             getattr(self._admin, method),
             request,
             resolve_timeout(timeout, self.settings.admin_timeout),
+            self.settings.admin_metadata(),
+        )
+
+    async def _insights_call(self, method: str, request: Any, timeout: float | None) -> Any:
+        return await self._call(
+            getattr(self._insights, method),
+            request,
+            resolve_timeout(timeout, _insights.DEFAULT_INSIGHTS_TIMEOUT),
             self.settings.admin_metadata(),
         )
 

@@ -190,3 +190,26 @@ class TrackResult:
 
     accepted: int
     duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentOverlap:
+    """How an estimated filter overlaps an existing segment: profiles in the segment,
+    in both, and the Jaccard index (both / either)."""
+
+    segment_id: str
+    segment_size: int
+    both: int
+    jaccard: float
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentEstimate:
+    """What a filter matches among the stored profiles now: how many of how many, a
+    random sample of ids, and the existing segments it overlaps most."""
+
+    matching: int
+    profiles: int
+    sample_ids: tuple[str, ...]
+    overlaps: tuple[SegmentOverlap, ...]
+    ruleset_version: int

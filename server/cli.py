@@ -13,10 +13,13 @@
     decide track FILE.jsonl [--target ADDR] [--batch N]
     decide profile [show|delete|export] VISITOR [--target ADDR] [--json]
     decide profiles rebuild [--db PATH]
+    decide insights campaign|segments|estimate|export ... [--target ADDR] [--json]
+    decide report --out report.html [--target ADDR] [--campaign C ...] [--demo-data]
 
 Rules commands work on a store file directly (``--db``) or through a running server's
 RulesAdmin service (``--target``, with ``--admin-token`` or DECIDE_ADMIN_TOKEN). The
-event and profile commands live in ``server.cli_profiles``. User
+event and profile commands live in ``server.cli_profiles``, the insights and report
+commands in ``server.cli_insights``. User
 errors print one line on stderr and exit non-zero (see the ``EXIT_*`` constants); they
 never print a traceback.
 """
@@ -209,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     from server import cli_profiles  # imports this module: load it once this one is
 
     cli_profiles.add_parsers(commands)
+
+    from server import cli_insights
+
+    cli_insights.add_parsers(commands)
 
     from loadtest import cli as loadtest_cli  # argparse only; the run imports the rest
 

@@ -4,7 +4,7 @@ Counting lives in ``server.attribution`` (exposures x events) and ``server.audie
 (filters over stored profiles); the statistics in ``insights`` (pure). This module
 checks requests, fills in defaults, picks the weights a campaign's split is checked
 against, and converts ``insights.model`` values to proto messages and back
-(``report_from_message`` / ``segment_report_from_message`` are used by the client).
+(the client converts responses back: ``client._insights``).
 
 Segment sizes over time come from daily snapshots: ``SizeSnapshots`` (a background
 thread of the server) counts every segment's stored profiles once per UTC day into
@@ -32,10 +32,6 @@ from google.protobuf import timestamp_pb2
 import decision
 from decision import BUCKETS, Campaign, InvalidRequestError, Problem, Ruleset
 from insights import (
-    CampaignReport,
-    SampleRatioCheck,
-    SegmentReport,
-    SegmentStats,
     VariantCounts,
     VariantResult,
     analyze_campaign,
@@ -60,7 +56,6 @@ MAX_REPORT_SEGMENTS = 32
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _STATUS = {"ok": pb.REPORT_STATUS_OK, "not_enough_data": pb.REPORT_STATUS_NOT_ENOUGH_DATA}
-_STATUS_NAMES = {number: name for name, number in _STATUS.items()}
 
 SIZES_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS segment_sizes (day TEXT NOT NULL, segment_id TEXT NOT NULL,"
@@ -215,92 +210,6 @@ def variant_message(result: VariantResult) -> pb.VariantReport:
         p_value=result.p_value,
         prob_beat_control=result.prob_beat_control,
         enough_data=result.enough_data,
-    )
-
-
-def _optional(message: Any, name: str) -> Any:
-    return getattr(message, name) if message.HasField(name) else None
-
-
-def _bounds(message: Any, name: str) -> tuple[float, float] | None:
-    if not message.HasField(name):
-        return None
-    interval = getattr(message, name)
-    return (interval.low, interval.high)
-
-
-def variant_result(message: pb.VariantReport) -> VariantResult:
-    """``insights.VariantResult`` of a proto arm."""
-    return VariantResult(
-        counts=VariantCounts(
-            message.variant_id,
-            control=message.control,
-            weight=message.weight,
-            exposed=message.exposed,
-            clicks=message.clicks,
-            conversions=message.conversions,
-            revenue=message.revenue,
-        ),
-        ctr=_optional(message, "ctr"),
-        conversion_rate=_optional(message, "conversion_rate"),
-        conversion_ci=_bounds(message, "conversion_ci") or (0.0, 1.0),
-        revenue_per_visitor=_optional(message, "revenue_per_visitor"),
-        lift=_optional(message, "lift"),
-        lift_ci=_bounds(message, "lift_ci"),
-        p_value=_optional(message, "p_value"),
-        prob_beat_control=_optional(message, "prob_beat_control"),
-        enough_data=message.enough_data,
-    )
-
-
-def _when(message: Any, name: str) -> datetime | None:
-    return _moment(getattr(message, name)) if message.HasField(name) else None
-
-
-def report_from_message(message: pb.CampaignReportResponse) -> CampaignReport:
-    """``insights.CampaignReport`` of a CampaignReport response."""
-    srm = message.srm
-    return CampaignReport(
-        campaign_id=message.campaign,
-        period_start=_when(message.period, "start"),
-        period_end=_when(message.period, "end"),
-        variants=tuple(variant_result(v) for v in message.variants),
-        srm=SampleRatioCheck(
-            variant_ids=tuple(srm.variant_ids),
-            expected_shares=tuple(srm.expected_shares),
-            observed=tuple(srm.observed),
-            chi2=srm.chi2,
-            p_value=srm.p_value,
-            mismatch=srm.mismatch,
-        ),
-        min_sample=message.min_sample,
-        status=_STATUS_NAMES.get(message.status, "not_enough_data"),  # type: ignore[arg-type]
-        by_segment=(
-            {b.segment_id: tuple(variant_result(v) for v in b.variants) for b in message.by_segment}
-            if message.segmented
-            else None
-        ),
-    )
-
-
-def segment_report_from_message(message: pb.SegmentReportResponse) -> SegmentReport:
-    """``insights.SegmentReport`` of a SegmentReport response."""
-    return SegmentReport(
-        segments=tuple(
-            SegmentStats(
-                segment_id=s.segment_id,
-                size_now=s.size_now,
-                sizes_over_time=tuple((d.day, d.size) for d in s.sizes_over_time),
-                exposures=s.exposures,
-                conversion_rate=_optional(s, "conversion_rate"),
-                revenue_per_visitor=_optional(s, "revenue_per_visitor"),
-            )
-            for s in message.segments
-        ),
-        overlap=tuple(tuple(row.visitors) for row in message.overlap),
-        journeys=tuple((j.from_segment, j.to_segment, j.visitors) for j in message.journeys),
-        period_start=_when(message.period, "start"),
-        period_end=_when(message.period, "end"),
     )
 
 
