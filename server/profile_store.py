@@ -61,6 +61,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
+import orjson
 import sqlite_utils
 from cachetools import TTLCache
 
@@ -105,8 +106,26 @@ _UPSERT = (
     " SET document = excluded.document, state = excluded.state"
 )
 _EVENT_COLUMNS = "event_id, source_id, type, ts, properties"
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-"""Compact JSON; one encoder for every call (json.dumps with options builds one each)."""
+_json_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON text. orjson is about ten times faster than ``json``, but refuses
+    integers beyond 64 bits (which ``json`` writes exactly, and orjson would read back
+    as floats): those values are written by ``json`` after a leading space, which
+    ``_loads`` recognises."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return " " + _json_dumps(value)
+
+
+def _loads(text: str) -> Any:
+    """The value of JSON text written by ``_dumps``. (Rows written before the store used
+    orjson read the same, except integers beyond 64 bits, which come back as floats:
+    ``decide profiles rebuild`` rewrites them. The event log is always read with
+    ``json``, exactly.)"""
+    return json.loads(text) if text[:1] == " " else orjson.loads(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +199,10 @@ class SQLiteProfileStore:
         # Measured: commits ~25 % cheaper under random-visitor ingest.
         db.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         db.execute("PRAGMA secure_delete = ON")  # deleted visitors leave no bytes behind
+        # Group commits give each batch a savepoint, whose statement journal holds the
+        # original of every page the batch changes: in memory, not in a temporary file
+        # (measured: 40 % of the writer's pwrite calls under random-visitor ingest).
+        db.execute("PRAGMA temp_store = MEMORY")
         with self._write():
             db.table("events").create(
                 {
@@ -234,7 +257,7 @@ class SQLiteProfileStore:
 
     def _load(self, visitor_id: str) -> dict[str, Any] | None:
         row = self._reader().execute(_GET, (visitor_id, visitor_id)).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else _loads(row[0])
 
     def export_visitor(self, visitor_id: str) -> dict[str, Any]:
         """Everything held about the visitor: ``{"visitor_id", "aliases", "profile",
@@ -267,7 +290,7 @@ class SQLiteProfileStore:
         return {
             "visitor_id": canonical,
             "aliases": aliases,
-            "profile": None if row is None else json.loads(row[0]),
+            "profile": None if row is None else _loads(row[0]),
             "events": events,
             "exposures": exposures,
         }
@@ -302,19 +325,26 @@ class SQLiteProfileStore:
         """Track ``group`` in one transaction, each batch in its own savepoint: a batch
         that fails is rolled back alone and its caller gets the error."""
         touched: set[str] = set()
+        # A group of one needs no savepoint: its transaction is its batch. (A savepoint
+        # makes SQLite copy every page it changes to a statement journal first.)
+        savepoints = len(group) > 1
         try:
             with self._write():
                 for batch in group:
                     mine: set[str] = set()
-                    self._db.execute("SAVEPOINT batch")
+                    if savepoints:
+                        self._db.execute("SAVEPOINT batch")
                     try:
                         accepted = self._track(batch.events, mine)
                     except Exception as exc:  # noqa: BLE001 - the batch's caller gets it
+                        if not savepoints:
+                            raise  # rolls the transaction back, below
                         self._db.execute("ROLLBACK TO batch")
                         self._db.execute("RELEASE batch")
                         batch.error = exc
                         continue
-                    self._db.execute("RELEASE batch")
+                    if savepoints:
+                        self._db.execute("RELEASE batch")
                     touched |= mine
                     batch.result = TrackResult(accepted, len(batch.events) - accepted)
         except BaseException as exc:
@@ -577,7 +607,7 @@ class SQLiteProfileStore:
                 f"SELECT visitor_id, state FROM profiles WHERE visitor_id IN ({_marks(chunk)})",
                 chunk,
             ):
-                states[visitor_id] = json.loads(state_json)
+                states[visitor_id] = _loads(state_json)
         stale = [v for v in ids if v in states and states[v].get("v") != STATE_VERSION]
         rows = []
         for visitor_id in ids:
@@ -608,8 +638,10 @@ class SQLiteProfileStore:
                     rows.append(_profile_row(visitor_id, rebuild(log)))
                 else:
                     empty.append((visitor_id,))
-        self._db.conn.executemany(_UPSERT, rows)
-        self._db.conn.executemany("DELETE FROM profiles WHERE visitor_id = ?", empty)
+        if rows:
+            self._db.conn.executemany(_UPSERT, rows)
+        if empty:
+            self._db.conn.executemany("DELETE FROM profiles WHERE visitor_id = ?", empty)
 
     def _invalidate(self, ids: Iterable[str]) -> None:
         with self._cache_lock:
