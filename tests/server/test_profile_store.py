@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from decision import Event, InvalidRequestError, validate_events
 from decision import profile as fold
 from protos import decisioning_pb2 as pb
+from server import profile_store
 from server.profile_store import SQLiteProfileStore, TrackResult
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
@@ -737,6 +738,47 @@ class TestLifecycle:
 
         assert all(1 <= visits <= 20 for visits in seen)
         assert 20 == profiles.get("v-1")["visits"]
+
+
+class TestCheckpoints:
+    def test_a_long_wal_starts_over(self, profile_db: Path, monkeypatch: pytest.MonkeyPatch):
+        """Once the WAL is long, a checkpoint pass copies all of it and the next commit
+        writes the WAL from its start again, so the file stays bounded."""
+        monkeypatch.setattr(profile_store, "CHECKPOINT_INTERVAL", 3600.0)  # explicit passes
+        monkeypatch.setattr(profile_store, "WAL_RESTART_FRAMES", 1)
+        with SQLiteProfileStore(profile_db) as store:
+            for i in range(5):
+                store.track(events((f"e{i}", "session_start", 10 - i), visitor=f"v{i}"))
+            frames, copied = store.checkpoint()
+            store.track(events(("next", "session_start", 1), visitor="v9"))
+            after, _ = store.checkpoint()
+
+            assert 0 < frames == copied
+            assert 0 < after < frames
+            assert 1 == store.get("v9")["visits"]
+
+    def test_background_passes_copy_the_wal(
+        self, profile_db: Path, monkeypatch: pytest.MonkeyPatch
+    ):
+        """The background thread checkpoints by itself; close stops it."""
+        passes: list[tuple[int, int]] = []
+        real = SQLiteProfileStore.checkpoint
+
+        def recorded(self: SQLiteProfileStore) -> tuple[int, int]:
+            passes.append(real(self))
+            return passes[-1]
+
+        monkeypatch.setattr(profile_store, "CHECKPOINT_INTERVAL", 0.01)
+        monkeypatch.setattr(SQLiteProfileStore, "checkpoint", recorded)
+        store = SQLiteProfileStore(profile_db)
+        store.track(events(("s1", "session_start", 10)))
+        deadline = time.monotonic() + 10
+        while not any(0 < frames == copied for frames, copied in passes):
+            assert time.monotonic() < deadline, passes
+            time.sleep(0.01)
+        store.close()
+
+        assert not store._checkpointer.is_alive()
 
 
 class TestServerWiring:
