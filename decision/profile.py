@@ -211,8 +211,12 @@ def format_timestamp(moment: datetime) -> str:
     ``2026-11-09T10:00:00.000000Z``: sorts chronologically."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    # isoformat is several times faster than strftime; it ends in "+00:00" here.
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    # isoformat is several times faster than strftime, and faster still without the
+    # timespec keyword (which it then leaves out for a whole second); it ends in
+    # "+00:00" here.
+    if moment.microsecond:
+        return moment.isoformat()[:-6] + "Z"
+    return moment.isoformat()[:-6] + ".000000Z"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

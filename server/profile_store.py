@@ -125,11 +125,11 @@ _GET = (
     "SELECT document FROM profiles WHERE visitor_id ="
     " coalesce((SELECT canonical FROM aliases WHERE alias = ?), ?)"
 )
-_UPSERT = (
-    "INSERT INTO profiles (visitor_id, document, state) VALUES (?, ?, ?)"
-    " ON CONFLICT (visitor_id) DO UPDATE"
-    " SET document = excluded.document, state = excluded.state"
+_UPSERT_HEAD = "INSERT INTO profiles (visitor_id, document, state) VALUES"
+_UPSERT_TAIL = (
+    "ON CONFLICT (visitor_id) DO UPDATE SET document = excluded.document, state = excluded.state"
 )
+_UPSERT_ROWS = 300  # profiles per upsert statement: 900 variables
 _EVENT_COLUMNS = "event_id, source_id, type, ts, properties"
 _json_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -563,21 +563,36 @@ class SQLiteProfileStore:
             (event_id, aliases[event.visitor_id], event.visitor_id, event.type, ts, properties)
             for event_id, (event, ts, properties) in unique.items()
         ]
-        # One multi-row INSERT per chunk; RETURNING names the rows that were new, so
-        # duplicates are found without a separate SELECT.
-        inserted: set[str] = set()
+        # One multi-row INSERT per chunk. When it stored every row (the usual case) all
+        # are new; otherwise the new ones are the rows it added, which hold the highest
+        # seq values (the write lock is ours). Not RETURNING: the sqlite3 module releases
+        # and retakes the GIL for every row fetched, and under load each retake can
+        # wait for another thread (the lock holder is what every batch queues behind).
+        conn = db.conn
+        inserted: set[str] | None = None  # None: all of them
         for start in range(0, len(rows), _INSERT_ROWS):
             part = rows[start : start + _INSERT_ROWS]
-            inserted.update(
-                row[0]
-                for row in db.execute(
-                    "INSERT INTO events (event_id, visitor_id, source_id, type, ts, properties)"
-                    f" VALUES {', '.join([_ROW_MARKS] * len(part))}"
-                    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                    [value for row in part for value in row],
+            stored = conn.execute(
+                "INSERT INTO events (event_id, visitor_id, source_id, type, ts, properties)"
+                f" VALUES {', '.join([_ROW_MARKS] * len(part))}"
+                " ON CONFLICT (event_id) DO NOTHING",
+                [value for row in part for value in row],
+            ).rowcount
+            if stored == len(part) and inserted is None:
+                continue
+            if inserted is None:
+                inserted = {row[0] for row in rows[:start]}
+            if stored:
+                inserted.update(
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT event_id FROM events ORDER BY seq DESC LIMIT ?", (stored,)
+                    )
                 )
-            )
-        new = [item[0] for event_id, item in unique.items() if event_id in inserted]
+        if inserted is None:
+            new = [item[0] for item in unique.values()]
+        else:
+            new = [item[0] for event_id, item in unique.items() if event_id in inserted]
         if not new:
             return 0
         touched.update(event.visitor_id for event in new)
@@ -664,10 +679,13 @@ class SQLiteProfileStore:
         states: dict[str, dict[str, Any]] = {}
         ids = list(by_visitor)
         for chunk in _chunks(ids):
-            for visitor_id, state_json in self._db.execute(
-                f"SELECT visitor_id, state FROM profiles WHERE visitor_id IN ({_marks(chunk)})",
+            # One row for the chunk (see _track on fetching rows): {visitor_id: state}.
+            (found,) = self._db.conn.execute(
+                "SELECT json_group_object(visitor_id, state) FROM profiles"
+                f" WHERE visitor_id IN ({_marks(chunk)})",
                 chunk,
-            ):
+            ).fetchone()
+            for visitor_id, state_json in orjson.loads(found).items():
                 states[visitor_id] = _loads(state_json)
         stale = [v for v in ids if v in states and states[v].get("v") != STATE_VERSION]
         rows = []
@@ -678,7 +696,7 @@ class SQLiteProfileStore:
             for event in by_visitor[visitor_id]:
                 apply(state, event)
             rows.append(_profile_row(visitor_id, state))
-        self._db.conn.executemany(_UPSERT, rows)
+        self._upsert(rows)
         # A state written by another version of the fold: start again from the log.
         self._rebuild_visitors(stale)
 
@@ -699,10 +717,18 @@ class SQLiteProfileStore:
                     rows.append(_profile_row(visitor_id, rebuild(log)))
                 else:
                     empty.append((visitor_id,))
-        if rows:
-            self._db.conn.executemany(_UPSERT, rows)
+        self._upsert(rows)
         if empty:
             self._db.conn.executemany("DELETE FROM profiles WHERE visitor_id = ?", empty)
+
+    def _upsert(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        """Write profile rows, a multi-row statement per chunk (one step, not one per row)."""
+        for start in range(0, len(rows), _UPSERT_ROWS):
+            part = rows[start : start + _UPSERT_ROWS]
+            self._db.conn.execute(
+                f"{_UPSERT_HEAD} {', '.join(['(?, ?, ?)'] * len(part))} {_UPSERT_TAIL}",
+                [value for row in part for value in row],
+            )
 
     def _invalidate(self, ids: Iterable[str]) -> None:
         with self._cache_lock:

@@ -191,6 +191,18 @@ class TestTrack:
         assert TrackResult(accepted=1, duplicates=4) == result
         assert len(before["events"]) + 1 == len(all_rows(profile_db)["events"])
 
+    def test_duplicates_in_every_insert_statement(self, profiles: SQLiteProfileStore):
+        """A batch longer than one INSERT statement, with known events in each part,
+        stores exactly its new events."""
+        specs = [(f"e{i}", "session_start", 600 - i) for i in range(400)]
+        profiles.track(events(*specs[::2]))
+
+        result = profiles.track(events(*specs))
+
+        assert TrackResult(200, 200) == result
+        assert 400 == profiles.get("v-1")["visits"]
+        assert 400 == len(all_rows(profiles.path)["events"])
+
     def test_repeat_within_a_batch(self, profiles: SQLiteProfileStore):
         """An event twice in one batch is stored and counted once."""
         result = profiles.track(events(("s", "session_start", 5), ("s", "session_start", 5)))
