@@ -117,6 +117,7 @@ DEFAULT_CACHE_SIZE = 100_000
 DEFAULT_CACHE_TTL = 1.0
 
 _CHUNK = 500  # ids per "IN (...)" query: well under SQLite's variable limit
+_MAX_GROUP_BATCHES = 32  # batches committed together at most
 _INSERT_ROWS = 150  # events per INSERT statement: 900 variables, under the old 999 limit
 _ROW_MARKS = "(?, ?, ?, ?, ?, ?)"
 _MISSING = object()
@@ -369,30 +370,28 @@ class SQLiteProfileStore:
 
     def _commit_group(self, group: list[_Batch]) -> None:
         """Track ``group`` in one transaction, each batch in its own savepoint: a batch
-        that fails is rolled back alone and its caller gets the error."""
+        that fails is rolled back alone and its caller gets the error. Batches queued
+        while the group was tracked join it before the commit (up to
+        ``_MAX_GROUP_BATCHES``): one commit, one fsync, for all of them."""
         touched: set[str] = set()
         # A group of one needs no savepoint: its transaction is its batch. (A savepoint
         # makes SQLite copy every page it changes to a statement journal first.)
         savepoints = len(group) > 1
+        pending = group
         try:
             with self._write():
-                for batch in group:
-                    mine: set[str] = set()
-                    if savepoints:
-                        self._db.execute("SAVEPOINT batch")
-                    try:
-                        accepted = self._track(batch.unique, mine)
-                    except Exception as exc:  # the batch's caller gets it
-                        if not savepoints:
-                            raise  # rolls the transaction back, below
-                        self._db.execute("ROLLBACK TO batch")
-                        self._db.execute("RELEASE batch")
-                        batch.error = exc
-                        continue
-                    if savepoints:
-                        self._db.execute("RELEASE batch")
-                    touched |= mine
-                    batch.result = TrackResult(accepted, len(batch.events) - accepted)
+                while True:
+                    for batch in pending:
+                        self._track_batch(batch, savepoints, touched)
+                    if len(group) >= _MAX_GROUP_BATCHES:
+                        break
+                    with self._queue_lock:
+                        pending = self._queue[: _MAX_GROUP_BATCHES - len(group)]
+                        del self._queue[: len(pending)]
+                    if not pending:
+                        break
+                    group += pending
+                    savepoints = True
         except BaseException as exc:
             for batch in group:  # nothing of the group was committed
                 batch.result = None
@@ -403,6 +402,25 @@ class SQLiteProfileStore:
             self._invalidate(touched)
             for batch in group:
                 batch.done = True
+
+    def _track_batch(self, batch: _Batch, savepoint: bool, touched: set[str]) -> None:
+        """One batch of a group, in a savepoint when it must be undone alone on error."""
+        mine: set[str] = set()
+        if savepoint:
+            self._db.execute("SAVEPOINT batch")
+        try:
+            accepted = self._track(batch.unique, mine)
+        except Exception as exc:  # the batch's caller gets it
+            if not savepoint:
+                raise  # rolls the transaction back: it holds this batch only
+            self._db.execute("ROLLBACK TO batch")
+            self._db.execute("RELEASE batch")
+            batch.error = exc
+            return
+        if savepoint:
+            self._db.execute("RELEASE batch")
+        touched |= mine
+        batch.result = TrackResult(accepted, len(batch.events) - accepted)
 
     def set_attributes(
         self, visitor_id: str, attributes: dict[str, Any], now: datetime

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -232,6 +233,14 @@ class TestTrack:
         assert TrackResult(0, 0) == profiles.track([])
 
 
+def _outcome(store: SQLiteProfileStore, batch: list[Event]) -> Any:
+    """``store.track(batch)``, or the exception it raised."""
+    try:
+        return store.track(batch)
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        return exc
+
+
 def track_in_threads(store: SQLiteProfileStore, batches: list[list[Event]]) -> list[Any]:
     """Track each batch from its own thread, all queued while the store's write lock is
     held, so one group commit takes them together. Returns results or exceptions."""
@@ -296,6 +305,54 @@ class TestGroupCommit:
         stored = {row[1] for row in all_rows(profiles.path)["events"]}
         assert {"a", "b"} == stored
         assert None is profiles.get("broken")
+
+    @pytest.mark.parametrize("joiner_fails", [False, True], ids=["ok", "failing"])
+    def test_batch_queued_during_a_commit_joins_it(
+        self, profiles: SQLiteProfileStore, monkeypatch: pytest.MonkeyPatch, joiner_fails: bool
+    ):
+        """A batch queued while a group is tracked joins that group's transaction; if
+        it fails, it fails alone."""
+        real_track = SQLiteProfileStore._track
+        real_apply = fold.apply
+        groups: list[int] = []
+        joiner: list[Any] = []
+
+        def track_then_queue(self: SQLiteProfileStore, unique: Any, touched: set[str]) -> int:
+            if not joiner:  # the first batch: queue another before it commits
+                batch = events(("j", "session_start", 5), ("bad", "page_view", 4), visitor="j")
+                thread = threading.Thread(target=lambda: joiner.append(_outcome(self, batch)))
+                joiner.append(thread)
+                thread.start()
+                while not self._queue:
+                    time.sleep(0.001)
+            return real_track(self, unique, touched)
+
+        def failing(state: dict[str, Any], event: Event) -> None:
+            if joiner_fails and event.event_id == "bad":
+                raise RuntimeError("boom")
+            real_apply(state, event)
+
+        real_group = SQLiteProfileStore._commit_group
+        monkeypatch.setattr(SQLiteProfileStore, "_track", track_then_queue)
+        monkeypatch.setattr(
+            SQLiteProfileStore,
+            "_commit_group",
+            lambda self, group: groups.append(len(group)) or real_group(self, group),
+        )
+        monkeypatch.setattr("server.profile_store.apply", failing)
+
+        first = profiles.track(events(("f", "session_start", 10), visitor="first"))
+        joiner[0].join()
+
+        assert TrackResult(1, 0) == first
+        assert [1] == groups  # one transaction: the joiner never took the lock itself
+        if joiner_fails:
+            assert isinstance(joiner[1], RuntimeError)
+            assert None is profiles.get("j")
+        else:
+            assert TrackResult(2, 0) == joiner[1]
+            assert 1 == profiles.get("j")["visits"]
+        assert 1 == profiles.get("first")["visits"]
 
 
 class TestIdentify:
