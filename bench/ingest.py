@@ -350,9 +350,14 @@ def run_ingest(
         costs.append(cpu / args.events * 1e6)
         print(
             f"  run {run + 1}: {args.events} events in {seconds:.2f} s = {rates[-1]:,.0f}/s"
-            f"  (server CPU {costs[-1]:.1f} us/event)"
+            f"  (server CPU {costs[-1]:.1f} us/event, load average {_load()})"
         )
     return statistics.median(rates), statistics.median(costs)
+
+
+def _load() -> str:
+    """The 1-minute load average: the box is shared, so each figure says how busy it was."""
+    return Path("/proc/loadavg").read_text().split()[0]
 
 
 def _py_spy(pid: int, tmp: Path, stream: bool) -> None:
