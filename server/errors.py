@@ -130,8 +130,8 @@ class InvalidRulesError(StoreError, ValueError):
 class StoreBusyError(StoreError):
     """The database stayed locked by another writer for longer than the busy timeout."""
 
-    def __init__(self) -> None:
-        super().__init__("the rules store is busy; retry shortly")
+    def __init__(self, store: str = "rules store") -> None:
+        super().__init__(f"the {store} is busy; retry shortly")
 
 
 STATUS_TABLE: dict[type[Exception], grpc.StatusCode] = {

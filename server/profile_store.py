@@ -835,5 +835,5 @@ def _strip(path: str, prefixes: Sequence[str]) -> str:
 def _busy_or(exc: sqlite3.OperationalError) -> Exception:
     message = str(exc).lower()
     if "locked" in message or "busy" in message:
-        return StoreBusyError()
+        return StoreBusyError("profile store")
     return exc

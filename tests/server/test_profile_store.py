@@ -789,6 +789,26 @@ class TestLifecycle:
 
         assert {"versions", "active", "events", "aliases", "profiles"} <= set(all_rows(db_path))
 
+    def test_locked_file_is_a_busy_profile_store(
+        self, profile_db: Path, monkeypatch: pytest.MonkeyPatch
+    ):
+        """A write lock held past the busy timeout is StoreBusyError naming the profile store."""
+        from server.errors import StoreBusyError
+
+        monkeypatch.setattr(profile_store, "BUSY_TIMEOUT", 0.05)
+        with SQLiteProfileStore(profile_db) as store:
+            store.track(events(("s0", "session_start", 100)))
+            other = sqlite3.connect(profile_db, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                with pytest.raises(StoreBusyError, match="profile store is busy"):
+                    store.track(events(("s1", "session_start", 10)))
+                other.execute("ROLLBACK")
+            finally:
+                other.close()
+
+            assert 1 == store.get("v-1")["visits"]
+
     def test_reads_from_many_threads(self, profiles: SQLiteProfileStore):
         """Concurrent readers and a writer: every read sees a whole profile."""
         from concurrent.futures import ThreadPoolExecutor
