@@ -90,19 +90,61 @@ def create_schema(conn: sqlite3.Connection | Any) -> None:
         conn.execute(statement)
 
 
-def _row(exposure: Pending) -> tuple[str, ...]:
-    decision_id, visitor_id, campaign, variant, segments, placement, moment = exposure
-    return (
-        decision_id,
-        visitor_id,
-        visitor_id,
-        visitor_id,
-        campaign,
-        variant,
-        json.dumps(list(segments), separators=(",", ":")),
-        placement,
-        format_timestamp(moment),
-    )
+def _segments_json(segments: Sequence[str]) -> str:
+    return json.dumps(list(segments), separators=(",", ":"))
+
+
+MAX_CACHED_SEGMENT_LISTS = 4096
+"""Distinct matched-segment lists whose JSON the writer keeps (a ruleset has few)."""
+
+
+class _RowEncoder:
+    """Turns pending exposures into rows of the exposures table.
+
+    A row is ``(decision_id, visitor_id, visitor_id, visitor_id, campaign, variant,
+    segments JSON, placement, timestamp)``: the visitor id fills the alias lookup, its
+    fallback and ``source_id`` (see ``_INSERT``).
+
+    The writer thread holds the GIL while it encodes, so this competes with Decide for
+    the interpreter. Matched-segment lists repeat (they come from a few campaigns'
+    audiences), so their JSON is kept by value; the exposures of one Decide call share
+    one ``now`` object and sit next to each other in the queue, so a timestamp is
+    formatted once per call.
+    """
+
+    def __init__(self) -> None:
+        self._segments: dict[Any, str] = {}
+
+    def rows(self, batch: Sequence[Pending]) -> list[tuple[str, ...]]:
+        texts = self._segments
+        last_moment: datetime | None = None
+        stamp = ""
+        rows = []
+        for decision_id, visitor_id, campaign, variant, segments, placement, moment in batch:
+            try:
+                text = texts.get(segments)
+            except TypeError:  # an unhashable list: encode it every time
+                text = _segments_json(segments)
+            if text is None:
+                if len(texts) >= MAX_CACHED_SEGMENT_LISTS:
+                    texts.clear()
+                text = texts[segments] = _segments_json(segments)
+            if moment is not last_moment:
+                last_moment, stamp = moment, format_timestamp(moment)
+            rows.append(
+                (
+                    decision_id,
+                    visitor_id,
+                    visitor_id,
+                    visitor_id,
+                    campaign,
+                    variant,
+                    text,
+                    placement,
+                    stamp,
+                )
+            )
+        return rows
 
 
 class ExposureRecorder:
@@ -135,6 +177,7 @@ class ExposureRecorder:
         self._closed = False
         self._write_lock = threading.Lock()  # the writer thread and flush() share a connection
         self._drop_lock = threading.Lock()
+        self._encoder = _RowEncoder()  # used under _write_lock
         self.dropped = 0
         self.written = 0
         self._conn = sqlite3.connect(
@@ -207,8 +250,8 @@ class ExposureRecorder:
 
     def _write(self, batch: list[Pending]) -> bool:
         """One transaction; on failure the rows go back to the front of the queue."""
-        rows = [_row(exposure) for exposure in batch]
         with self._write_lock:
+            rows = self._encoder.rows(batch)
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +181,31 @@ class TestRecorder:
             assert 5 == recorder.written
         finally:
             recorder.close()
+
+    def test_rows_equal_the_exposures_recorded(self, path: Path):
+        """Shared segment lists and timestamps are encoded once, yet every row is exact:
+        repeated, distinct, empty and list-typed segments, shared and distinct times."""
+        later = datetime(2026, 11, 9, 10, 0, 0, 250, tzinfo=UTC)
+        other_zone = datetime(2026, 11, 9, 11, 0, tzinfo=timezone(timedelta(hours=1)))
+        recorded = [
+            ("d1", "v1", "c1", "control", ("s1", "s2"), "hero", NOW),
+            ("d2", "v1", "c2", "holdout", ("s1", "s2"), "side", NOW),
+            ("d3", "v2", "c1", "treatment", (), "hero", later),
+            ("d4", "v2", "c3", "treatment", ["s3"], "side", later),
+            ("d5", "v3", "c1", "control", ("s1", "s2"), "hero", other_zone),
+            ("d6", "v3", "c1", "control", ("s2", "s1"), "hero", NOW),
+        ]
+        recorder = ExposureRecorder(path, start=False)
+
+        recorder.record(recorded)
+        recorder.close()
+
+        at_now, at_later = "2026-11-09T10:00:00.000000Z", "2026-11-09T10:00:00.000250Z"
+        assert [
+            ("d1", "v1", "v1", "c1", "control", '["s1","s2"]', "hero", at_now),
+            ("d2", "v1", "v1", "c2", "holdout", '["s1","s2"]', "side", at_now),
+            ("d3", "v2", "v2", "c1", "treatment", "[]", "hero", at_later),
+            ("d4", "v2", "v2", "c3", "treatment", '["s3"]', "side", at_later),
+            ("d5", "v3", "v3", "c1", "control", '["s1","s2"]', "hero", at_now),
+            ("d6", "v3", "v3", "c1", "control", '["s2","s1"]', "hero", at_now),
+        ] == exposure_rows(path)
