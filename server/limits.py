@@ -105,11 +105,57 @@ def struct_to_dict(
     if size > MAX_STRUCT_BYTES:
         problems.append(Problem(path, f"is {size} bytes; at most {MAX_STRUCT_BYTES}"))
         return {}
+    # Most requests are within every limit: convert without building a path per value,
+    # and walk again with paths only to report what the quick pass could not accept.
+    keys = [0]
+    try:
+        result = _quick_struct(message, 1, keys)
+    except _Unacceptable:
+        pass
+    else:
+        if keys[0] <= MAX_STRUCT_KEYS:
+            return result
     walker = _Walker(problems)
     result = walker.struct(message, path, 1)
     if walker.keys > MAX_STRUCT_KEYS:
         problems.append(Problem(path, f"has {walker.keys} keys; at most {MAX_STRUCT_KEYS}"))
     return result
+
+
+class _Unacceptable(Exception):
+    """The quick conversion met something that ``_Walker`` must report."""
+
+
+def _quick_struct(message: struct_pb2.Struct, depth: int, keys: list[int]) -> dict[str, Any]:
+    """``_Walker.struct`` for a Struct within the limits; raises ``_Unacceptable`` where
+    the walker would report a problem. ``keys[0]`` counts the object keys."""
+    if depth > MAX_STRUCT_DEPTH:
+        raise _Unacceptable
+    fields = message.fields
+    keys[0] += len(fields)
+    return {key: _quick_value(fields[key], depth, keys) for key in sorted(fields)}
+
+
+def _quick_value(value: struct_pb2.Value, depth: int, keys: list[int]) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        if not math.isfinite(number):
+            raise _Unacceptable
+        if number.is_integer() and abs(number) <= _MAX_EXACT_INT:
+            return int(number)
+        return number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return _quick_struct(value.struct_value, depth + 1, keys)
+    if kind == "list_value":
+        if depth + 1 > MAX_STRUCT_DEPTH:
+            raise _Unacceptable
+        return [_quick_value(item, depth + 1, keys) for item in value.list_value.values]
+    return None  # null_value, or a Value with no kind set
 
 
 class _Walker:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf import struct_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server import limits
 
@@ -74,6 +78,64 @@ class TestStructConversion:
         _, problems = _convert({"a b": float("inf")})
 
         assert [("context['a b']", "must be a finite number")] == problems
+
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**60), 2**60),
+    st.text(max_size=5),
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=40,
+)
+
+
+def _walked(message: struct_pb2.Struct) -> tuple[dict, list[Any]]:
+    """The path-tracking walker alone: the reference for the quick conversion."""
+    problems: list = []
+    walker = limits._Walker(problems)
+    result = walker.struct(message, "context", 1)
+    if walker.keys > limits.MAX_STRUCT_KEYS:
+        problems.append(limits.Problem("context", f"has {walker.keys} keys; at most 256"))
+    return result, problems
+
+
+class TestQuickConversion:
+    @settings(max_examples=300, deadline=None)
+    @given(st.dictionaries(st.text(max_size=4), _json, max_size=5))
+    def test_equals_the_walker(self, value: dict):
+        """Any Struct converts to what the walker gives, with the same problems
+        (non-finite numbers, any depth)."""
+        message = _struct(value)
+        problems: list = []
+
+        result = limits.struct_to_dict(message, "context", problems)
+
+        assert _walked(message) == (result, problems)
+
+    def test_deep_and_wide_structs_equal_the_walker(self):
+        """At and past the depth and key limits, in objects and in lists."""
+        deep_list: Any = ["leaf"]
+        for _ in range(limits.MAX_STRUCT_DEPTH):
+            deep_list = [deep_list]
+        for value in (
+            _nested(limits.MAX_STRUCT_DEPTH),
+            _nested(limits.MAX_STRUCT_DEPTH + 1),
+            {"l": deep_list},
+            {f"k{i}": i for i in range(limits.MAX_STRUCT_KEYS)},
+            {f"k{i}": {"x": i} for i in range(limits.MAX_STRUCT_KEYS // 2 + 1)},
+        ):
+            message = _struct(value)
+            problems: list = []
+
+            result = limits.struct_to_dict(message, "context", problems)
+
+            assert _walked(message) == (result, problems)
 
 
 class TestRequestChecks:
