@@ -5,6 +5,7 @@
      ├── RulesNotLoadedError           UNAVAILABLE: no good ruleset loaded yet
      ├── BatchRejectedError            INVALID_ARGUMENT: a TrackStream batch is bad
      ├── SubjectNotFoundError          NOT_FOUND: a report's campaign is unknown
+     ├── ScanCancelledError            UNAVAILABLE: the server stopped during a scan
      └── StoreError                    UNAVAILABLE unless more specific: store trouble
           ├── StaleVersionError        FAILED_PRECONDITION: expected_version is not active
           ├── VersionNotFoundError     NOT_FOUND: no such stored version
@@ -95,6 +96,13 @@ class SubjectNotFoundError(ServerError, LookupError):
     """What a report is about (a campaign) is neither in the rules nor in the data."""
 
 
+class ScanCancelledError(ServerError):
+    """A scan of the profile store was cut short because the server is stopping."""
+
+    def __init__(self, message: str = "the server is stopping; retry on another") -> None:
+        super().__init__(message)
+
+
 class StoreError(ServerError):
     """The rules store cannot do what was asked."""
 
@@ -143,6 +151,7 @@ STATUS_TABLE: dict[type[Exception], grpc.StatusCode] = {
     AuthenticationError: grpc.StatusCode.UNAUTHENTICATED,
     BatchRejectedError: grpc.StatusCode.INVALID_ARGUMENT,
     SubjectNotFoundError: grpc.StatusCode.NOT_FOUND,
+    ScanCancelledError: grpc.StatusCode.UNAVAILABLE,
     RulesNotLoadedError: grpc.StatusCode.UNAVAILABLE,
     StaleVersionError: grpc.StatusCode.FAILED_PRECONDITION,
     VersionNotFoundError: grpc.StatusCode.NOT_FOUND,
@@ -197,15 +206,20 @@ def map_errors(context: grpc.ServicerContext, method: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        if type(exc) is Exception and context.code() is not None:  # type: ignore[attr-defined]
-            raise  # the handler already called context.abort(); let gRPC finish it
-        status = status_for(exc)
-        if status is None:
-            logger.exception(
-                "unexpected error in %s", method, extra={"event": "rpc_error", "method": method}
-            )
-            status = internal_status()
-        context.abort_with_status(rpc_status.to_status(status))
+        _abort_for(exc, context, method)
+
+
+def _abort_for(exc: Exception, context: grpc.ServicerContext, method: str) -> None:
+    """Abort the call with the mapped status of ``exc`` (raised inside ``method``)."""
+    if type(exc) is Exception and context.code() is not None:  # type: ignore[attr-defined]
+        raise exc  # the handler already called context.abort(); let gRPC finish it
+    status = status_for(exc)
+    if status is None:
+        logger.exception(
+            "unexpected error in %s", method, extra={"event": "rpc_error", "method": method}
+        )
+        status = internal_status()
+    context.abort_with_status(rpc_status.to_status(status))
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -214,10 +228,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 def handles_errors(method: F) -> F:
     """Decorate a servicer method so that every exception becomes its mapped status."""
 
+    name = method.__name__
+
+    # map_errors inlined: a generator-based context manager costs about 1.5 us per call.
     @functools.wraps(method)
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-        with map_errors(context, method.__name__):
+        try:
             return method(self, request, context)
+        except Exception as exc:
+            _abort_for(exc, context, name)
 
     return wrapper  # type: ignore[return-value]
 
