@@ -361,6 +361,11 @@ def generate_matcher(tests: tuple[FastTest, ...], any_of: bool = False) -> Pred:
     frame, direct dict lookups, inline operators, no calls. As attrs does for its
     generated methods, we compile source text; the text holds only names we make and
     operators from a fixed table, and every value reaches it through the namespace.
+
+    The tests are laid out as a trie over their path parts, so tests sharing a prefix
+    share its lookups: ``{"a.b": 1, "a.c": 2}`` reads ``doc["a"]`` and checks its type
+    once. The value at depth ``d`` lives in ``v{d}`` (its type in ``t{d}``), so a node
+    keeps its value while its children read theirs.
     """
     namespace: dict[str, Any] = {"MISSING": MISSING}
     # The signature also fits Predicate's call (see Predicate.__init__): the filters
@@ -375,7 +380,7 @@ def generate_matcher(tests: tuple[FastTest, ...], any_of: bool = False) -> Pred:
             raise ValueError(f"cannot generate code for {test!r}")
         namespace[f"operand{j}"] = test.operand
         namespace[f"walk{j}"] = test.walk
-        _emit_test(test, j, 0, "    ", "doc", lines, namespace, any_of)
+    _emit_group(tests, list(range(len(tests))), 0, "    ", lines, namespace, any_of)
     lines.append(f"    return {not any_of}")
     exec(_compiled("\n".join(lines)), namespace)  # noqa: S102
     match = namespace["match"]
@@ -391,49 +396,92 @@ def _compiled(source: str) -> CodeType:
     return compile(source, "<generated filter>", "exec")
 
 
-def _emit_test(
-    test: FastTest,
-    j: int,
+def _emit_group(
+    tests: tuple[FastTest, ...],
+    members: list[int],
     depth: int,
     indent: str,
-    source: str,
     lines: list[str],
     namespace: dict[str, Any],
     any_of: bool,
 ) -> None:
-    """Emit the lookup of ``test.parts[depth]`` in ``source`` and what follows from it.
+    """Emit the tests ``members`` (indexes into ``tests``), whose paths agree before
+    ``depth`` and reach an object there (``doc`` at depth 0, else ``v{depth - 1}``).
 
+    Members are grouped by their part at ``depth``, in order of first appearance; each
+    group looks the part up once into ``v{depth}`` and ``t{depth}``, then runs the tests
+    ending there and, in one block, those going deeper, in the order they came.
     For all_of a failed test returns False and a passed one falls through to the next
     test; for any_of a passed test returns True and a failed one falls through.
     """
-    inner = indent + "    "
-    failed = [] if any_of else [f"{indent}else:", f"{inner}return False"]
-    namespace[f"part{j}_{depth}"] = test.parts[depth]
-    lines += [f"{indent}v = {source}.get(part{j}_{depth}, MISSING)", f"{indent}t = type(v)"]
-    if depth < len(test.parts) - 1:
-        lines.append(f"{indent}if t is dict:")
-        _emit_test(test, j, depth + 1, inner, "v", lines, namespace, any_of)
+    source = "doc" if depth == 0 else f"v{depth - 1}"
+    groups: dict[str, list[int]] = {}
+    for j in members:
+        groups.setdefault(tests[j].parts[depth], []).append(j)
+    for group in groups.values():
+        part = f"part{group[0]}_{depth}"
+        namespace[part] = tests[group[0]].parts[depth]
         lines += [
-            f"{indent}elif t is list:",
-            f"{inner}if {'' if any_of else 'not '}walk{j}(doc, ctx):",
+            f"{indent}v{depth} = {source}.get({part}, MISSING)",
+            f"{indent}t{depth} = type(v{depth})",
         ]
-        lines += [f"{inner}    return {any_of}", *failed]
-        return
-    compare = f"v {test.symbol} operand{j}"
+        deeper = [j for j in group if len(tests[j].parts) > depth + 1]
+        for j in group:
+            if len(tests[j].parts) == depth + 1:
+                _emit_leaf(tests[j], j, depth, indent, lines, any_of)
+            elif j == deeper[0]:
+                _emit_inner(tests, deeper, depth, indent, lines, namespace, any_of)
+
+
+def _emit_inner(
+    tests: tuple[FastTest, ...],
+    deeper: list[int],
+    depth: int,
+    indent: str,
+    lines: list[str],
+    namespace: dict[str, Any],
+    any_of: bool,
+) -> None:
+    """Emit the tests ``deeper``, whose paths go on past ``v{depth}``.
+
+    An object is walked into. An array hands each test over to its full ``walk``
+    matcher, which knows MongoDB's array rules. Anything else is missing for all of
+    them, so no test passes: all_of fails, any_of tries its remaining tests.
+    """
+    inner = indent + "    "
+    lines.append(f"{indent}if t{depth} is dict:")
+    _emit_group(tests, deeper, depth + 1, inner, lines, namespace, any_of)
+    lines.append(f"{indent}elif t{depth} is list:")
+    for j in deeper:
+        lines += [
+            f"{inner}if {'' if any_of else 'not '}walk{j}(doc, ctx):",
+            f"{inner}    return {any_of}",
+        ]
+    if not any_of:
+        lines += [f"{indent}else:", f"{inner}return False"]
+
+
+def _emit_leaf(
+    test: FastTest, j: int, depth: int, indent: str, lines: list[str], any_of: bool
+) -> None:
+    """Emit ``test``, whose path ends at ``v{depth}``."""
+    inner = indent + "    "
+    v, t = f"v{depth}", f"t{depth}"
     element_kind = _KIND_TESTS[test.kind].format(t="type(e)")
     if test.elements:
-        lines.append(f"{indent}if t is list:")
+        lines.append(f"{indent}if {t} is list:")
     else:
         lines += [
-            f"{indent}if {_KIND_TESTS[test.kind].format(t='t')}:",
-            f"{inner}if {'' if any_of else 'not '}{compare}:",
+            f"{indent}if {_KIND_TESTS[test.kind].format(t=t)}:",
+            f"{inner}if {'' if any_of else 'not '}{v} {test.symbol} operand{j}:",
             f"{inner}    return {any_of}",
-            f"{indent}elif t is list:",
+            f"{indent}elif {t} is list:",
         ]
     lines += [
-        f"{inner}for e in v:",
+        f"{inner}for e in {v}:",
         f"{inner}    if {element_kind} and e {test.symbol} operand{j}:",
         f"{inner}        {'return True' if any_of else 'break'}",
     ]
     if not any_of:
-        lines += [f"{inner}else:", f"{inner}    return False", *failed]
+        lines += [f"{inner}else:", f"{inner}    return False"]
+        lines += [f"{indent}else:", f"{inner}return False"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -92,6 +93,46 @@ def _operand(op: str, value: Any) -> Any:
     if op == "$in":
         return [value, "b"]
     return {"$gte": value} if op == "$elemMatch" else value
+
+# Paths over a small alphabet share prefixes often, and reach past the generated depth
+# limit (8 parts). Numbers near 2**53 check that comparisons stay exact.
+trie_paths = st.lists(st.sampled_from(["a", "b", "0"]), min_size=1, max_size=9).map(".".join)
+numbers = (
+    st.integers(-3, 3)
+    | st.floats(-3, 3)
+    | st.sampled_from([2**53, 2**53 + 1, -(2**53) - 1, 2.0**53, 0.5, -0.0, math.inf])
+)
+plain_scalars = numbers | st.text("ab", max_size=2) | st.booleans() | st.none()
+comparisons = st.one_of(
+    st.builds(
+        lambda op, value: {op: value},
+        st.sampled_from(["$eq", "$gt", "$gte", "$lt", "$lte"]),
+        numbers | st.text("ab", max_size=2),
+    ),
+    st.lists(numbers, min_size=1, max_size=3).map(lambda values: {"$in": values}),
+    st.lists(st.text("ab", max_size=2), min_size=1, max_size=3).map(lambda values: {"$in": values}),
+    st.lists(st.text("ab", max_size=2), min_size=1, max_size=2).map(
+        lambda values: {"$elemMatch": {"$in": values}}
+    ),
+    st.tuples(numbers, numbers).map(lambda pair: {"$gte": pair[0], "$lte": pair[1]}),
+)
+
+
+@st.composite
+def _along(draw: st.DrawFn, suffixes: list[tuple[str, ...]]) -> Any:
+    """A value that the path ``suffixes`` lead into: mostly objects along them, with
+    arrays, scalars and missing fields drawn in, and scalars or arrays where they end."""
+    going = [suffix for suffix in suffixes if suffix]
+    shape = draw(st.sampled_from(["object", "object", "object", "array", "leaf"]))
+    if not going or shape == "leaf":
+        return draw(plain_scalars | st.lists(plain_scalars, max_size=3))
+    if shape == "array":
+        return draw(st.lists(_along(suffixes) | plain_scalars, max_size=3))
+    value: dict[str, Any] = {}
+    for key in dict.fromkeys(suffix[0] for suffix in going):
+        if draw(st.integers(0, 5)):  # one in six is missing
+            value[key] = draw(_along([suffix[1:] for suffix in going if suffix[0] == key]))
+    return value
 
 
 @contextmanager
@@ -188,6 +229,22 @@ class TestGeneratedCode:
         """A filter of plain comparisons gives the same answer either way."""
         clauses = [{p: {op: _operand(op, v)}} for p, op, v in conditions]
         spec = {"$or" if any_of else "$and": clauses}
+        generated = compile_filter(spec)
+        with _closures_only():
+            closures = compile_filter(spec)
+
+        assert closures(doc) == generated(doc)
+
+    @settings(max_examples=400)
+    @given(st.data(), st.booleans())
+    def test_shared_prefixes_match_closures(self, data: st.DataObject, any_of: bool) -> None:
+        """Comparisons on paths sharing prefixes, down to and past the generated depth
+        limit, on documents that follow those paths with arrays and scalars on the way,
+        give the same answer either way."""
+        conditions = data.draw(st.lists(st.tuples(trie_paths, comparisons), min_size=1, max_size=6))
+        clauses = [{path: condition} for path, condition in conditions]
+        spec = {"$or" if any_of else "$and": clauses}
+        doc = data.draw(_along([tuple(path.split(".")) for path, _ in conditions]))
         generated = compile_filter(spec)
         with _closures_only():
             closures = compile_filter(spec)

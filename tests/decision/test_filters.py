@@ -39,6 +39,13 @@ def _now(case: dict[str, Any]) -> datetime | None:
     return datetime.fromisoformat(case["now"]) if "now" in case else None
 
 
+def _under(path: str, value: Any) -> Any:
+    """``value`` nested in objects along ``path``."""
+    for part in reversed(path.split(".")):
+        value = {part: value}
+    return value
+
+
 def _segments(case: dict[str, Any]) -> dict[str, Predicate] | None:
     specs = case.get("segments")
     return None if specs is None else {k: compile_filter(v) for k, v in specs.items()}
@@ -363,3 +370,109 @@ class TestGeneratedCode:
         actual = compile_filter(copy.deepcopy(spec))({"a'] or True #": "y"})
 
         assert actual is False
+
+    @pytest.mark.parametrize(
+        ("spec", "docs", "expected"),
+        [
+            (
+                {"$and": [{"c.x": {"$lte": 14}}, {"c.y": {"$lte": 5}}], "c.z": "k"},
+                [
+                    {"c": {"x": 3, "y": 5, "z": "k"}},
+                    {"c": {"x": 3, "y": 6, "z": "k"}},
+                    {"c": {"x": 3, "y": 5}},
+                    {"c": 7},
+                    {},
+                    {"c": [{"x": 3}, {"y": [9, 4], "z": "k"}]},
+                    {"c": [{"x": 30, "y": 1, "z": "k"}]},
+                ],
+                [True, False, False, False, False, True, False],
+            ),
+            (
+                {"a": {"$gt": 1}, "a.b": 2},
+                [{"a": {"b": 2}}, {"a": 5}, {"a": [5, {"b": 2}]}, {"a": [0, {"b": 2}]}],
+                [False, False, True, False],
+            ),
+            (
+                {"a.b": 2, "a": {"$gt": 1}},
+                [{"a": {"b": 2}}, {"a": 5}, {"a": [{"b": [1, 2]}, 3]}, {"a": [{"b": 2}]}],
+                [False, False, True, False],
+            ),
+            (
+                {"$or": [{"a": {"$gt": 1}}, {"a.b": 2}]},
+                [{"a": {"b": 2}}, {"a": 5}, {"a": {"b": 3}}, {"a": 0}, {"a": [0, {"b": 2}]}],
+                [True, True, False, False, True],
+            ),
+            (
+                {
+                    "$or": [
+                        {"c.x": {"$gte": 10}},
+                        {"c.y": "s"},
+                        {"d": 1},
+                        {"c.z.w": {"$in": [1, 2]}},
+                    ]
+                },
+                [
+                    {"c": {"x": 3, "y": "s"}},
+                    {"c": {"x": 3, "z": {"w": 2}}},
+                    {"c": {"x": 3, "z": {"w": 3}}, "d": 1},
+                    {"c": 5, "d": 1},
+                    {"c": 5},
+                    {"c": [{"x": 1}, {"z": [{"w": 1}]}]},
+                    {"c": [{"x": 1}, {"y": "t"}]},
+                    {"c": {"x": [1, 11]}},
+                ],
+                [True, True, True, True, False, True, False, True],
+            ),
+            (
+                {"a.0.b": 1, "a.0.c": 2},
+                [
+                    {"a": [{"b": 1, "c": 2}]},
+                    {"a": {"0": {"b": 1, "c": 2}}},
+                    {"a": [{"b": 1}, {"c": 2}]},
+                    {"a": {"0": [{"b": 1}, {"c": 2}]}},
+                ],
+                [True, True, False, True],
+            ),
+            (
+                {"a.b": {"$gte": 1, "$lte": 3}},
+                [
+                    {"a": {"b": 2}},
+                    {"a": {"b": [0, 5]}},
+                    {"a": {"b": 4}},
+                    {"a": [{"b": 0}, {"b": 5}]},
+                ],
+                [True, True, False, True],
+            ),
+            (
+                {"a.b.c.d.e.f.g.h": 1, "a.b.c.d.e.f.g.i": {"$lt": 3}, "a.b.c.d.e.x": "y"},
+                [
+                    _under("a.b.c.d.e", {"f": {"g": {"h": 1, "i": 2}}, "x": "y"}),
+                    _under("a.b.c.d.e", {"f": {"g": {"h": 1, "i": 3}}, "x": "y"}),
+                    _under("a.b.c.d.e", {"f": [{"g": {"h": 1}}, {"g": {"i": 2}}], "x": "y"}),
+                    _under("a.b.c.d.e", {"f": {"g": 1}, "x": "y"}),
+                ],
+                [True, False, True, False],
+            ),
+        ],
+        ids=[
+            "and-one-prefix",
+            "ending-test-before-children",
+            "ending-test-after-children",
+            "or-ending-test-and-children",
+            "or-shared-prefixes",
+            "numeric-part-under-prefix",
+            "range-on-one-path",
+            "depth-limit",
+        ],
+    )
+    def test_shared_prefixes(
+        self, spec: dict[str, Any], docs: list[Any], expected: list[bool], generate: bool
+    ) -> None:
+        """Tests sharing a path prefix keep MongoDB's semantics: arrays met on the way
+        are walked per test, and a scalar where a path goes on fails every test under it."""
+        predicate = compile_filter(spec)
+
+        actual = [predicate(doc) for doc in docs]
+
+        assert expected == actual
+        assert generate == getattr(predicate._match, "takes_call_arguments", False)
