@@ -50,6 +50,7 @@ def decide(
     context: dict[str, JSON],
     now: datetime,
     explain: bool = False,
+    profile_memo: dict[str, bool] | None = None,
 ) -> list[Decision]:
     """One ``Decision`` per requested placement, in request order.
 
@@ -57,6 +58,11 @@ def decide(
     ``context`` key of the profile. ``now`` is an aware datetime (converted to UTC).
     With ``explain`` each decision carries a trace of every candidate campaign.
     Raises ``InvalidRequestError`` listing every unusable argument.
+
+    ``profile_memo`` carries the results of ``ruleset.profile_segments`` from one call
+    to the next: a dict the caller keeps for this ruleset and a profile that does not
+    change (same content, no overrides), empty at first. Results found there are not
+    evaluated again, and those evaluated are added to it.
     """
     problems = _request_problems(profile, context, now)
     problems += _visitor_problems(visitor_id, placements)
@@ -65,6 +71,9 @@ def decide(
     if now.utcoffset():
         now = now.astimezone(UTC)
     ctx = EvalContext({**profile, "context": context}, now, ruleset.segment_filters)
+    if profile_memo:
+        ctx.memo.update(profile_memo)
+    reused = len(ctx.memo)
     known = ruleset.placements
     decisions = []
     for placement_id in placements:
@@ -81,6 +90,13 @@ def decide(
             )
         else:
             decisions.append(_resolve(ruleset, placement, visitor_id, ctx, [] if explain else None))
+    if profile_memo is not None and len(ctx.memo) > reused:
+        profile_only = ruleset.profile_segments
+        profile_memo.update(
+            (segment_id, result)
+            for segment_id, result in ctx.memo.items()
+            if segment_id in profile_only
+        )
     return decisions
 
 

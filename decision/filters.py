@@ -7,7 +7,8 @@ CONTRACT (kept by the implementation below; other modules rely on it):
 - ``Predicate(doc, now=None, *, segments=None) -> bool`` evaluates one document.
   ``now`` is an aware UTC ``datetime``; a predicate with ``uses_now`` raises ValueError
   without it. ``segments`` maps segment ids to Predicates, needed when ``references``
-  is non-empty.
+  is non-empty. ``fields`` are the top-level fields of ``doc`` it reads (its own
+  clauses, not those of referenced segments): its result depends on nothing else.
 - ``Predicate.evaluate(ctx)`` evaluates ``ctx.root`` inside a per-call ``EvalContext``,
   which memoizes segment results so each segment is evaluated at most once per call.
 
@@ -85,7 +86,7 @@ class EvalContext:
 class Predicate:
     """A compiled filter. Call it with a document; it never raises on document data."""
 
-    __slots__ = ("__call__", "_match", "references", "spec", "uses_now")
+    __slots__ = ("__call__", "_match", "fields", "references", "spec", "uses_now")
 
     if TYPE_CHECKING:
 
@@ -98,12 +99,20 @@ class Predicate:
         ) -> bool: ...
 
     def __init__(
-        self, spec: Any, match: Matcher, references: frozenset[str], uses_now: bool
+        self,
+        spec: Any,
+        match: Matcher,
+        references: frozenset[str],
+        uses_now: bool,
+        fields: frozenset[str] | None = None,
     ) -> None:
         self.spec = spec
         self._match = match
         self.references = references
         self.uses_now = uses_now
+        # The top-level fields of the document the filter reads, not counting those of
+        # referenced segments; None: unknown (treat as any field).
+        self.fields = fields
         # Calling an object runs its class's __call__, one Python frame before the
         # matcher's own: a third of the cost of a simple filter. The instance's
         # __call__ slot lets a filter that never reads its context (no relative dates,
@@ -161,7 +170,13 @@ def compile_filter(spec: Any) -> Predicate:
     """Validate ``spec`` and compile it into a Predicate."""
     compiler = _Compiler()
     match = compiler.finish(compiler.query(spec, "", 0))
-    return Predicate(spec, match, frozenset(compiler.references), compiler.uses_now)
+    return Predicate(
+        spec,
+        match,
+        frozenset(compiler.references),
+        compiler.uses_now,
+        frozenset(compiler.fields),
+    )
 
 
 # --- evaluation: combinators ---------------------------------------------------------
@@ -353,7 +368,8 @@ def _whole_number(value: Any) -> bool:
 
 
 class _Compiler:
-    """Validates a spec while building its closures; collects references and uses_now.
+    """Validates a spec while building its closures; collects references, uses_now and
+    the top-level fields read.
 
     Error paths name the offending place: ``$and[1].a`` for a field (and an unknown
     operator in it), ``$and[1].a.$in`` for an operator's operand.
@@ -362,6 +378,7 @@ class _Compiler:
     def __init__(self) -> None:
         self.references: set[str] = set()
         self.uses_now = False
+        self.fields: set[str] = set()
         # Conjunctions of plain comparisons, as closures that work but are slow, and the
         # comparisons: merged with their siblings as far as the filter allows, then
         # turned into generated code where they are used (``finish``).
@@ -401,6 +418,8 @@ class _Compiler:
             if type(key) is not str:
                 raise FilterError(path, f"field names must be strings, got {key!r}")
             if not key.startswith("$"):
+                if not in_elem_match:  # inside $elemMatch, fields are the elements'
+                    self.fields.add(key.split(".", 1)[0])
                 clauses.append(self.field(key, value, _join(path, key), depth + 1))
                 continue
             here = _join(path, key)

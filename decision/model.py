@@ -163,6 +163,9 @@ class Ruleset:
     placement id to its campaigns in resolution order (priority descending, then
     campaign id ascending). ``segment_filters`` maps each segment id to its compiled
     filter, in document order: the ``segments`` argument of ``EvalContext``.
+    ``profile_segments`` are the segments whose membership depends on the visitor's
+    profile alone: no ``context`` field, no relative date, and only such segments
+    referenced (``decide`` can reuse their results for an unchanged profile).
     """
 
     version: str
@@ -173,6 +176,7 @@ class Ruleset:
     exclusion_groups: Mapping[str, ExclusionGroup]
     candidates: Mapping[str, tuple[Campaign, ...]]
     segment_filters: Mapping[str, Predicate] = field(default_factory=lambda: MappingProxyType({}))
+    profile_segments: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

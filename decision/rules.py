@@ -617,4 +617,27 @@ def _build(
         exclusion_groups=MappingProxyType(groups),
         candidates=MappingProxyType(candidates),
         segment_filters=MappingProxyType({k: s.filter for k, s in segments.items()}),
+        profile_segments=_profile_only({k: s.filter for k, s in segments.items()}),
     )
+
+
+def _profile_only(filters: Mapping[str, Predicate]) -> frozenset[str]:
+    """The segments whose result depends on the profile alone: they read no ``context``
+    field and no relative date, and reference only such segments."""
+    referrers: dict[str, list[str]] = {}
+    for segment_id, predicate in filters.items():
+        for referenced in predicate.references:
+            referrers.setdefault(referenced, []).append(segment_id)
+    unfit = [
+        segment_id
+        for segment_id, predicate in filters.items()
+        if predicate.uses_now or predicate.fields is None or "context" in predicate.fields
+    ]
+    # Whatever refers to an unfit segment, directly or not, is unfit too.
+    excluded = set(unfit)
+    while unfit:
+        for referrer in referrers.get(unfit.pop(), ()):
+            if referrer not in excluded:
+                excluded.add(referrer)
+                unfit.append(referrer)
+    return frozenset(filters.keys() - excluded)

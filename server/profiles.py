@@ -66,3 +66,44 @@ class CachedProfileStore:
 def merge_profile(stored: Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """The stored profile with each top-level field of ``overrides`` replacing its own."""
     return {**(stored or {}), **overrides}
+
+
+DEFAULT_SEGMENT_MEMOS = 2048
+"""Visitors whose profile-only segment results ``SegmentMemos`` keeps. A memo is only
+good while the profile store returns the same profile object (at most its cache TTL,
+1 s by default), so this needs to cover the visitors of about a second."""
+
+
+class SegmentMemos:
+    """Per visitor, the results of the ruleset's profile-only segments for the stored
+    profile last seen, for ``decision.decide(profile_memo=...)``.
+
+    A memo belongs to one profile object and one ruleset: when the store returns
+    another object (a write invalidated it, or its cache entry expired) or another
+    ruleset is served, the visitor starts a fresh memo. Identity, not equality: equal
+    documents may still differ in types (``1`` and ``True``) that filters tell apart.
+    Threads may share a memo: its results are the same whoever computes them.
+    """
+
+    def __init__(self, maxsize: int = DEFAULT_SEGMENT_MEMOS) -> None:
+        self.maxsize = maxsize
+        self._entries: dict[str, tuple[object, object, dict[str, bool]]] = {}
+
+    def get(self, visitor_id: str, stored: object, ruleset: object) -> dict[str, bool] | None:
+        """The memo of ``visitor_id``'s ``stored`` profile under ``ruleset``; None when
+        memos are disabled (``maxsize`` 0)."""
+        entries = self._entries
+        entry = entries.get(visitor_id)
+        if entry is not None and entry[0] is stored and entry[1] is ruleset:
+            return entry[2]
+        if self.maxsize <= 0:
+            return None
+        if entry is None and len(entries) >= self.maxsize:
+            # The oldest entry; another thread may have removed it already.
+            entries.pop(next(iter(entries), ""), None)
+        memo: dict[str, bool] = {}
+        entries[visitor_id] = (stored, ruleset, memo)
+        return memo
+
+    def __len__(self) -> int:
+        return len(self._entries)

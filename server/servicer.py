@@ -27,7 +27,7 @@ from server.documents import validate_text
 from server.errors import RulesNotLoadedError, handles_errors
 from server.exposures import HOLDOUT_VARIANT, ExposureRecorder
 from server.metrics import Metrics
-from server.profiles import ProfileStore, merge_profile
+from server.profiles import ProfileStore, SegmentMemos, merge_profile
 from server.reloader import ReloadStatus
 from server.snapshot import Snapshot
 from server.store import RulesStore, VersionInfo
@@ -196,6 +196,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         self._clock = clock
         self._metrics = metrics
         self._exposures = exposures
+        self._memos = SegmentMemos()
 
     def _snapshot(self) -> Snapshot:
         snapshot = self._source.snapshot  # read once: the whole call uses this version
@@ -229,16 +230,19 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         limits.check_placements(placements, self._max_placements, problems)
         request_context, overrides = self._structs(request, problems)
         _raise_if(problems)
-        profile = merge_profile(self._profiles.get(request.visitor_id), overrides)
+        stored = self._profiles.get(request.visitor_id)
+        # Overrides change the profile: its segment results are not the stored one's.
+        memo = None if overrides else self._memos.get(request.visitor_id, stored, snapshot.ruleset)
         now = self._clock()
         decisions = decision.decide(
             snapshot.ruleset,
             request.visitor_id,
-            profile,
+            merge_profile(stored, overrides),
             placements,
             request_context,
             now,
             explain=request.explain,
+            profile_memo=memo,
         )
         if self._metrics is not None:
             self._metrics.observe_decisions(decisions)

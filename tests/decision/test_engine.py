@@ -522,6 +522,100 @@ class TestLazySegments:
         assert 2 == spies.calls["s5"]
 
 
+class TestProfileMemo:
+    DOCUMENT: ClassVar[dict[str, Any]] = {
+        "segments": [
+            {"id": "big", "filter": {"n": {"$gte": 3}}},
+            {"id": "mobile", "filter": {"context.device": "mobile"}},
+            {"id": "recent", "filter": {"seen": {"$gte": {"$daysAgo": 7}}}},
+            {
+                "id": "big_or_mobile",
+                "filter": {"$or": [{"$segment": "big"}, {"$segment": "mobile"}]},
+            },
+            {"id": "big_and_tagged", "filter": {"$segment": "big", "tags": "x"}},
+            {"id": "of_of_recent", "filter": {"$segment": "of_recent"}},
+            {"id": "of_recent", "filter": {"$nor": [{"$segment": "recent"}]}},
+            {"id": "items", "filter": {"items": {"$elemMatch": {"context": 1, "q": {"$gt": 0}}}}},
+            {"id": "everyone", "filter": {}},
+        ],
+        "placements": [{"id": "p1"}, {"id": "p2"}, {"id": "p3"}],
+        "campaigns": [
+            {
+                "id": f"c{i}",
+                "placements": [f"p{i % 3 + 1}"],
+                "priority": i,
+                "audience": {"segments": segments, "match": match},
+                "variants": [{"id": "a", "content": i}, {"id": "b", "content": -i}],
+            }
+            for i, (segments, match) in enumerate(
+                [
+                    (["big"], "any"),
+                    (["mobile", "items"], "any"),
+                    (["recent", "big_and_tagged"], "all"),
+                    (["big_or_mobile"], "any"),
+                    (["of_of_recent", "items"], "any"),
+                    (["everyone"], "any"),
+                    (["big", "everyone"], "any"),
+                ]
+            )
+        ],
+    }
+
+    def test_profile_segments(self) -> None:
+        """Profile-only: no context field, no relative date, and only such segments
+        referenced, directly or not; fields inside $elemMatch are the elements'."""
+        ruleset = compile_ruleset(self.DOCUMENT)
+
+        assert {"big", "big_and_tagged", "items", "everyone"} == ruleset.profile_segments
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.integers(0, 5),
+                st.sampled_from(["mobile", "desktop", None]),
+                st.integers(0, 20),
+            ),
+            min_size=1,
+            max_size=6,
+        ),
+        st.sampled_from([{}, {"tags": "x"}, {"items": [{"q": 1}]}, {"tags": ["x", "y"]}]),
+    )
+    def test_same_decisions_as_without(
+        self, calls: list[tuple[int, str | None, int]], extra: dict[str, Any]
+    ) -> None:
+        """Calls that share one memo for one profile decide exactly as fresh calls do,
+        whatever their contexts and times; the memo holds only profile-only results."""
+        ruleset = compile_ruleset(self.DOCUMENT)
+        memo: dict[str, bool] = {}
+        for visitor, device, days in calls:
+            profile = {"n": 4, "seen": (NOW - timedelta(days=9)).isoformat(), **extra}
+            context = {} if device is None else {"device": device}
+            now = NOW - timedelta(days=days)
+            args = (ruleset, f"v{visitor}", profile, ["p1", "p2", "p3"], context, now)
+
+            fresh = decide(*args, explain=True)
+            shared = decide(*args, explain=True, profile_memo=memo)
+
+            assert fresh == shared
+            assert set(memo) <= ruleset.profile_segments
+
+    def test_memo_results_are_not_evaluated_again(self) -> None:
+        """A second call with the same memo evaluates only segments outside it."""
+        ruleset = compile_ruleset(TestLazySegments.DOCUMENT)
+        spies = _CountingPredicates(dict(ruleset.segment_filters))
+        spied = dataclasses.replace(ruleset, segment_filters=MappingProxyType(spies))
+        memo: dict[str, bool] = {}
+
+        first = decide(spied, "v1", {"n": 2}, ["p1", "p2"], {}, NOW, profile_memo=memo)
+        evaluated = dict(spies.calls)
+        second = decide(spied, "v2", {"n": 2}, ["p1", "p2"], {}, NOW, profile_memo=memo)
+
+        assert first[0].matched_segments == second[0].matched_segments
+        assert evaluated == dict(spies.calls)
+        assert {"s1": True, "s3": False, "s5": False, "s6": False, "s7": True} == memo
+
+
 class TestVisitorSegments:
     def test_in_document_order(self) -> None:
         """Every segment the visitor is in, in document order."""

@@ -17,7 +17,7 @@ import grpc_testing
 import pytest
 
 from protos import decisioning_pb2 as pb
-from server.profiles import EmptyProfileStore
+from server.profiles import EmptyProfileStore, SegmentMemos
 from server.reloader import ReloadStatus
 from server.servicer import DecisionServicer, RulesAdminServicer, new_decision_id
 from server.snapshot import build_snapshot
@@ -93,6 +93,64 @@ def _decide(test_server, **fields) -> pb.DecideResponse:
     response, code = _call(test_server, DECISION_SERVICE, "Decide", request)
     assert grpc.StatusCode.OK == code
     return response
+
+
+class _SharedProfiles:
+    """Returns the same profile object until it is replaced, as a caching store does."""
+
+    def __init__(self) -> None:
+        self.profiles: dict[str, dict[str, Any]] = {"ada": {"tier": "gold"}}
+
+    def get(self, visitor_id: str) -> dict[str, Any] | None:
+        return self.profiles.get(visitor_id)
+
+
+class TestSegmentMemos:
+    def test_one_memo_per_profile_object_and_ruleset(self):
+        """The memo is kept while both the profile object and the ruleset are the same;
+        an equal but different object or another ruleset starts a fresh one."""
+        memos = SegmentMemos()
+        profile, ruleset = {"tier": "gold"}, object()
+        memo = memos.get("ada", profile, ruleset)
+        memo["gold"] = True
+
+        assert memo is memos.get("ada", profile, ruleset)
+        assert {} == memos.get("ada", {"tier": "gold"}, ruleset)
+        assert {} == memos.get("ada", profile, object())
+        assert {} == memos.get("bob", profile, ruleset)
+
+    def test_bounded_oldest_first(self):
+        """Past maxsize the oldest visitor's memo goes; maxsize 0 disables memos."""
+        memos = SegmentMemos(maxsize=2)
+        ruleset = object()
+        first = memos.get("a", None, ruleset)
+        memos.get("b", None, ruleset)
+        memos.get("c", None, ruleset)
+
+        assert 2 == len(memos)
+        assert first is not memos.get("a", None, ruleset)
+        assert None is SegmentMemos(maxsize=0).get("a", None, ruleset)
+
+    def test_decide_follows_profile_changes_and_overrides(self, snapshot):
+        """A memo never outlives its profile: overrides bypass it, a replaced profile
+        object is evaluated afresh."""
+        profiles = _SharedProfiles()
+        servicer = DecisionServicer(_Source(snapshot), profiles, clock=lambda: NOW)
+        test_server = grpc_testing.server_from_dictionary(
+            {DECISION_SERVICE: servicer}, grpc_testing.strict_real_time()
+        )
+
+        def reason(**fields: Any) -> int:
+            return _decide(test_server, visitor_id="ada", placements=["hero"], **fields)
+
+        reasons = [reason().decisions[0].reason]
+        reasons.append(reason(profile_overrides={"tier": "silver"}).decisions[0].reason)
+        reasons.append(reason().decisions[0].reason)
+        profiles.profiles["ada"] = {"tier": "silver"}
+        reasons.append(reason().decisions[0].reason)
+
+        expected = [pb.REASON_CAMPAIGN, pb.REASON_FALLBACK, pb.REASON_CAMPAIGN, pb.REASON_FALLBACK]
+        assert expected == reasons
 
 
 class TestDecide:
