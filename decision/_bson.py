@@ -367,7 +367,7 @@ def generate_matcher(tests: tuple[FastTest, ...], any_of: bool = False) -> Pred:
     once. The value at depth ``d`` lives in ``v{d}`` (its type in ``t{d}``), so a node
     keeps its value while its children read theirs.
     """
-    namespace: dict[str, Any] = {"MISSING": MISSING}
+    namespace: dict[str, Any] = {}
     # The signature also fits Predicate's call (see Predicate.__init__): the filters
     # that generated code covers never read ``ctx``, ``now`` or ``segments``. These are
     # not keyword-only: CPython 3.11 fills a missing keyword-only argument through a
@@ -413,7 +413,9 @@ def _emit_group(
 
     Members are grouped by their part at ``depth``, in order of first appearance; each
     group looks the part up once into ``v{depth}`` and ``t{depth}``, then runs the tests
-    ending there and, in one block, those going deeper, in the order they came.
+    ending there and, in one block, those going deeper, in the order they came. A
+    missing field reads as None: no test tells them apart, since neither is of a kind a
+    test accepts, nor an object or array.
     For all_of a failed test returns False and a passed one falls through to the next
     test; for any_of a passed test returns True and a failed one falls through.
     """
@@ -425,7 +427,7 @@ def _emit_group(
         part = f"part{group[0]}_{depth}"
         namespace[part] = tests[group[0]].parts[depth]
         lines += [
-            f"{indent}v{depth} = {source}.get({part}, MISSING)",
+            f"{indent}v{depth} = {source}.get({part})",
             f"{indent}t{depth} = type(v{depth})",
         ]
         deeper = [j for j in group if len(tests[j].parts) > depth + 1]
