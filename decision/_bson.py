@@ -352,6 +352,8 @@ _KIND_TESTS: Final = {
     "boolean": "{t} is bool",
 }
 _SYMBOLS: Final = frozenset({"==", ">", ">=", "<", "<=", "in"})
+_EXACT_FLOAT_LIMIT: Final = 2**53
+"""Every int up to this magnitude is exactly a float."""
 
 
 def generate_matcher(tests: tuple[FastTest, ...], any_of: bool = False) -> Pred:
@@ -382,6 +384,7 @@ def generate_matcher(tests: tuple[FastTest, ...], any_of: bool = False) -> Pred:
         if test.symbol not in _SYMBOLS or test.kind not in _KIND_TESTS:
             raise ValueError(f"cannot generate code for {test!r}")
         namespace[f"operand{j}"] = test.operand
+        namespace[f"float{j}"] = _float_operand(test.operand)
         namespace[f"walk{j}"] = test.walk
     _emit_group(tests, list(range(len(tests))), 0, "    ", lines, namespace, any_of)
     lines.append(f"    return {not any_of}")
@@ -466,20 +469,48 @@ def _emit_inner(
         lines += [f"{indent}else:", f"{inner}return False"]
 
 
+def _float_operand(operand: Any) -> Any:
+    """``operand`` as a float when that is exact, else itself.
+
+    Python compares a float with an int exactly, and so a float with the int's exact
+    float: same answers, but only the float-float comparison is specialized (CPython
+    3.11), ~10 ns faster per comparison.
+    """
+    if type(operand) is int and -_EXACT_FLOAT_LIMIT <= operand <= _EXACT_FLOAT_LIMIT:
+        return float(operand)
+    return operand
+
+
 def _emit_leaf(
     test: FastTest, j: int, depth: int, indent: str, lines: list[str], any_of: bool
 ) -> None:
-    """Emit ``test``, whose path ends at ``v{depth}``."""
+    """Emit ``test``, whose path ends at ``v{depth}``.
+
+    A number compared with ``<`` and the like is tested as a float, then as an int, so
+    that a float value meets ``float{j}`` (see ``_float_operand``) and an int value
+    the operand itself.
+    """
     inner = indent + "    "
     v, t = f"v{depth}", f"t{depth}"
     element_kind = _KIND_TESTS[test.kind].format(t="type(e)")
+    passed = f"{inner}    return {any_of}"
     if test.elements:
         lines.append(f"{indent}if {t} is list:")
+    elif test.kind == "number" and test.symbol != "in":
+        lines += [
+            f"{indent}if {t} is float:",
+            f"{inner}if {'' if any_of else 'not '}{v} {test.symbol} float{j}:",
+            passed,
+            f"{indent}elif {t} is int:",
+            f"{inner}if {'' if any_of else 'not '}{v} {test.symbol} operand{j}:",
+            passed,
+            f"{indent}elif {t} is list:",
+        ]
     else:
         lines += [
             f"{indent}if {_KIND_TESTS[test.kind].format(t=t)}:",
             f"{inner}if {'' if any_of else 'not '}{v} {test.symbol} operand{j}:",
-            f"{inner}    return {any_of}",
+            passed,
             f"{indent}elif {t} is list:",
         ]
     lines += [

@@ -476,3 +476,28 @@ class TestGeneratedCode:
 
         assert expected == actual
         assert generate == getattr(predicate._match, "takes_call_arguments", False)
+
+    @pytest.mark.parametrize(
+        ("spec", "docs", "expected"),
+        [
+            (
+                {"a": {"$lte": 3}},
+                [{"a": 3.0}, {"a": 3}, {"a": 3.5}, {"a": True}],
+                [True, True, False, False],
+            ),
+            ({"a": 2.5}, [{"a": 2.5}, {"a": 2}, {"a": [1, 2.5]}], [True, False, True]),
+            ({"a": {"$lt": 2**53 + 1}}, [{"a": 2.0**53}, {"a": 2**53 + 1}], [True, False]),
+            ({"a": {"$gte": 2**53}}, [{"a": 2.0**53}, {"a": 2**53 - 1}], [True, False]),
+            ({"a": {"$eq": 10**30}}, [{"a": 1e30}, {"a": 10**30}], [False, True]),
+        ],
+        ids=["int-operand", "float-operand", "above-2**53", "at-2**53", "huge-int"],
+    )
+    def test_numbers_compare_exactly(
+        self, spec: dict[str, Any], docs: list[Any], expected: list[bool], generate: bool
+    ) -> None:
+        """Ints and floats compare by exact value, whichever side is which type."""
+        predicate = compile_filter(spec)
+
+        actual = [predicate(doc) for doc in docs]
+
+        assert expected == actual
