@@ -6,7 +6,7 @@ visitor's profile are arguments.
 
 from decision.bucketing import bucket
 from decision.defaults import default_document, demo_document
-from decision.engine import decide, visitor_segments
+from decision.engine import ProfileMemo, decide, visitor_segments
 from decision.errors import (
     DecisionError,
     FilterError,
@@ -49,6 +49,7 @@ __all__ = [
     "Placement",
     "Predicate",
     "Problem",
+    "ProfileMemo",
     "Reason",
     "Ruleset",
     "RulesetError",

@@ -50,7 +50,7 @@ def decide(
     context: dict[str, JSON],
     now: datetime,
     explain: bool = False,
-    profile_memo: dict[str, bool] | None = None,
+    profile_memo: ProfileMemo | None = None,
 ) -> list[Decision]:
     """One ``Decision`` per requested placement, in request order.
 
@@ -59,10 +59,9 @@ def decide(
     With ``explain`` each decision carries a trace of every candidate campaign.
     Raises ``InvalidRequestError`` listing every unusable argument.
 
-    ``profile_memo`` carries the results of ``ruleset.profile_segments`` from one call
-    to the next: a dict the caller keeps for this ruleset and a profile that does not
-    change (same content, no overrides), empty at first. Results found there are not
-    evaluated again, and those evaluated are added to it.
+    ``profile_memo`` carries what depends on the profile alone from one call to the
+    next (see ``ProfileMemo``): results found there are not evaluated again, and those
+    evaluated are added to it.
     """
     problems = _request_problems(profile, context, now)
     problems += _visitor_problems(visitor_id, placements)
@@ -71,8 +70,11 @@ def decide(
     if now.utcoffset():
         now = now.astimezone(UTC)
     ctx = EvalContext({**profile, "context": context}, now, ruleset.segment_filters)
-    if profile_memo:
-        ctx.memo.update(profile_memo)
+    audiences = None
+    if profile_memo is not None:
+        ctx.memo.update(profile_memo.segments)
+        if not explain:  # a trace tells why each audience missed: evaluate it
+            audiences = profile_memo.audiences
     reused = len(ctx.memo)
     known = ruleset.placements
     decisions = []
@@ -89,15 +91,34 @@ def decide(
                 )
             )
         else:
-            decisions.append(_resolve(ruleset, placement, visitor_id, ctx, [] if explain else None))
+            trace: list[TraceEntry] | None = [] if explain else None
+            decisions.append(_resolve(ruleset, placement, visitor_id, ctx, trace, audiences))
     if profile_memo is not None and len(ctx.memo) > reused:
         profile_only = ruleset.profile_segments
-        profile_memo.update(
+        profile_memo.segments.update(
             (segment_id, result)
             for segment_id, result in ctx.memo.items()
             if segment_id in profile_only
         )
     return decisions
+
+
+class ProfileMemo:
+    """What deciding learnt about one profile under one ruleset, for the next call.
+
+    ``segments``: results of ``ruleset.profile_segments``; ``audiences``: audience
+    outcomes (None: in the audience) of the campaigns in ``ruleset.profile_audiences``.
+    Both depend on the profile alone, so a caller may keep one memo per ruleset and
+    profile that does not change (same content, no overrides) and pass it to every
+    ``decide`` for that profile. Threads may share one: whoever fills in an entry
+    fills in the same value.
+    """
+
+    __slots__ = ("audiences", "segments")
+
+    def __init__(self) -> None:
+        self.segments: dict[str, bool] = {}
+        self.audiences: dict[str, Outcome | None] = {}
 
 
 def visitor_segments(
@@ -119,12 +140,16 @@ def _resolve(
     visitor_id: str,
     ctx: EvalContext,
     trace: list[TraceEntry] | None,
+    audiences: dict[str, Outcome | None] | None = None,
 ) -> Decision:
-    """The decision for one placement; fills ``trace`` when it is a list."""
+    """The decision for one placement; fills ``trace`` when it is a list. ``audiences``
+    (``ProfileMemo.audiences``) supplies and keeps audience outcomes of the campaigns in
+    ``ruleset.profile_audiences``."""
     now = ctx.now
     assert now is not None
     version = ruleset.version
     candidates = ruleset.candidates[placement.id]
+    profile_audiences = ruleset.profile_audiences
     for position, campaign in enumerate(candidates):
         if not campaign.active:
             if trace is not None:
@@ -141,7 +166,14 @@ def _resolve(
             if trace is not None:
                 trace.append(TraceEntry(campaign.id, Outcome.ENDED, f"ended at {_instant(end)}"))
             continue
-        miss = _audience_miss(campaign.audience, ctx)
+        if audiences is None:
+            miss = _audience_miss(campaign.audience, ctx)
+        elif campaign.id in audiences:
+            miss = audiences[campaign.id]
+        else:
+            miss = _audience_miss(campaign.audience, ctx)
+            if campaign.id in profile_audiences:
+                audiences[campaign.id] = miss
         if miss is not None:
             if trace is not None:
                 detail = _audience_detail(campaign.audience, miss, ctx)

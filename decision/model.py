@@ -166,6 +166,8 @@ class Ruleset:
     ``profile_segments`` are the segments whose membership depends on the visitor's
     profile alone: no ``context`` field, no relative date, and only such segments
     referenced (``decide`` can reuse their results for an unchanged profile).
+    ``profile_audiences`` are the campaigns whose audience (include and exclude
+    segments, inline filter) depends on the profile alone in the same way.
     """
 
     version: str
@@ -177,6 +179,7 @@ class Ruleset:
     candidates: Mapping[str, tuple[Campaign, ...]]
     segment_filters: Mapping[str, Predicate] = field(default_factory=lambda: MappingProxyType({}))
     profile_segments: frozenset[str] = frozenset()
+    profile_audiences: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

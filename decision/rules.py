@@ -608,6 +608,7 @@ def _build(
         )
         for placement_id in placements
     }
+    profile_segments = _profile_only({k: s.filter for k, s in segments.items()})
     return Ruleset(
         version=version,
         document=MappingProxyType(document),
@@ -617,8 +618,17 @@ def _build(
         exclusion_groups=MappingProxyType(groups),
         candidates=MappingProxyType(candidates),
         segment_filters=MappingProxyType({k: s.filter for k, s in segments.items()}),
-        profile_segments=_profile_only({k: s.filter for k, s in segments.items()}),
+        profile_segments=profile_segments,
+        profile_audiences=frozenset(
+            c.id for c in campaigns.values() if _profile_only_audience(c.audience, profile_segments)
+        ),
     )
+
+
+def _reads_request(predicate: Predicate) -> bool:
+    """Whether the filter itself reads more than the profile: the request context, a
+    relative date, or fields it does not know."""
+    return predicate.uses_now or predicate.fields is None or "context" in predicate.fields
 
 
 def _profile_only(filters: Mapping[str, Predicate]) -> frozenset[str]:
@@ -628,11 +638,7 @@ def _profile_only(filters: Mapping[str, Predicate]) -> frozenset[str]:
     for segment_id, predicate in filters.items():
         for referenced in predicate.references:
             referrers.setdefault(referenced, []).append(segment_id)
-    unfit = [
-        segment_id
-        for segment_id, predicate in filters.items()
-        if predicate.uses_now or predicate.fields is None or "context" in predicate.fields
-    ]
+    unfit = [segment_id for segment_id, predicate in filters.items() if _reads_request(predicate)]
     # Whatever refers to an unfit segment, directly or not, is unfit too.
     excluded = set(unfit)
     while unfit:
@@ -641,3 +647,16 @@ def _profile_only(filters: Mapping[str, Predicate]) -> frozenset[str]:
                 excluded.add(referrer)
                 unfit.append(referrer)
     return frozenset(filters.keys() - excluded)
+
+
+def _profile_only_audience(audience: Audience, profile_segments: frozenset[str]) -> bool:
+    """Whether whom ``audience`` admits depends on the profile alone."""
+    inline = audience.filter
+    return (
+        profile_segments.issuperset(audience.segments)
+        and profile_segments.issuperset(audience.exclude)
+        and (
+            inline is None
+            or (not _reads_request(inline) and profile_segments.issuperset(inline.references))
+        )
+    )

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 from cachetools import TTLCache
 
+from decision import ProfileMemo
+
 
 class ProfileStore(Protocol):
     """A source of stored visitor profiles. ``get`` returns None for an unknown visitor.
@@ -68,15 +70,15 @@ def merge_profile(stored: Mapping[str, Any] | None, overrides: Mapping[str, Any]
     return {**(stored or {}), **overrides}
 
 
-DEFAULT_SEGMENT_MEMOS = 2048
-"""Visitors whose profile-only segment results ``SegmentMemos`` keeps. A memo is only
-good while the profile store returns the same profile object (at most its cache TTL,
-1 s by default), so this needs to cover the visitors of about a second."""
+DEFAULT_PROFILE_MEMOS = 2048
+"""Visitors whose ``decision.ProfileMemo`` ``ProfileMemos`` keeps. A memo is only good
+while the profile store returns the same profile object (at most its cache TTL, 1 s by
+default), so this needs to cover the visitors of about a second."""
 
 
-class SegmentMemos:
-    """Per visitor, the results of the ruleset's profile-only segments for the stored
-    profile last seen, for ``decision.decide(profile_memo=...)``.
+class ProfileMemos:
+    """Per visitor, the ``decision.ProfileMemo`` of the stored profile last seen, for
+    ``decision.decide(profile_memo=...)``.
 
     A memo belongs to one profile object and one ruleset: when the store returns
     another object (a write invalidated it, or its cache entry expired) or another
@@ -85,11 +87,11 @@ class SegmentMemos:
     Threads may share a memo: its results are the same whoever computes them.
     """
 
-    def __init__(self, maxsize: int = DEFAULT_SEGMENT_MEMOS) -> None:
+    def __init__(self, maxsize: int = DEFAULT_PROFILE_MEMOS) -> None:
         self.maxsize = maxsize
-        self._entries: dict[str, tuple[object, object, dict[str, bool]]] = {}
+        self._entries: dict[str, tuple[object, object, ProfileMemo]] = {}
 
-    def get(self, visitor_id: str, stored: object, ruleset: object) -> dict[str, bool] | None:
+    def get(self, visitor_id: str, stored: object, ruleset: object) -> ProfileMemo | None:
         """The memo of ``visitor_id``'s ``stored`` profile under ``ruleset``; None when
         memos are disabled (``maxsize`` 0)."""
         entries = self._entries
@@ -101,7 +103,7 @@ class SegmentMemos:
         if entry is None and len(entries) >= self.maxsize:
             # The oldest entry; another thread may have removed it already.
             entries.pop(next(iter(entries), ""), None)
-        memo: dict[str, bool] = {}
+        memo = ProfileMemo()
         entries[visitor_id] = (stored, ruleset, memo)
         return memo
 

@@ -27,7 +27,7 @@ from server.documents import validate_text
 from server.errors import RulesNotLoadedError, handles_errors
 from server.exposures import HOLDOUT_VARIANT, ExposureRecorder
 from server.metrics import Metrics
-from server.profiles import ProfileStore, SegmentMemos, merge_profile
+from server.profiles import ProfileMemos, ProfileStore, merge_profile
 from server.reloader import ReloadStatus
 from server.snapshot import Snapshot
 from server.store import RulesStore, VersionInfo
@@ -196,7 +196,7 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
         self._clock = clock
         self._metrics = metrics
         self._exposures = exposures
-        self._memos = SegmentMemos()
+        self._memos = ProfileMemos()
 
     def _snapshot(self) -> Snapshot:
         snapshot = self._source.snapshot  # read once: the whole call uses this version

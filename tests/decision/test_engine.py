@@ -22,6 +22,7 @@ from decision import (
     InvalidRequestError,
     Outcome,
     Predicate,
+    ProfileMemo,
     Reason,
     Ruleset,
     compile_ruleset,
@@ -568,6 +569,29 @@ class TestProfileMemo:
 
         assert {"big", "big_and_tagged", "items", "everyone"} == ruleset.profile_segments
 
+    def test_profile_audiences(self) -> None:
+        """Profile-only audiences: include and exclude segments profile-only, and an
+        inline filter that reads neither context nor a relative date."""
+        document = copy.deepcopy(self.DOCUMENT)
+        audiences = {
+            "a": {"segments": ["big"], "exclude": ["items"], "filter": {"tags": "x"}},
+            "b": {"segments": ["big"], "exclude": ["mobile"]},
+            "c": {"filter": {"context.page": "home"}},
+            "d": {"filter": {"seen": {"$lt": {"$daysAgo": 1}}}},
+            "e": {"filter": {"$segment": "of_recent"}},
+            "f": {"filter": {"$segment": "big_and_tagged"}},
+            "g": {},
+        }
+        variants = [{"id": "v", "content": 1}]
+        document["campaigns"] = [
+            {"id": key, "placements": ["p1"], "audience": audience, "variants": variants}
+            for key, audience in audiences.items()
+        ]
+
+        ruleset = compile_ruleset(document)
+
+        assert {"a", "f", "g"} == ruleset.profile_audiences
+
     @settings(max_examples=200, deadline=None)
     @given(
         st.lists(
@@ -587,7 +611,7 @@ class TestProfileMemo:
         """Calls that share one memo for one profile decide exactly as fresh calls do,
         whatever their contexts and times; the memo holds only profile-only results."""
         ruleset = compile_ruleset(self.DOCUMENT)
-        memo: dict[str, bool] = {}
+        memo = ProfileMemo()
         for visitor, device, days in calls:
             profile = {"n": 4, "seen": (NOW - timedelta(days=9)).isoformat(), **extra}
             context = {} if device is None else {"device": device}
@@ -595,17 +619,20 @@ class TestProfileMemo:
             args = (ruleset, f"v{visitor}", profile, ["p1", "p2", "p3"], context, now)
 
             fresh = decide(*args, explain=True)
-            shared = decide(*args, explain=True, profile_memo=memo)
+            shared = decide(*args, profile_memo=memo)
+            explained = decide(*args, explain=True, profile_memo=memo)
 
-            assert fresh == shared
-            assert set(memo) <= ruleset.profile_segments
+            assert [dataclasses.replace(d, trace=None) for d in fresh] == shared
+            assert fresh == explained
+            assert set(memo.segments) <= ruleset.profile_segments
+            assert set(memo.audiences) <= ruleset.profile_audiences
 
     def test_memo_results_are_not_evaluated_again(self) -> None:
         """A second call with the same memo evaluates only segments outside it."""
         ruleset = compile_ruleset(TestLazySegments.DOCUMENT)
         spies = _CountingPredicates(dict(ruleset.segment_filters))
         spied = dataclasses.replace(ruleset, segment_filters=MappingProxyType(spies))
-        memo: dict[str, bool] = {}
+        memo = ProfileMemo()
 
         first = decide(spied, "v1", {"n": 2}, ["p1", "p2"], {}, NOW, profile_memo=memo)
         evaluated = dict(spies.calls)
@@ -613,7 +640,9 @@ class TestProfileMemo:
 
         assert first[0].matched_segments == second[0].matched_segments
         assert evaluated == dict(spies.calls)
-        assert {"s1": True, "s3": False, "s5": False, "s6": False, "s7": True} == memo
+        assert {"s1": True, "s3": False, "s5": False, "s6": False, "s7": True} == memo.segments
+        not_matched = Outcome.AUDIENCE_NOT_MATCHED
+        assert {"a": not_matched, "b": None, "d": not_matched, "e": None} == memo.audiences
 
 
 class TestVisitorSegments:

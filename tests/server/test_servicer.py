@@ -17,7 +17,7 @@ import grpc_testing
 import pytest
 
 from protos import decisioning_pb2 as pb
-from server.profiles import EmptyProfileStore, SegmentMemos
+from server.profiles import EmptyProfileStore, ProfileMemos
 from server.reloader import ReloadStatus
 from server.servicer import DecisionServicer, RulesAdminServicer, new_decision_id
 from server.snapshot import build_snapshot
@@ -105,23 +105,22 @@ class _SharedProfiles:
         return self.profiles.get(visitor_id)
 
 
-class TestSegmentMemos:
+class TestProfileMemos:
     def test_one_memo_per_profile_object_and_ruleset(self):
         """The memo is kept while both the profile object and the ruleset are the same;
         an equal but different object or another ruleset starts a fresh one."""
-        memos = SegmentMemos()
+        memos = ProfileMemos()
         profile, ruleset = {"tier": "gold"}, object()
         memo = memos.get("ada", profile, ruleset)
-        memo["gold"] = True
 
         assert memo is memos.get("ada", profile, ruleset)
-        assert {} == memos.get("ada", {"tier": "gold"}, ruleset)
-        assert {} == memos.get("ada", profile, object())
-        assert {} == memos.get("bob", profile, ruleset)
+        assert memo is not memos.get("ada", {"tier": "gold"}, ruleset)
+        assert memos.get("ada", profile, ruleset) is not memos.get("ada", profile, object())
+        assert memos.get("bob", profile, ruleset) is not memos.get("ada", profile, ruleset)
 
     def test_bounded_oldest_first(self):
         """Past maxsize the oldest visitor's memo goes; maxsize 0 disables memos."""
-        memos = SegmentMemos(maxsize=2)
+        memos = ProfileMemos(maxsize=2)
         ruleset = object()
         first = memos.get("a", None, ruleset)
         memos.get("b", None, ruleset)
@@ -129,7 +128,7 @@ class TestSegmentMemos:
 
         assert 2 == len(memos)
         assert first is not memos.get("a", None, ruleset)
-        assert None is SegmentMemos(maxsize=0).get("a", None, ruleset)
+        assert None is ProfileMemos(maxsize=0).get("a", None, ruleset)
 
     def test_decide_follows_profile_changes_and_overrides(self, snapshot):
         """A memo never outlives its profile: overrides bypass it, a replaced profile
