@@ -119,7 +119,7 @@ class _RowEncoder:
         texts = self._segments
         last_moment: datetime | None = None
         stamp = ""
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for decision_id, visitor_id, campaign, variant, segments, placement, moment in batch:
             try:
                 text = texts.get(segments)
@@ -202,7 +202,9 @@ class ExposureRecorder:
             self._drop(len(exposures))
             return
         pending.extend(exposures)
-        if len(pending) >= self.batch_size:
+        # Once woken, the writer may wait for the GIL behind many calls: setting the
+        # event again on each of them (a lock and a notify) would only slow them down.
+        if len(pending) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
 
     def _drop(self, count: int) -> None:
