@@ -390,6 +390,10 @@ def generate_matcher(tests: tuple[FastTest, ...], any_of: bool = False) -> Pred:
     lines.append(f"    return {not any_of}")
     exec(_compiled("\n".join(lines)), namespace)  # noqa: S102
     match = namespace["match"]
+    # A copy of the shared code object (~1 KB): CPython specializes each global lookup
+    # for one namespace, so filters of one shape taking turns, as segments do in
+    # decide(), would keep undoing each other's specializations (decide() ~10% slower).
+    match.__code__ = match.__code__.replace()
     match.takes_call_arguments = True
     result: Pred = match
     return result
