@@ -2,18 +2,23 @@
 exposures adds to Decide.
 
 Store: ``bench/profile_store.py``'s fast builder (1,000,000 profiles from 100 realistic
-event-stream shapes, written with executemany), then ``server.audiences.estimate`` with
-the demo rules' eleven segments: once with an empty size cache (every segment evaluated
-on every profile) and three times with the sizes cached (segments evaluated only on
-matching profiles; median reported); then ``segment_sizes`` and a full ``export``, each
-timed once after one warm-up read of the file (the OS page cache holds it, as on a busy
-server).
+event-stream shapes, written with executemany; ``--store PATH`` keeps the file and
+reuses it on the next run), read once so that the OS page cache holds it (as on a busy
+server). Then ``server.estimates.estimate`` with the demo rules' eleven segments, in
+the calling thread (``--processes 1``) and over a ``ScanPool`` of worker processes
+(default: one per core): cold (size cache emptied before each run: every segment
+evaluated on every profile) and warm (sizes cached: segments evaluated only on matching
+profiles); the pool's first call, which starts the workers, is timed apart. Medians of
+``--runs`` runs, each printed with the 1-minute load average when it started, and the
+CPU seconds the scan took in all processes (the figure least disturbed by other jobs
+on a shared machine). Then ``segment_sizes`` and a full ``export``, each timed once.
 
 Decide: ``DecisionServicer.Decide`` called in-process (no network) for the demo's
 ``home_hero`` and ``popup`` placements, with and without an ``ExposureRecorder``
 behind it; reported as microseconds per call, median of 5 runs of 20,000 calls.
 
-    .venv/bin/python bench/estimate.py [--visitors 1000000] [--dir DIR]
+    .venv/bin/python bench/estimate.py [--visitors 1000000] [--dir DIR | --store PATH]
+        [--processes 1,2] [--runs 5] [--skip-decide]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,52 +43,98 @@ from profile_store import NOW, build_store
 
 import decision
 from protos import decisioning_pb2 as pb
-from server import audiences
+from server import audiences, estimates
 from server.documents import dump_document
 from server.exposures import ExposureRecorder
 from server.profile_store import SQLiteProfileStore
 from server.profiles import EmptyProfileStore
+from server.scan_pool import ScanPool
 from server.servicer import DecisionServicer
 from server.snapshot import build_snapshot
 
 FILTER = {"customer_segment.outbounds_value_total": {"$gte": 500}, "visits": {"$gte": 2}}
 
 
-def bench_scan(directory: Path, visitors: int) -> None:
-    path = directory / "profiles.db"
-    built = build_store(path, visitors)
-    for file in directory.glob("profiles.db*"):
+def _cpu_seconds(pool: ScanPool | None) -> float:
+    """CPU seconds used so far by this process and the pool's worker processes."""
+    total = time.process_time()
+    executor = getattr(pool, "_executor", None)
+    for pid in getattr(executor, "_processes", None) or {}:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _timed(
+    run: Callable[[], Any], pool: ScanPool | None, runs: int, before: Callable[[], None]
+) -> tuple[float, float, list[str]]:
+    """Median wall and CPU seconds of ``runs`` calls, and each run's line."""
+    walls, cpus, lines = [], [], []
+    for _ in range(runs):
+        before()
+        load = os.getloadavg()[0]
+        cpu, started = _cpu_seconds(pool), time.perf_counter()
+        run()
+        walls.append(time.perf_counter() - started)
+        cpus.append(_cpu_seconds(pool) - cpu)
+        lines.append(f"{walls[-1]:.2f} s (cpu {cpus[-1]:.2f} s, load {load:.2f})")
+    return statistics.median(walls), statistics.median(cpus), lines
+
+
+def bench_scan(path: Path, visitors: int, processes: list[int], runs: int) -> None:
+    if not path.exists():
+        built = build_store(path, visitors)
+        print(f"store: {visitors:,} profiles built in {built:.1f} s")
+    for file in path.parent.glob(path.name + "*"):
         with file.open("rb") as f:
             while f.read(1 << 24):
                 pass
     ruleset = decision.compile_ruleset(decision.demo_document())
     predicate = decision.compile_filter(FILTER)
-    print(f"store: {visitors:,} profiles built in {built:.1f} s")
     with closing(audiences.connect(path)) as conn:
-        audiences._SIZES.clear()
-        started = time.perf_counter()
-        audiences.estimate(conn, predicate, ruleset, NOW)
-        cold_s = time.perf_counter() - started
-        warm = []
-        for _ in range(3):
-            started = time.perf_counter()
-            result = audiences.estimate(conn, predicate, ruleset, NOW)
-            warm.append(time.perf_counter() - started)
-        estimate_s = statistics.median(warm)
+        (stored,) = conn.execute("SELECT count(*) FROM profiles").fetchone()
+    print(f"EstimateSegment on {stored:,} profiles, {FILTER}, 11 segments; median of {runs}")
+    result = None
+    for count in processes:
+        pool = ScanPool(count, min_profiles=0) if count > 1 else None
+        sizes = estimates.SizeCache()
+
+        def run() -> None:
+            nonlocal result
+            result = estimates.estimate(path, predicate, ruleset, NOW, pool=pool, sizes=sizes)
+
+        try:
+            label = f"{count} process{'es' if count > 1 else ''}"
+            if pool is not None:
+                load, started = os.getloadavg()[0], time.perf_counter()
+                run()
+                print(
+                    f"  {label}: first call (starts the workers, cold sizes)"
+                    f" {time.perf_counter() - started:.2f} s (load {load:.2f})"
+                )
+            for name, before in (("cold", sizes.clear), ("warm", lambda: None)):
+                if name == "warm":
+                    run()  # fill the size cache
+                wall, cpu, lines = _timed(run, pool, runs, before)
+                print(
+                    f"  {label}: {name} {wall:6.2f} s, cpu {cpu:.2f} s"
+                    f" ({cpu / stored * 1e6:.1f} us CPU/profile)  runs: {'; '.join(lines)}"
+                )
+        finally:
+            if pool is not None:
+                pool.close()
+    assert result is not None
+    print(f"  ({result.matching:,} match, {result.profiles:,} profiles)")
+    with closing(audiences.connect(path)) as conn:
         started = time.perf_counter()
         total, _sizes = audiences.segment_sizes(conn, ruleset, NOW)
         sizes_s = time.perf_counter() - started
         started = time.perf_counter()
         exported = sum(len(p) for p in audiences.export(conn, "new_visitors", ruleset, NOW, 1000))
         export_s = time.perf_counter() - started
-    print(
-        f"  EstimateSegment  {estimate_s:6.2f} s  ({estimate_s / visitors * 1e6:.1f} us/profile;"
-        f" {result.matching:,} match; segment sizes cached; median of 3)"
-    )
-    print(
-        f"  (cold size cache {cold_s:6.2f} s: filter + 11 segments on every profile;"
-        f" load {os.getloadavg()[0]:.2f})"
-    )
     print(f"  segment sizes    {sizes_s:6.2f} s  (11 segments, {total:,} profiles)")
     print(f"  ExportSegment    {export_s:6.2f} s  ({exported:,} ids of new_visitors)")
 
@@ -133,10 +185,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--visitors", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=None, help="where the files go")
+    parser.add_argument(
+        "--store", type=Path, default=None, help="a store file to reuse (built if absent, kept)"
+    )
+    parser.add_argument(
+        "--processes",
+        default=f"1,{os.cpu_count() or 1}",
+        help="comma-separated worker counts to time (1: in the calling thread)",
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--skip-decide", action="store_true")
     args = parser.parse_args()
+    processes = sorted({int(p) for p in args.processes.split(",")})
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        bench_decide(Path(tmp))
-        bench_scan(Path(tmp), args.visitors)
+        if not args.skip_decide:
+            bench_decide(Path(tmp))
+        bench_scan(args.store or Path(tmp) / "profiles.db", args.visitors, processes, args.runs)
     return 0
 
 

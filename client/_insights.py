@@ -145,6 +145,7 @@ def segment_estimate(message: pb.EstimateSegmentResponse) -> SegmentEstimate:
             for o in message.overlaps
         ),
         ruleset_version=message.ruleset_version,
+        segment_sizes_at=_when(message, "segment_sizes_at"),
     )
 
 

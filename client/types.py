@@ -206,10 +206,13 @@ class SegmentOverlap:
 @dataclass(frozen=True, slots=True)
 class SegmentEstimate:
     """What a filter matches among the stored profiles now: how many of how many, a
-    random sample of ids, and the existing segments it overlaps most."""
+    random sample of ids, and the existing segments it overlaps most. The overlaps'
+    segment sizes were counted at ``segment_sizes_at`` (now, or a full pass at most 5
+    minutes before); None from a server that does not say."""
 
     matching: int
     profiles: int
     sample_ids: tuple[str, ...]
     overlaps: tuple[SegmentOverlap, ...]
     ruleset_version: int
+    segment_sizes_at: datetime | None = None

@@ -694,18 +694,20 @@ class SegmentOverlap(_message.Message):
     def __init__(self, segment_id: _Optional[str] = ..., segment_size: _Optional[int] = ..., both: _Optional[int] = ..., jaccard: _Optional[float] = ...) -> None: ...
 
 class EstimateSegmentResponse(_message.Message):
-    __slots__ = ("matching", "profiles", "sample_ids", "overlaps", "ruleset_version")
+    __slots__ = ("matching", "profiles", "sample_ids", "overlaps", "ruleset_version", "segment_sizes_at")
     MATCHING_FIELD_NUMBER: _ClassVar[int]
     PROFILES_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
     OVERLAPS_FIELD_NUMBER: _ClassVar[int]
     RULESET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_SIZES_AT_FIELD_NUMBER: _ClassVar[int]
     matching: int
     profiles: int
     sample_ids: _containers.RepeatedScalarFieldContainer[str]
     overlaps: _containers.RepeatedCompositeFieldContainer[SegmentOverlap]
     ruleset_version: int
-    def __init__(self, matching: _Optional[int] = ..., profiles: _Optional[int] = ..., sample_ids: _Optional[_Iterable[str]] = ..., overlaps: _Optional[_Iterable[_Union[SegmentOverlap, _Mapping]]] = ..., ruleset_version: _Optional[int] = ...) -> None: ...
+    segment_sizes_at: _timestamp_pb2.Timestamp
+    def __init__(self, matching: _Optional[int] = ..., profiles: _Optional[int] = ..., sample_ids: _Optional[_Iterable[str]] = ..., overlaps: _Optional[_Iterable[_Union[SegmentOverlap, _Mapping]]] = ..., ruleset_version: _Optional[int] = ..., segment_sizes_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExportSegmentRequest(_message.Message):
     __slots__ = ("segment", "page_size")

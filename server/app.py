@@ -5,8 +5,9 @@ free one), which is what tests and embedders need. ``serve(config)`` is the proc
 main: it starts a server, waits for SIGTERM or SIGINT, then shuts down gracefully.
 
 Shutdown order: health turns NOT_SERVING (load balancers stop sending), the server
-stops accepting calls and gives in-flight ones ``grace`` seconds, the reloader stops,
-the metrics endpoint closes.
+stops accepting calls and gives in-flight ones ``grace`` seconds, the reloader stops;
+then the estimate workers are killed (a scan still running ends), the metrics endpoint
+closes.
 
 ``serve`` with ``config.processes`` > 1 runs that many server processes on one port
 (SO_REUSEPORT), supervised by the calling process: see ``serve_processes``.
@@ -66,6 +67,7 @@ from server.profile_servicer import ProfileAdmin, ProfileServicer
 from server.profile_store import SQLiteProfileStore
 from server.profiles import CachedProfileStore, ProfileStore
 from server.reloader import Reloader
+from server.scan_pool import ScanPool
 from server.servicer import DecisionServicer, RulesAdminServicer, utcnow
 from server.snapshot import Snapshot
 from server.store import SEED_AUTHOR, RulesStore
@@ -122,10 +124,12 @@ class DecideServer(grpc.Server):
         metrics_port: int | None,
         exposures: ExposureRecorder | None = None,
         sizes: SizeSnapshots | None = None,
+        scan_pool: ScanPool | None = None,
     ) -> None:
         self.server = server
         self.exposures = exposures
         self.sizes = sizes
+        self.scan_pool = scan_pool
         self.config = config
         self.port = port
         self.store = store
@@ -172,6 +176,10 @@ class DecideServer(grpc.Server):
 
         def finish() -> None:
             terminated.wait()
+            if self.scan_pool is not None:
+                # After the grace period: an estimate still scanning stops now (its
+                # call was cancelled) instead of holding the process for seconds.
+                self.scan_pool.close()
             if self.exposures is not None:
                 # No call is running any more: write every exposure still buffered
                 # before the store closes (a clean stop loses none).
@@ -214,6 +222,7 @@ def create_server(
     server: grpc.Server | None = None
     exposures: ExposureRecorder | None = None
     sizes: SizeSnapshots | None = None
+    scan_pool: ScanPool | None = None
     try:
         if profiles is None:
             profiles = SQLiteProfileStore(
@@ -300,6 +309,10 @@ def create_server(
                 health_servicer.set(name, SERVING)
             service_names = SERVICE_NAMES[:2] + PROFILE_SERVICE_NAMES + SERVICE_NAMES[2:]
         if isinstance(profiles, SQLiteProfileStore):
+            # Worker processes start with the first large estimate, not here.
+            scan_pool = ScanPool(
+                config.scan_processes or None, min_profiles=config.scan_min_profiles
+            )
             pb_grpc.add_InsightsServiceServicer_to_server(  # type: ignore[no-untyped-call]
                 InsightsServicer(
                     reloader,
@@ -307,6 +320,7 @@ def create_server(
                     clock=clock,
                     window_days=config.attribution_window_days,
                     exposures=exposures,
+                    scan_pool=scan_pool,
                 ),
                 server,
             )
@@ -333,6 +347,8 @@ def create_server(
             reloader.stop()
         if sizes is not None:
             sizes.stop()
+        if scan_pool is not None:
+            scan_pool.close()
         metrics.shutdown()
         if exposures is not None:
             exposures.close()
@@ -375,6 +391,7 @@ def create_server(
         metrics_port=metrics_port,
         exposures=exposures,
         sizes=sizes,
+        scan_pool=scan_pool,
     )
     return wrapper, port
 

@@ -1,4 +1,5 @@
-"""Segment filters evaluated over every stored profile: estimates, exports, memberships.
+"""Segment filters evaluated over every stored profile: filter analysis, exports, sizes,
+memberships (EstimateSegment's scan, split over worker processes: ``server.estimates``).
 
 One pass over ``profiles`` per question: each document is parsed with orjson and the
 compiled predicates (``decision.filters``) are called on it, with the request context
@@ -30,11 +31,8 @@ events since then is rebuilt from the event log up to that moment
 
 from __future__ import annotations
 
-import json
-import random
 import re
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,13 +53,10 @@ _FALSE_ON_MISSING = frozenset(
 """Operators that never match a missing field, whatever their operand."""
 
 _CHUNK = 500
-_FETCH = 2048
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
+PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
+"""Field names that any JSON writer leaves unescaped (``server.estimates.markers``)."""
 
 MMAP_SIZE = 2**31
-SIZES_MAX_AGE = timedelta(minutes=5)
-"""How long ``estimate`` reuses the segment sizes of an earlier full pass of an
-unchanged store (see ``_SizeCache``)."""
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -200,177 +195,6 @@ def _documents(conn: sqlite3.Connection) -> Iterator[tuple[str, dict[str, Any]]]
         doc = loads(text)
         doc["context"] = {}  # Decide without a request context
         yield visitor_id, doc
-
-
-def _markers(required: Sequence[str]) -> tuple[bytes, ...]:
-    """The encoded keys ``b'"name"'`` whose absence from a document's raw JSON proves the
-    field absent. Only plain ASCII names: every JSON writer leaves them unescaped.
-    ``context`` is added after parsing, so it is never one."""
-    return tuple(f'"{k}"'.encode() for k in required if k != "context" and _PLAIN_KEY.fullmatch(k))
-
-
-def _rows(conn: sqlite3.Connection) -> Iterator[list[tuple[str, bytes]]]:
-    """Every profile as ``(visitor_id, raw JSON bytes)``, in chunks (bytes: no UTF-8
-    decoding of documents that the markers reject)."""
-    cursor = conn.execute("SELECT visitor_id, CAST(document AS BLOB) FROM profiles")
-    while rows := cursor.fetchmany(_FETCH):
-        yield rows
-
-
-def _parse(raw: bytes) -> dict[str, Any]:
-    # A leading space marks a document the store wrote with ``json`` (integers beyond
-    # 64 bits, which orjson would read as floats): ``server.profile_store._dumps``.
-    doc: dict[str, Any] = json.loads(raw) if raw[:1] == b" " else orjson.loads(raw)
-    doc["context"] = {}  # Decide without a request context
-    return doc
-
-
-def _fingerprint(conn: sqlite3.Connection) -> tuple[Any, ...]:
-    """What changes when profiles change: the newest event (every track, identify and
-    set_attributes adds one), and the profiles' count and largest rowid (deletes)."""
-    (seq,) = conn.execute("SELECT max(seq) FROM events").fetchone()
-    return (seq, *conn.execute("SELECT count(*), max(rowid) FROM profiles").fetchone())
-
-
-class _SizeCache:
-    """Exact segment sizes from ``estimate``'s last full pass, for one ruleset.
-
-    Reused while the store's fingerprint is unchanged and ``now`` has moved forward by at
-    most ``SIZES_MAX_AGE``: time-independent sizes are then exact, and time-dependent
-    ones (``$daysAgo``/``$hoursAgo``) are counted as of the pass. Any change to the
-    profiles misses the cache, so under continuous ingestion every estimate pays the
-    full pass."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entry: tuple[Ruleset, tuple[Any, ...], datetime, dict[str, int]] | None = None
-
-    def get(
-        self, ruleset: Ruleset, fingerprint: tuple[Any, ...], now: datetime
-    ) -> dict[str, int] | None:
-        with self._lock:
-            entry = self._entry
-        if entry is None or entry[0] is not ruleset or entry[1] != fingerprint:
-            return None
-        if not timedelta(0) <= now - entry[2] <= SIZES_MAX_AGE:
-            return None
-        return entry[3]
-
-    def put(
-        self, ruleset: Ruleset, fingerprint: tuple[Any, ...], now: datetime, sizes: dict[str, int]
-    ) -> None:
-        with self._lock:
-            self._entry = (ruleset, fingerprint, now, sizes)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entry = None
-
-
-_SIZES = _SizeCache()
-
-
-# -- estimate and export -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Overlap:
-    """How an estimated filter overlaps an existing segment."""
-
-    segment_id: str
-    segment_size: int
-    both: int
-    jaccard: float
-
-
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    """What a filter matches among the stored profiles."""
-
-    matching: int
-    profiles: int
-    sample_ids: tuple[str, ...]
-    overlaps: tuple[Overlap, ...]
-
-
-def estimate(
-    conn: sqlite3.Connection,
-    predicate: Predicate,
-    ruleset: Ruleset,
-    now: datetime,
-    *,
-    sample_size: int = 10,
-    top: int = 5,
-) -> Estimate:
-    """Count the profiles ``predicate`` matches, sample them, and rank the ruleset's
-    segments by Jaccard index with the match.
-
-    One pass: a profile whose raw JSON lacks a field the filter requires is rejected
-    without parsing; the segments are evaluated only on matching profiles (``both``).
-    Segment sizes come from ``_SIZES`` (see ``SIZES_MAX_AGE``), or, when it holds none
-    for this ruleset and store, from this same pass, which then evaluates every segment
-    on every profile and fills it."""
-    filters = ruleset.segment_filters
-    specs = _specs(ruleset)
-    compiled = compile_for_scan(predicate, specs, filters)
-    test = compiled.at(filters, now)
-    markers = _markers(compiled.required)
-    ids = list(filters)
-    indexed = list(
-        enumerate(compile_for_scan(filters[s], specs, filters).at(filters, now) for s in ids)
-    )
-    both = [0] * len(ids)
-    matched: list[str] = []
-    total = 0
-    parse = _parse
-    conn.execute("BEGIN")
-    try:
-        fingerprint = _fingerprint(conn)
-        sizes = _SIZES.get(ruleset, fingerprint, now)
-        if sizes is None:
-            counted = [0] * len(ids)
-            for rows in _rows(conn):
-                total += len(rows)
-                for visitor_id, raw in rows:
-                    doc = parse(raw)
-                    if test(doc):
-                        matched.append(visitor_id)
-                        for i, segment_test in indexed:
-                            if segment_test(doc):
-                                counted[i] += 1
-                                both[i] += 1
-                    else:
-                        for i, segment_test in indexed:
-                            if segment_test(doc):
-                                counted[i] += 1
-            sizes = dict(zip(ids, counted, strict=True))
-            _SIZES.put(ruleset, fingerprint, now, sizes)
-        else:
-            for rows in _rows(conn):
-                total += len(rows)
-                for visitor_id, raw in rows:
-                    for marker in markers:
-                        if marker not in raw:
-                            break
-                    else:
-                        doc = parse(raw)
-                        if test(doc):
-                            matched.append(visitor_id)
-                            for i, segment_test in indexed:
-                                if segment_test(doc):
-                                    both[i] += 1
-    finally:
-        conn.execute("COMMIT")
-    count = len(matched)
-    overlaps = [
-        Overlap(s, size, both[i], both[i] / (count + size - both[i]))
-        for i, s in enumerate(ids)
-        if both[i]
-        for size in (max(sizes[s], both[i]),)  # a cached size never below this moment's
-    ]
-    overlaps.sort(key=lambda o: (-o.jaccard, -o.both, o.segment_id))
-    sample = random.Random(count).sample(matched, min(sample_size, count))
-    return Estimate(count, total, tuple(sample), tuple(overlaps[:top]))
 
 
 def export(

@@ -308,7 +308,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         print(f"sample: {', '.join(estimate.sample_ids)}")
     if estimate.overlaps:
         print()
-        print("overlaps most with:")
+        when = estimate.segment_sizes_at
+        as_of = f" (segment sizes as of {when:%Y-%m-%d %H:%M:%S} UTC)" if when else ""
+        print(f"overlaps most with{as_of}:")
         _print_table(
             ["SEGMENT", "SIZE", "BOTH", "JACCARD"],
             [

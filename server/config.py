@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from server import limits
+from server.scan_pool import DEFAULT_MIN_PROFILES
 
 ENV_PREFIX = "DECIDE_"
 
@@ -40,6 +41,10 @@ DEFAULT_PROFILE_CACHE_TTL = 1.0
 # attributed to it (README, "Attribution").
 DEFAULT_ATTRIBUTION_WINDOW_DAYS = 7.0
 MAX_ATTRIBUTION_WINDOW_DAYS = 365.0
+# EstimateSegment splits its scan over this many worker processes (0: one per core),
+# for stores of at least DEFAULT_SCAN_MIN_PROFILES profiles (server.scan_pool).
+DEFAULT_SCAN_PROCESSES = 0
+DEFAULT_SCAN_MIN_PROFILES = DEFAULT_MIN_PROFILES
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _TRUE = {"1", "true", "yes", "on"}
@@ -66,7 +71,9 @@ class ServerConfig:
     ``metrics_port + i``. ``profile_db_path``: where visitor events and profiles live;
     ``None`` keeps them in ``db_path``, in tables of their own.
     ``attribution_window_days``: how long after an exposure a click, conversion or
-    purchase is attributed to it.
+    purchase is attributed to it. ``scan_processes``: worker processes an estimate's
+    scan is split over (0: one per core; 1: none, scans run in the request thread), for
+    stores of at least ``scan_min_profiles`` profiles.
     """
 
     db_path: str = DEFAULT_DB_PATH
@@ -89,6 +96,8 @@ class ServerConfig:
     processes: int = DEFAULT_PROCESSES
     profile_db_path: str | None = None
     attribution_window_days: float = DEFAULT_ATTRIBUTION_WINDOW_DAYS
+    scan_processes: int = DEFAULT_SCAN_PROCESSES
+    scan_min_profiles: int = DEFAULT_SCAN_MIN_PROFILES
 
     def __post_init__(self) -> None:
         if not self.db_path:
@@ -129,6 +138,12 @@ class ServerConfig:
             )
         if not 1 <= self.processes <= MAX_PROCESSES:
             raise ConfigError("processes", f"must be 1-{MAX_PROCESSES}, got {self.processes}")
+        if not 0 <= self.scan_processes <= MAX_PROCESSES:
+            raise ConfigError(
+                "scan_processes", f"must be 0-{MAX_PROCESSES}, got {self.scan_processes}"
+            )
+        if self.scan_min_profiles < 0:
+            raise ConfigError("scan_min_profiles", f"must be >= 0, got {self.scan_min_profiles}")
 
     @property
     def loopback_only(self) -> bool:
@@ -252,4 +267,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "profile_db_path": _parse_optional_str,
     "processes": _parse_int,
     "attribution_window_days": _parse_float,
+    "scan_processes": _parse_int,
+    "scan_min_profiles": _parse_int,
 }

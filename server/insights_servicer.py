@@ -38,9 +38,10 @@ from insights import (
 )
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
-from server import attribution, audiences
+from server import attribution, audiences, estimates
 from server.errors import RulesNotLoadedError, SubjectNotFoundError, handles_errors, map_errors
 from server.exposures import HOLDOUT_VARIANT, ExposureRecorder
+from server.scan_pool import ScanPool
 from server.snapshot import Snapshot
 
 logger = logging.getLogger("decide.server")
@@ -315,7 +316,11 @@ class SizeSnapshots:
 
 
 class InsightsServicer(pb_grpc.InsightsServiceServicer):
-    """Reports over the profile store's file; pending exposures are written first."""
+    """Reports over the profile store's file; pending exposures are written first.
+
+    ``scan_pool``: worker processes for estimates over large stores (owned by the
+    caller, which closes it when the server stops); without one, every scan runs in
+    the calling thread."""
 
     def __init__(
         self,
@@ -325,6 +330,7 @@ class InsightsServicer(pb_grpc.InsightsServiceServicer):
         clock: Clock,
         window_days: float,
         exposures: ExposureRecorder | None = None,
+        scan_pool: ScanPool | None = None,
     ) -> None:
         self._source = source
         self._path = Path(path)
@@ -332,6 +338,8 @@ class InsightsServicer(pb_grpc.InsightsServiceServicer):
         self._window = timedelta(days=window_days)
         self._window_days = window_days
         self._exposures = exposures
+        self._scan_pool = scan_pool
+        self._sizes = estimates.SizeCache()
 
     def _snapshot(self) -> Snapshot:
         snapshot: Snapshot | None = self._source.snapshot
@@ -484,10 +492,15 @@ class InsightsServicer(pb_grpc.InsightsServiceServicer):
             raise InvalidRequestError(
                 [Problem("filter_json", f"unknown segment {s!r} in $segment") for s in unknown]
             )
-        with closing(audiences.connect(self._path)) as conn:
-            result = audiences.estimate(
-                conn, predicate, snapshot.ruleset, self._clock(), sample_size=sample_size
-            )
+        result = estimates.estimate(
+            self._path,
+            predicate,
+            snapshot.ruleset,
+            self._clock(),
+            sample_size=sample_size,
+            pool=self._scan_pool,
+            sizes=self._sizes,
+        )
         return pb.EstimateSegmentResponse(
             matching=result.matching,
             profiles=result.profiles,
@@ -502,6 +515,7 @@ class InsightsServicer(pb_grpc.InsightsServiceServicer):
                 for o in result.overlaps
             ],
             ruleset_version=snapshot.version,
+            segment_sizes_at=_stamp(result.sizes_at),
         )
 
     @handles_errors

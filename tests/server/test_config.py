@@ -59,6 +59,18 @@ class TestEnvironment:
 
         assert (7000, "0.0.0.0") == (config.port, config.host)
 
+    def test_scan_pool_settings(self):
+        """DECIDE_SCAN_PROCESSES and DECIDE_SCAN_MIN_PROFILES size the estimate workers;
+        by default one per core (0) for stores of 50,000 profiles or more."""
+        config = ServerConfig.from_env(
+            {"DECIDE_SCAN_PROCESSES": "3", "DECIDE_SCAN_MIN_PROFILES": "1000"}
+        )
+
+        assert ((3, 1000), (0, 50_000)) == (
+            (config.scan_processes, config.scan_min_profiles),
+            (ServerConfig().scan_processes, ServerConfig().scan_min_profiles),
+        )
+
     def test_metrics_port_off(self):
         """DECIDE_METRICS_PORT=off disables the metrics endpoint."""
         assert None is ServerConfig.from_env({"DECIDE_METRICS_PORT": "off"}).metrics_port
@@ -72,8 +84,19 @@ class TestEnvironment:
             ({"DECIDE_POLL_INTERVAL": "0"}, "DECIDE_POLL_INTERVAL"),
             ({"DECIDE_LOG_LEVEL": "LOUD"}, "DECIDE_LOG_LEVEL"),
             ({"DECIDE_TLS_CERT": "cert.pem"}, "DECIDE_TLS_CERT"),
+            ({"DECIDE_SCAN_PROCESSES": "-1"}, "DECIDE_SCAN_PROCESSES"),
+            ({"DECIDE_SCAN_MIN_PROFILES": "many"}, "DECIDE_SCAN_MIN_PROFILES"),
         ],
-        ids=["not-int", "port-range", "not-bool", "zero-interval", "level", "cert-without-key"],
+        ids=[
+            "not-int",
+            "port-range",
+            "not-bool",
+            "zero-interval",
+            "level",
+            "cert-without-key",
+            "scan-processes",
+            "scan-min-profiles",
+        ],
     )
     def test_bad_variable_names_the_variable(self, environ, key):
         """A bad value raises ConfigError whose key is the variable it came from."""
