@@ -182,9 +182,11 @@ class TestRecorder:
         finally:
             recorder.close()
 
-    def test_rows_equal_the_exposures_recorded(self, path: Path):
-        """Shared segment lists and timestamps are encoded once, yet every row is exact:
-        repeated, distinct, empty and list-typed segments, shared and distinct times."""
+    @pytest.mark.parametrize("one_statement", [True, False], ids=["json", "row-by-row"])
+    def test_rows_equal_the_exposures_recorded(self, path: Path, one_statement: bool):
+        """Shared segment lists and timestamps are encoded once, yet every row is exact,
+        written as one statement (JSON) or row by row: repeated, distinct, empty and
+        list-typed segments, shared and distinct times, quotes and non-ASCII text."""
         later = datetime(2026, 11, 9, 10, 0, 0, 250, tzinfo=UTC)
         other_zone = datetime(2026, 11, 9, 11, 0, tzinfo=timezone(timedelta(hours=1)))
         recorded = [
@@ -194,13 +196,16 @@ class TestRecorder:
             ("d4", "v2", "c3", "treatment", ["s3"], "side", later),
             ("d5", "v3", "c1", "control", ("s1", "s2"), "hero", other_zone),
             ("d6", "v3", "c1", "control", ("s2", "s1"), "hero", NOW),
+            ("d7", 'q"\\ü✓😀', "c1", "control", ('s"1',), "hero", NOW),
         ]
         recorder = ExposureRecorder(path, start=False)
+        recorder._json = one_statement
 
         recorder.record(recorded)
         recorder.close()
 
         at_now, at_later = "2026-11-09T10:00:00.000000Z", "2026-11-09T10:00:00.000250Z"
+        odd = 'q"\\ü✓😀'
         assert [
             ("d1", "v1", "v1", "c1", "control", '["s1","s2"]', "hero", at_now),
             ("d2", "v1", "v1", "c2", "holdout", '["s1","s2"]', "side", at_now),
@@ -208,4 +213,39 @@ class TestRecorder:
             ("d4", "v2", "v2", "c3", "treatment", '["s3"]', "side", at_later),
             ("d5", "v3", "v3", "c1", "control", '["s1","s2"]', "hero", at_now),
             ("d6", "v3", "v3", "c1", "control", '["s2","s1"]', "hero", at_now),
+            ("d7", odd, odd, "c1", "control", '["s\\"1"]', "hero", at_now),
         ] == exposure_rows(path)
+
+    def test_nul_characters_are_kept(self, path: Path):
+        """SQLite's JSON functions would cut text at a NUL: such a batch is written row
+        by row, and the ids arrive whole."""
+        recorder = ExposureRecorder(path, start=False)
+
+        recorder.record(
+            [
+                ("d\x001", "v\x001", "c", "a", ("s\x00",), "p", NOW),
+                ("d2", "v", "c", "a", (), "p", NOW),
+            ]
+        )
+        recorder.close()
+
+        assert [("d\x001", "v\x001", '["s\\u0000"]'), ("d2", "v", "[]")] == [
+            (row[0], row[1], row[5]) for row in exposure_rows(path)
+        ]
+
+    def test_aliases_resolve_in_both_statements(self, path: Path):
+        """The stored visitor is the canonical id of an alias, the source id the one
+        Decide was called with, whichever statement writes the batch."""
+        with sqlite3.connect(path) as conn:
+            conn.execute("INSERT INTO aliases (alias, canonical) VALUES ('anon', 'cust')")
+        for one_statement in (True, False):
+            recorder = ExposureRecorder(path, start=False)
+            recorder._json = one_statement
+            recorder.record(
+                [("d", "anon", "c", "a", (), "p", NOW), ("e", "x", "c", "a", (), "p", NOW)]
+            )
+            recorder.close()
+
+        rows = exposure_rows(path)
+
+        assert [("cust", "anon"), ("x", "x")] * 2 == [(row[1], row[2]) for row in rows]
