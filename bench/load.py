@@ -25,6 +25,10 @@ through EventService.Track first):
 
 ``--server-pythonpath DIR`` runs the servers from another checkout (e.g. ``git
 worktree add /tmp/before <commit>``) to compare before and after a change.
+``--before-pythonpath DIR`` adds a third server to the ``target`` and ``h2load``
+scenarios, decide from that checkout, measured in the same runs (the order rotates
+each run): on a machine shared with other jobs, before and after measured minutes
+apart differ more than most changes do.
 """
 
 from __future__ import annotations
@@ -72,15 +76,24 @@ def median(values: list[float]) -> float:
 
 @contextmanager
 def server_pythonpath(path: str | None) -> Iterator[None]:
-    """Servers started inside the block import their code from ``path`` first."""
+    """Servers started inside the block import their code from ``path`` first.
+
+    They are started as ``python -m``, which puts the working directory ahead of
+    PYTHONPATH: run from a checkout, they would import that checkout's code whatever
+    PYTHONPATH says. So the block also runs in ``path`` (a child process keeps the
+    directory it was started in).
+    """
     if path is None:
         yield
         return
     previous = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = path + (os.pathsep + previous if previous else "")
+    cwd = os.getcwd()
+    os.chdir(path)
     try:
         yield
     finally:
+        os.chdir(cwd)
         if previous is None:
             del os.environ["PYTHONPATH"]
         else:
@@ -111,11 +124,13 @@ class Bench:
         self.results: dict[str, Any] = {"settings": vars(args) | {"python": sys.version}}
         self.counter = 0
 
-    def server(self, processes: int = 1, workers: int | None = None) -> ServerProcess:
+    def server(
+        self, processes: int = 1, workers: int | None = None, pythonpath: str | None = None
+    ) -> ServerProcess:
         self.counter += 1
         folder = self.workdir / f"server-{self.counter}"
         folder.mkdir()
-        with server_pythonpath(self.args.server_pythonpath):
+        with server_pythonpath(pythonpath or self.args.server_pythonpath):
             server = start_decide(
                 folder,
                 rules_file=self.rules,
@@ -126,6 +141,12 @@ class Bench:
         note = f"{seeded.accepted:,d} events in {seeded.seconds:.1f} s" if seeded else "no"
         print(f"  started decide ({processes} process(es)) on {server.target}; seeded: {note}")
         return server
+
+    def before(self) -> ServerProcess | None:
+        """decide from ``--before-pythonpath``, or None without that option."""
+        if self.args.before_pythonpath is None:
+            return None
+        return self.server(pythonpath=self.args.before_pythonpath)
 
     def baseline(self, server: ServerProcess) -> ServerProcess:
         request = decide_requests(self.decide_only, 1, 1)[0]
@@ -172,28 +193,54 @@ def compare(
     title: str,
     ours: Callable[[], dict[str, float]],
     theirs: Callable[[], dict[str, float]],
+    before: Callable[[], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """Run both ``runs`` times, alternating which goes first; medians and median ratios."""
+    """Run each ``runs`` times, rotating which goes first; medians and median ratios.
+
+    ``before`` (decide from ``--before-pythonpath``) adds a third arm, and ratios of
+    decide to it: calls/s, and server CPU per call (the figure least disturbed by other
+    jobs on the machine).
+    """
+    arms = [("decide", ours), ("baseline", theirs)]
+    if before is not None:
+        arms.append(("before", before))
     runs: list[dict[str, Any]] = []
     for i in range(bench.args.runs):
-        order = [("decide", ours), ("baseline", theirs)]
-        if i % 2:
-            order.reverse()
+        shift = i % len(arms)
+        order = arms[shift:] + arms[:shift]
         figures = {label: fn() for label, fn in order}
         figures["ratio_cps"] = figures["decide"]["cps"] / figures["baseline"]["cps"]
         figures["ratio_p99"] = figures["decide"]["p99"] / figures["baseline"]["p99"]
-        runs.append(figures)
-        print(
+        line = (
             f"  run {i + 1}: calls/s ratio {figures['ratio_cps']:.3f}, "
             f"p99 ratio {figures['ratio_p99']:.3f}"
         )
+        if before is not None:
+            figures["vs_before_cps"] = figures["decide"]["cps"] / figures["before"]["cps"]
+            figures["vs_before_cpu"] = figures["decide"]["server_us_per_call"] / max(
+                figures["before"]["server_us_per_call"], 1e-9
+            )
+            line += (
+                f"; vs before: calls/s {figures['vs_before_cps']:.3f}, "
+                f"server us/call {figures['vs_before_cpu']:.3f}"
+            )
+        runs.append(figures)
+        print(line)
     summary: dict[str, Any] = {"runs": runs}
-    for label in ("decide", "baseline"):
+    for label, _ in arms:
         summary[label] = {
             key: round(median([r[label][key] for r in runs]), 3) for key in runs[0][label]
         }
-    summary["ratio_cps"] = round(median([r["ratio_cps"] for r in runs]), 3)
-    summary["ratio_p99"] = round(median([r["ratio_p99"] for r in runs]), 3)
+    ratios = ["ratio_cps", "ratio_p99"] + (["vs_before_cps", "vs_before_cpu"] if before else [])
+    for key in ratios:
+        summary[key] = round(median([r[key] for r in runs]), 3)
+    if before is not None:
+        print(
+            f"  {title}: vs before (medians of per-run ratios): calls/s "
+            f"{summary['vs_before_cps']:.2f}x, server us/call {summary['vs_before_cpu']:.2f}x; "
+            f"before {summary['before']['cps']:,.0f} calls/s, "
+            f"{summary['before']['server_us_per_call']:.0f} us/call"
+        )
     cps_ok = summary["ratio_cps"] >= TARGET_CPS_RATIO
     p99_ok = summary["ratio_p99"] <= TARGET_P99_RATIO
     print(
@@ -224,6 +271,7 @@ def scenario_target(bench: Bench) -> None:
     )
     server = bench.server()
     base = bench.baseline(server)
+    old = bench.before()
     try:
 
         def run(target: ServerProcess, label: str) -> dict[str, float]:
@@ -232,11 +280,17 @@ def scenario_target(bench: Bench) -> None:
             return _figures(summary)
 
         bench.results["target"] = compare(
-            bench, "target", lambda: run(server, "decide"), lambda: run(base, "baseline")
+            bench,
+            "target",
+            lambda: run(server, "decide"),
+            lambda: run(base, "baseline"),
+            None if old is None else lambda: run(old, "before"),
         )
     finally:
         base.stop()
         server.stop()
+        if old is not None:
+            old.stop()
 
 
 def _h2load_figures(
@@ -276,16 +330,20 @@ def scenario_h2load(bench: Bench) -> None:
         return
     server = bench.server()
     base = bench.baseline(server)
+    old = bench.before()
     try:
         bench.results["h2load"] = compare(
             bench,
             "h2load",
             lambda: _h2load_figures(server, "decide", 1, 16, bench),
             lambda: _h2load_figures(base, "baseline", 1, 16, bench),
+            None if old is None else lambda: _h2load_figures(old, "before", 1, 16, bench),
         )
     finally:
         base.stop()
         server.stop()
+        if old is not None:
+            old.stop()
 
 
 def scenario_processes(bench: Bench) -> None:
@@ -469,6 +527,10 @@ def main() -> None:
     parser.add_argument("--soak-seconds", type=float, default=600.0)
     parser.add_argument("--server-workers", type=int, help="thread pool of both servers")
     parser.add_argument("--server-pythonpath", help="run the servers from this checkout")
+    parser.add_argument(
+        "--before-pythonpath",
+        help="target and h2load: also run decide from this checkout, in the same runs",
+    )
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     args = parser.parse_args()
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
