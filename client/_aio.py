@@ -125,6 +125,7 @@ class AsyncDecisionClient:
         *,
         explain: bool = False,
         profile_overrides: Mapping[str, JSON] | None = None,
+        preview: bool = False,
         timeout: float | None = None,
         fallbacks: Mapping[str, JSON] | None = None,
     ) -> DecideResult:
@@ -135,9 +136,12 @@ class AsyncDecisionClient:
         logged and every placement gets its fallback content (``None`` if it has none)
         with reason ``"CLIENT_FALLBACK"``. ``InvalidArgument``, ``Unauthenticated`` and
         ``PermissionDenied`` are always raised.
+
+        With ``preview`` the server decides as usual but records no exposure: for
+        previews and QA, so that experiment reports count only what visitors saw.
         """
         request = _convert.decide_request(
-            visitor_id, placements, context, explain, profile_overrides
+            visitor_id, placements, context, explain, profile_overrides, preview
         )
         try:
             response = await self._call(

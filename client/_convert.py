@@ -35,6 +35,7 @@ def decide_request(
     context: Mapping[str, JSON] | None,
     explain: bool,
     profile_overrides: Mapping[str, JSON] | None,
+    preview: bool = False,
 ) -> pb.DecideRequest:
     """A ``DecideRequest``; ``InvalidArgument`` for values a Struct cannot carry."""
     if isinstance(placements, str):
@@ -46,6 +47,7 @@ def decide_request(
         context=_struct("context", context),
         explain=explain,
         profile_overrides=_struct("profile_overrides", profile_overrides),
+        preview=preview,
     )
 
 

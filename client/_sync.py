@@ -122,6 +122,7 @@ class DecisionClient:
         *,
         explain: bool = False,
         profile_overrides: Mapping[str, JSON] | None = None,
+        preview: bool = False,
         timeout: float | None = None,
         fallbacks: Mapping[str, JSON] | None = None,
     ) -> DecideResult:
@@ -132,9 +133,12 @@ class DecisionClient:
         logged and every placement gets its fallback content (``None`` if it has none)
         with reason ``"CLIENT_FALLBACK"``. ``InvalidArgument``, ``Unauthenticated`` and
         ``PermissionDenied`` are always raised.
+
+        With ``preview`` the server decides as usual but records no exposure: for
+        previews and QA, so that experiment reports count only what visitors saw.
         """
         request = _convert.decide_request(
-            visitor_id, placements, context, explain, profile_overrides
+            visitor_id, placements, context, explain, profile_overrides, preview
         )
         try:
             response = self._call(

@@ -90,18 +90,20 @@ REPORT_STATUS_OK: ReportStatus
 REPORT_STATUS_NOT_ENOUGH_DATA: ReportStatus
 
 class DecideRequest(_message.Message):
-    __slots__ = ("visitor_id", "placements", "context", "explain", "profile_overrides")
+    __slots__ = ("visitor_id", "placements", "context", "explain", "profile_overrides", "preview")
     VISITOR_ID_FIELD_NUMBER: _ClassVar[int]
     PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     PROFILE_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
     visitor_id: str
     placements: _containers.RepeatedScalarFieldContainer[str]
     context: _struct_pb2.Struct
     explain: bool
     profile_overrides: _struct_pb2.Struct
-    def __init__(self, visitor_id: _Optional[str] = ..., placements: _Optional[_Iterable[str]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., explain: _Optional[bool] = ..., profile_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    preview: bool
+    def __init__(self, visitor_id: _Optional[str] = ..., placements: _Optional[_Iterable[str]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., explain: _Optional[bool] = ..., profile_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., preview: _Optional[bool] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
     __slots__ = ("decisions", "ruleset_version", "ruleset_hash")

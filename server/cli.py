@@ -201,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="profile override, parsed like --context (repeatable)",
     )
     query.add_argument("--explain", action="store_true", help="show why each campaign won or not")
+    query.add_argument(
+        "--record",
+        action="store_true",
+        help="record exposures as a storefront's call would (default: a preview, not counted)",
+    )
     query.add_argument("--json", action="store_true", help="print one JSON document")
     query.set_defaults(handler=cmd_query)
 
@@ -440,6 +445,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             context,
             explain=args.explain,
             profile_overrides=profile,
+            preview=not args.record,
         )
     if args.json:
         _print_json(_jsonable(result))

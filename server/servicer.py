@@ -244,13 +244,14 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             explain=request.explain,
             profile_memo=memo,
         )
-        if self._metrics is not None:
+        preview = request.preview
+        if self._metrics is not None and not preview:
             self._metrics.observe_decisions(decisions)
         response = pb.DecideResponse(
             ruleset_version=snapshot.version, ruleset_hash=snapshot.content_hash
         )
         add = response.decisions.add
-        recorder = self._exposures
+        recorder = None if preview else self._exposures
         if recorder is None:
             for d in decisions:
                 _add_decision(add, d, snapshot, request.explain)

@@ -79,6 +79,21 @@ class TestRecording:
             (row[3], row[5], row[6], row[7]) for row in rows
         }
 
+    def test_previews_are_not_exposures(
+        self, split_server: Any, db_path: Path, api_metadata: Any
+    ):
+        """A preview Decide answers like a served one but records nothing."""
+        request = pb.DecideRequest(visitor_id="v-1", placements=["hero"], preview=True)
+        previewed = split_server.decisions.Decide(request, metadata=api_metadata, timeout=5)
+        served = split_server.decide("hero", visitor="v-1")
+        split_server.server.stop(None).wait(10)
+
+        rows = exposure_rows(db_path)
+
+        assert previewed.decisions[0].variant_id == served.decisions[0].variant_id
+        assert previewed.decisions[0].reason == served.decisions[0].reason
+        assert [served.decisions[0].decision_id] == [row[0] for row in rows]
+
     def test_clean_stop_loses_none(self, split_server: Any, db_path: Path):
         """Decisions made right before a stop are all on disk once it returns."""
         calls = 300
