@@ -92,7 +92,12 @@ def decide(
             )
         else:
             trace: list[TraceEntry] | None = [] if explain else None
-            decisions.append(_resolve(ruleset, placement, visitor_id, ctx, trace, audiences))
+            if audiences is None:
+                decision = _resolve(ruleset, placement, visitor_id, ctx, trace)
+            else:
+                assert profile_memo is not None
+                decision = _resolve_memoized(ruleset, placement, visitor_id, ctx, profile_memo)
+            decisions.append(decision)
     if profile_memo is not None and len(ctx.memo) > reused:
         profile_only = ruleset.profile_segments
         profile_memo.segments.update(
@@ -114,11 +119,36 @@ class ProfileMemo:
     fills in the same value.
     """
 
-    __slots__ = ("audiences", "segments")
+    __slots__ = ("audiences", "candidates", "segments")
 
     def __init__(self) -> None:
         self.segments: dict[str, bool] = {}
         self.audiences: dict[str, Outcome | None] = {}
+        # Per placement, its candidates less those whose audience is known to miss:
+        # trying them again could only skip them again.
+        self.candidates: dict[str, tuple[Campaign, ...]] = {}
+
+
+def _resolve_memoized(
+    ruleset: Ruleset,
+    placement: Placement,
+    visitor_id: str,
+    ctx: EvalContext,
+    memo: ProfileMemo,
+) -> Decision:
+    """``_resolve`` without a trace, trying only the candidates the memo has not ruled
+    out; keeps the memo's candidates in step with the audiences it learns."""
+    audiences = memo.audiences
+    known = len(audiences)
+    candidates = memo.candidates.get(placement.id)
+    if candidates is None:
+        candidates = ruleset.candidates[placement.id]
+    decision = _resolve(ruleset, placement, visitor_id, ctx, None, audiences, candidates)
+    if len(audiences) != known or placement.id not in memo.candidates:
+        memo.candidates[placement.id] = tuple(
+            c for c in ruleset.candidates[placement.id] if audiences.get(c.id) is None
+        )
+    return decision
 
 
 def visitor_segments(
@@ -141,14 +171,17 @@ def _resolve(
     ctx: EvalContext,
     trace: list[TraceEntry] | None,
     audiences: dict[str, Outcome | None] | None = None,
+    candidates: tuple[Campaign, ...] | None = None,
 ) -> Decision:
     """The decision for one placement; fills ``trace`` when it is a list. ``audiences``
     (``ProfileMemo.audiences``) supplies and keeps audience outcomes of the campaigns in
-    ``ruleset.profile_audiences``."""
+    ``ruleset.profile_audiences``; ``candidates`` replaces the placement's own (without
+    a trace only: the trace lists every candidate)."""
     now = ctx.now
     assert now is not None
     version = ruleset.version
-    candidates = ruleset.candidates[placement.id]
+    if candidates is None:
+        candidates = ruleset.candidates[placement.id]
     profile_audiences = ruleset.profile_audiences
     for position, campaign in enumerate(candidates):
         if not campaign.active:

@@ -644,6 +644,19 @@ class TestProfileMemo:
         not_matched = Outcome.AUDIENCE_NOT_MATCHED
         assert {"a": not_matched, "b": None, "d": not_matched, "e": None} == memo.audiences
 
+    def test_known_misses_are_not_tried_again(self) -> None:
+        """Each placement's remembered candidates are its own, in order, less the
+        campaigns whose audience is known to miss."""
+        ruleset = compile_ruleset(TestLazySegments.DOCUMENT)
+        memo = ProfileMemo()
+
+        decide(ruleset, "v1", {"n": 2}, ["p1", "p2", "p3"], {}, NOW, profile_memo=memo)
+
+        assert {"p1": ("b", "c"), "p2": ("e", "c"), "p3": ("f",)} == {
+            placement: tuple(c.id for c in candidates)
+            for placement, candidates in memo.candidates.items()
+        }
+
 
 class TestVisitorSegments:
     def test_in_document_order(self) -> None:
