@@ -70,11 +70,10 @@ def decide(
     if now.utcoffset():
         now = now.astimezone(UTC)
     ctx = EvalContext({**profile, "context": context}, now, ruleset.segment_filters)
-    audiences = None
     if profile_memo is not None:
         ctx.memo.update(profile_memo.segments)
-        if not explain:  # a trace tells why each audience missed: evaluate it
-            audiences = profile_memo.audiences
+    # With explain, audiences are evaluated: the trace tells why each one missed.
+    memoized = None if explain else profile_memo
     reused = len(ctx.memo)
     known = ruleset.placements
     decisions = []
@@ -91,12 +90,11 @@ def decide(
                 )
             )
         else:
-            trace: list[TraceEntry] | None = [] if explain else None
-            if audiences is None:
+            if memoized is None:
+                trace: list[TraceEntry] | None = [] if explain else None
                 decision = _resolve(ruleset, placement, visitor_id, ctx, trace)
             else:
-                assert profile_memo is not None
-                decision = _resolve_memoized(ruleset, placement, visitor_id, ctx, profile_memo)
+                decision = _resolve_memoized(ruleset, placement, visitor_id, ctx, memoized)
             decisions.append(decision)
     if profile_memo is not None and len(ctx.memo) > reused:
         profile_only = ruleset.profile_segments
