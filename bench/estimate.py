@@ -68,19 +68,33 @@ def _cpu_seconds(pool: ScanPool | None) -> float:
     return total
 
 
+def _busy_seconds() -> float:
+    """CPU seconds every process on the machine has used so far (``/proc/stat``)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def _timed(
     run: Callable[[], Any], pool: ScanPool | None, runs: int, before: Callable[[], None]
 ) -> tuple[float, float, list[str]]:
-    """Median wall and CPU seconds of ``runs`` calls, and each run's line."""
+    """Median wall and CPU seconds of ``runs`` calls, and each run's line: with the load
+    average when it started and the cores other processes kept busy meanwhile."""
     walls, cpus, lines = [], [], []
     for _ in range(runs):
         before()
         load = os.getloadavg()[0]
-        cpu, started = _cpu_seconds(pool), time.perf_counter()
+        busy, cpu, started = _busy_seconds(), _cpu_seconds(pool), time.perf_counter()
         run()
         walls.append(time.perf_counter() - started)
         cpus.append(_cpu_seconds(pool) - cpu)
-        lines.append(f"{walls[-1]:.2f} s (cpu {cpus[-1]:.2f} s, load {load:.2f})")
+        others = max(0.0, _busy_seconds() - busy - cpus[-1]) / walls[-1]
+        lines.append(
+            f"{walls[-1]:.2f} s (cpu {cpus[-1]:.2f} s, load {load:.2f}, others {others:.1f} cores)"
+        )
     return statistics.median(walls), statistics.median(cpus), lines
 
 
