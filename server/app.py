@@ -62,7 +62,7 @@ from server.interceptors import (
     MetricsInterceptor,
 )
 from server.logs import configure_logging
-from server.memory import fix_mmap_threshold
+from server.memory import tune_malloc
 from server.metrics import Metrics
 from server.profile_servicer import ProfileAdmin, ProfileServicer
 from server.profile_store import SQLiteProfileStore
@@ -508,7 +508,7 @@ def _stop_signals(grace: float) -> Iterator[threading.Event]:
 
 def _serve_one(config: ServerConfig, ready: Any = None) -> int:
     """One server process; ``ready`` (a pipe end) is sent the bound port once serving."""
-    fix_mmap_threshold()  # keeps the heap from creeping up over days (server/memory.py)
+    tune_malloc()  # keeps the heap from creeping up over days (server/memory.py)
     with _stop_signals(config.grace) as stop_requested:
         try:
             server, port = create_server(config)

@@ -1,4 +1,4 @@
-"""glibc's mmap threshold is fixed for server processes (server/memory.py)."""
+"""glibc's malloc is tuned for server processes (server/memory.py)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,20 @@ import textwrap
 
 import pytest
 
-from server.memory import fix_mmap_threshold
+from server.memory import tune_malloc
 
 
 class TestFixMmapThreshold:
     @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
-    def test_sets_the_threshold_on_linux(self):
-        """In a fresh process, mallopt accepts the fixed threshold."""
+    def test_tunes_malloc_on_linux(self):
+        """In a fresh process, mallopt accepts both settings."""
         code = textwrap.dedent(
             """
             import os
             os.environ.pop("MALLOC_MMAP_THRESHOLD_", None)
-            from server.memory import fix_mmap_threshold
-            print(fix_mmap_threshold())
+            os.environ.pop("MALLOC_ARENA_MAX", None)
+            from server.memory import tune_malloc
+            print(tune_malloc())
             """
         )
         result = subprocess.run(
@@ -30,11 +31,11 @@ class TestFixMmapThreshold:
         assert "True" == result.stdout.strip()
 
     def test_an_operators_choice_wins(self):
-        """With glibc's own MALLOC_MMAP_THRESHOLD_ set, nothing is changed."""
-        assert fix_mmap_threshold({"MALLOC_MMAP_THRESHOLD_": "65536"}) is False
+        """With glibc's own variables set, nothing is changed."""
+        assert tune_malloc({"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_ARENA_MAX": "4"}) is False
 
     def test_other_platforms_are_left_alone(self, monkeypatch: pytest.MonkeyPatch):
         """Off Linux it does nothing."""
         monkeypatch.setattr(sys, "platform", "darwin")
 
-        assert fix_mmap_threshold({}) is False
+        assert tune_malloc({}) is False
