@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -61,9 +62,9 @@ MMAP_SIZE = 2**31
 
 def connect(path: str | Path) -> sqlite3.Connection:
     """A read-only connection for one report (closed by the caller)."""
-    conn = sqlite3.connect(
-        f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=5.0, check_same_thread=False
-    )
+    # Quoted: a path holding '?', '#' or '%' would otherwise end or garble the URI.
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=5.0, check_same_thread=False)
     conn.execute("PRAGMA query_only = ON")
     # Scans read the file through a memory map instead of one pread per page (measured:
     # a third less SQLite time on 1,000,000 profiles; SQLite caps the map at 2 GiB).

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -489,3 +490,20 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+class TestConnect:
+    def test_paths_with_uri_characters(self, tmp_path: Path):
+        """A store whose path holds '?', '#' and '%' opens read-only all the same."""
+        from server import audiences
+
+        path = tmp_path / "odd?name#50%.db"
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE t (x)")
+            conn.execute("INSERT INTO t VALUES (1)")
+        conn.close()
+
+        with closing(audiences.connect(path)) as ro:
+            assert [(1,)] == ro.execute("SELECT x FROM t").fetchall()
+            with pytest.raises(sqlite3.OperationalError):
+                ro.execute("INSERT INTO t VALUES (2)")
