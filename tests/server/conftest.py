@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +225,48 @@ def admin_metadata() -> tuple[tuple[str, str], ...]:
 def api_metadata() -> tuple[tuple[str, str], ...]:
     """Metadata carrying the test API key."""
     return API_METADATA
+
+
+def track_population(
+    path: Path, visitors: int, *, seed: int, start: datetime, spacing: timedelta, now: datetime
+) -> None:
+    """Track ``visitors`` seeded shoppers into the profile store at ``path``: one to three
+    sessions each, up to two purchases of 20, 90 or 150, a cart for about one in five;
+    visitor ``v`` (id ``v{v:05d}``) arrives at ``start + v * spacing``."""
+    from decision import validate_events
+    from server.profile_store import SQLiteProfileStore
+
+    rng = random.Random(seed)
+    raw = []
+    for v in range(visitors):
+        at = start + spacing * v
+        mine: list[tuple[str, datetime, dict[str, Any]]] = [
+            ("session_start", at + timedelta(seconds=s), {}) for s in range(rng.choice([1, 1, 2, 3]))
+        ]
+        for o in range(rng.choice([0, 0, 0, 1, 2])):
+            value = rng.choice([20, 90, 150])
+            order = {"order_id": f"{v}-{o}", "value": value, "articles": 1}
+            mine.append(("purchase", at + timedelta(seconds=10 + o), order))
+        if rng.random() < 0.2:
+            mine.append(("add_to_cart", at + timedelta(seconds=20), {"sku": "S"}))
+        raw += [
+            {
+                "event_id": f"p{v}-{i}",
+                "visitor_id": f"v{v:05d}",
+                "type": kind,
+                "timestamp": ts,
+                "properties": props,
+            }
+            for i, (kind, ts, props) in enumerate(mine)
+        ]
+    events = validate_events(raw, now)
+    with SQLiteProfileStore(path) as profiles:
+        for first in range(0, len(events), 1000):
+            profiles.track(events[first : first + 1000])
+
+
+@pytest.fixture(scope="session")
+def populate() -> Callable[..., None]:
+    """``populate(path, visitors, seed=, start=, spacing=, now=)``: seeded shoppers
+    tracked into a profile store (see ``track_population``)."""
+    return track_population

@@ -21,13 +21,11 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 import decision
-from decision import validate_events
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
 from server import estimates
 from server.errors import ScanCancelledError
 from server.estimates import SizeCache, estimate
-from server.profile_store import SQLiteProfileStore
 from server.scan_pool import ScanPool
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -72,41 +70,10 @@ ODD_ROWS = [
 BIG_INT_ROW = ("odd-bigint", {"visits": 2**70, "customer_segment": {"outbounds_value_total": 300}})
 
 
-def _populate(path: Path, visitors: int) -> None:
+def _populate(path: Path, visitors: int, populate: Callable[..., None]) -> None:
     """``visitors`` profiles with varied visits, orders and carts (seeded), plus a few
     hand-written documents that stress the raw-byte prefilter."""
-    rng = random.Random(11)
-    raw = []
-    for v in range(visitors):
-        at = T0 + timedelta(minutes=7 * v)
-        mine: list[tuple[str, datetime, dict[str, Any]]] = [
-            ("session_start", at + timedelta(seconds=s), {}) for s in range(rng.choice([1, 1, 2, 3]))
-        ]
-        for o in range(rng.choice([0, 0, 0, 1, 2])):
-            value = rng.choice([20, 90, 150])
-            mine.append(
-                (
-                    "purchase",
-                    at + timedelta(seconds=10 + o),
-                    {"order_id": f"{v}-{o}", "value": value, "articles": 1},
-                )
-            )
-        if rng.random() < 0.2:
-            mine.append(("add_to_cart", at + timedelta(seconds=20), {"sku": "S"}))
-        raw += [
-            {
-                "event_id": f"p{v}-{i}",
-                "visitor_id": f"v{v:05d}",
-                "type": kind,
-                "timestamp": ts,
-                "properties": props,
-            }
-            for i, (kind, ts, props) in enumerate(mine)
-        ]
-    events = validate_events(raw, NOW)
-    with SQLiteProfileStore(path) as profiles:
-        for start in range(0, len(events), 1000):
-            profiles.track(events[start : start + 1000])
+    populate(path, visitors, seed=11, start=T0, spacing=timedelta(minutes=7), now=NOW)
     with sqlite3.connect(path) as conn:
         conn.executemany(
             "INSERT INTO profiles (visitor_id, document, state) VALUES (?, ?, '{}')",
@@ -134,10 +101,12 @@ def brute_force(path: Path, spec: Any, now: datetime) -> tuple[set[str], dict[st
 
 
 @pytest.fixture(scope="module")
-def profiles_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def profiles_path(
+    tmp_path_factory: pytest.TempPathFactory, populate: Callable[..., None]
+) -> Path:
     """A profile store of 1,200 tracked visitors and 5 hand-written documents."""
     path = tmp_path_factory.mktemp("estimates") / "profiles.db"
-    _populate(path, 1200)
+    _populate(path, 1200, populate)
     return path
 
 
@@ -230,15 +199,21 @@ class TestWorkersEqualInProcess:
 
 
 class TestSizeCache:
-    def _store(self, tmp_path: Path, visitors: int) -> Path:
-        path = tmp_path / "profiles.db"
-        _populate(path, visitors)
-        return path
+    @pytest.fixture
+    def make_store(self, tmp_path: Path, populate: Callable[..., None]) -> Callable[[int], Path]:
+        def make(visitors: int) -> Path:
+            path = tmp_path / "profiles.db"
+            _populate(path, visitors, populate)
+            return path
 
-    def test_sizes_are_reused_with_their_time_while_profiles_change(self, tmp_path: Path):
+        return make
+
+    def test_sizes_are_reused_with_their_time_while_profiles_change(
+        self, make_store: Callable[[int], Path]
+    ):
         """Within the cache's age, sizes come from the earlier pass and say when; the
         match itself is counted now."""
-        path = self._store(tmp_path, 200)
+        path = make_store(200)
         cache = SizeCache()
         predicate = decision.compile_filter({})
         first = estimate(path, predicate, RULESET, NOW, sizes=cache)
@@ -273,11 +248,15 @@ class TestSizeCache:
         ids=["at-max-age", "past-max-age", "clock-went-back", "new-ruleset"],
     )
     def test_when_sizes_are_counted_again(
-        self, tmp_path: Path, moved: timedelta, ruleset_changes: bool, reused: bool
+        self,
+        make_store: Callable[[int], Path],
+        moved: timedelta,
+        ruleset_changes: bool,
+        reused: bool,
     ):
         """Sizes are counted again past SIZES_MAX_AGE, for a clock before the pass, and
         for another ruleset."""
-        path = self._store(tmp_path, 50)
+        path = make_store(50)
         cache = SizeCache()
         predicate = decision.compile_filter({})
         estimate(path, predicate, RULESET, NOW, sizes=cache)
@@ -354,10 +333,12 @@ class TestScanPool:
 
 
 @pytest.fixture
-def serving(store: Any, db_path: Path, start_server: Callable[..., Any]) -> Any:
+def serving(
+    store: Any, db_path: Path, start_server: Callable[..., Any], populate: Callable[..., None]
+) -> Any:
     """A server over 300 profiles, serving RULES, splitting every estimate over 2
     worker processes."""
-    _populate(db_path, 300)
+    _populate(db_path, 300, populate)
     running = start_server(clock=lambda: NOW, scan_processes=2, scan_min_profiles=0)
     running.admin.PublishRules(
         pb.PublishRulesRequest(document_json=json.dumps(RULES)), metadata=ADMIN

@@ -4,7 +4,6 @@ exports and auth, against hand-built scenarios and brute force."""
 from __future__ import annotations
 
 import json
-import random
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,12 +15,10 @@ import pytest
 
 import decision
 from client import AsyncDecisionClient, DecisionClient
-from decision import validate_events
 from insights import VariantCounts, analyze_campaign
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
 from server.attribution import attribute
-from server.profile_store import SQLiteProfileStore
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 WEEK = timedelta(days=7)
@@ -326,49 +323,17 @@ class TestSegmentReport:
         ]
 
 
-def _population(path: Path, visitors: int) -> None:
-    """``visitors`` profiles with varied visits, orders and carts (seeded)."""
-    rng = random.Random(7)
-    raw = []
-    for v in range(visitors):
-        at = T0 + timedelta(minutes=v)
-        mine = [
-            ("session_start", at + timedelta(seconds=s), {})
-            for s in range(rng.choice([1, 1, 2, 3]))
-        ]
-        for o in range(rng.choice([0, 0, 0, 1, 2])):
-            value = rng.choice([20, 90, 150])
-            mine.append(
-                (
-                    "purchase",
-                    at + timedelta(seconds=10 + o),
-                    {"order_id": f"{v}-{o}", "value": value, "articles": 1},
-                )
-            )
-        if rng.random() < 0.2:
-            mine.append(("add_to_cart", at + timedelta(seconds=20), {"sku": "S"}))
-        raw += [
-            {
-                "event_id": f"p{v}-{i}",
-                "visitor_id": f"v{v:05d}",
-                "type": kind,
-                "timestamp": ts,
-                "properties": props,
-            }
-            for i, (kind, ts, props) in enumerate(mine)
-        ]
-    events = validate_events(raw, T0 + timedelta(days=30))
-    with SQLiteProfileStore(path) as profiles:
-        for start in range(0, len(events), 1000):
-            profiles.track(events[start : start + 1000])
-
-
 @pytest.fixture
 def populated(
-    store: Any, db_path: Path, start_server: Callable[..., Any], admin_metadata: Any
+    store: Any,
+    db_path: Path,
+    start_server: Callable[..., Any],
+    admin_metadata: Any,
+    populate: Callable[..., None],
 ) -> Any:
     """A server over 3,000 varied profiles, serving RULES."""
-    _population(db_path, 3000)
+    now = T0 + timedelta(days=30)
+    populate(db_path, 3000, seed=7, start=T0, spacing=timedelta(minutes=1), now=now)
     running = start_server(clock=Clock(T0 + timedelta(days=30)))
     running.admin.PublishRules(
         pb.PublishRulesRequest(document_json=json.dumps(RULES)), metadata=admin_metadata
