@@ -19,9 +19,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import synthetic  # noqa: E402
+import synthetic
 
-from decision import compile_filter, compile_ruleset, decide  # noqa: E402
+from decision import compile_filter, compile_ruleset, decide
 
 TARGET_RATIO = 10.0
 TARGET_DECIDE_US = 30.0

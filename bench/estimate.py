@@ -4,7 +4,7 @@ exposures adds to Decide.
 Store: ``bench/profile_store.py``'s fast builder (1,000,000 profiles from 100 realistic
 event-stream shapes, written with executemany; ``--store PATH`` keeps the file and
 reuses it on the next run), read once so that the OS page cache holds it (as on a busy
-server). Then ``server.estimates.estimate`` with the demo rules' eleven segments, in
+server). Then ``server.analytics.estimates.estimate`` with the demo rules' eleven segments, in
 the calling thread (``--processes 1``) and over a ``ScanPool`` of worker processes
 (default: one per core): cold (size cache emptied before each run: every segment
 evaluated on every profile) and warm (sizes cached: segments evaluated only on matching
@@ -43,14 +43,15 @@ from profile_store import NOW, build_store
 
 import decision
 from protos import decisioning_pb2 as pb
-from server import audiences, estimates
-from server.documents import dump_document
-from server.exposures import ExposureRecorder
-from server.profile_store import SQLiteProfileStore
-from server.profiles import EmptyProfileStore
-from server.scan_pool import ScanPool
-from server.servicer import DecisionServicer
-from server.snapshot import build_snapshot
+from server.analytics import estimates
+from server.analytics import scans as audiences
+from server.analytics.exposures import ExposureRecorder
+from server.analytics.scan_pool import ScanPool
+from server.api.decision_service import DecisionServicer
+from server.profiles.cache import EmptyProfileStore
+from server.profiles.sqlite import SQLiteProfileStore
+from server.rules.documents import dump_document
+from server.rules.snapshot import build_snapshot
 
 FILTER = {"customer_segment.outbounds_value_total": {"$gte": 500}, "visits": {"$gte": 2}}
 

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from decision import profile as fold
 from decision import validate_events
-from server.profile_store import SQLiteProfileStore
+from server.profiles.sqlite import SQLiteProfileStore
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 BATCH = 100

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 COUNTRIES = ["DE", "AT", "CH", "FR", "NL", "GB", "US", "IT", "ES", "PL"]
 CATEGORIES = ["shoes", "shirts", "jackets", "bags", "watches", "sports", "kids", "home", "beauty"]
 BRANDS = ["acme", "northwind", "contoso", "fabrikam", "globex", "initech", "umbrella"]

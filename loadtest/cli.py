@@ -161,7 +161,7 @@ def build_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
     """Run a load test as the arguments say; see the module docstring for exit codes."""
-    from server.cli import EXIT_ERROR, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, CliError
+    from cli import EXIT_ERROR, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, CliError
 
     try:
         settings = build_settings(args)

@@ -124,7 +124,7 @@ def start_decide(
     db_path = workdir / "loadtest.db"
     log_path = workdir / "decide-server.log"
     if rules_file is not None:
-        from server.store import RulesStore
+        from server.rules.sqlite import RulesStore
 
         store = RulesStore(str(db_path), seed=False)
         try:
@@ -135,7 +135,7 @@ def start_decide(
     command = [
         sys.executable,
         "-m",
-        "server.cli",
+        "cli",
         "serve",
         "--db",
         str(db_path),

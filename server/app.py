@@ -47,12 +47,12 @@ import decision
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
 from server import limits
-from server.config import ConfigError, ServerConfig
-from server.documents import dump_document
-from server.events_servicer import EventServicer, EventSink
-from server.exposures import ExposureRecorder
-from server.insights_servicer import InsightsServicer, SizeSnapshots
-from server.interceptors import (
+from server.analytics.exposures import ExposureRecorder
+from server.analytics.scan_pool import ScanPool
+from server.api.decision_service import DecisionServicer, RulesAdminServicer, utcnow
+from server.api.event_service import EventServicer, EventSink
+from server.api.insights_service import InsightsServicer, SizeSnapshots
+from server.api.interceptors import (
     ADMIN_SERVICE,
     DECISION_SERVICE,
     EVENT_SERVICE,
@@ -61,17 +61,17 @@ from server.interceptors import (
     AuthInterceptor,
     MetricsInterceptor,
 )
+from server.api.profile_service import ProfileAdmin, ProfileServicer
+from server.config import ConfigError, ServerConfig
 from server.logs import configure_logging
 from server.memory import tune_malloc
 from server.metrics import Metrics
-from server.profile_servicer import ProfileAdmin, ProfileServicer
-from server.profile_store import SQLiteProfileStore
-from server.profiles import CachedProfileStore, ProfileStore
-from server.reloader import Reloader
-from server.scan_pool import ScanPool
-from server.servicer import DecisionServicer, RulesAdminServicer, utcnow
-from server.snapshot import Snapshot
-from server.store import SEED_AUTHOR, RulesStore
+from server.profiles.cache import CachedProfileStore, ProfileStore
+from server.profiles.sqlite import SQLiteProfileStore
+from server.rules.documents import dump_document
+from server.rules.reloader import Reloader
+from server.rules.snapshot import Snapshot
+from server.rules.sqlite import SEED_AUTHOR, RulesStore
 
 logger = logging.getLogger("decide.server")
 

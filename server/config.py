@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from server import limits
-from server.scan_pool import DEFAULT_MIN_PROFILES
+from server.analytics.scan_pool import DEFAULT_MIN_PROFILES
 
 ENV_PREFIX = "DECIDE_"
 
@@ -42,7 +42,7 @@ DEFAULT_PROFILE_CACHE_TTL = 1.0
 DEFAULT_ATTRIBUTION_WINDOW_DAYS = 7.0
 MAX_ATTRIBUTION_WINDOW_DAYS = 365.0
 # EstimateSegment splits its scan over this many worker processes (0: one per core),
-# for stores of at least DEFAULT_SCAN_MIN_PROFILES profiles (server.scan_pool).
+# for stores of at least DEFAULT_SCAN_MIN_PROFILES profiles (server.analytics.scan_pool).
 DEFAULT_SCAN_PROCESSES = 0
 DEFAULT_SCAN_MIN_PROFILES = DEFAULT_MIN_PROFILES
 

@@ -60,7 +60,7 @@ def test_engine_module_is_pure(path: Path):
         "import os\nx = os.environ['A']",
         "from datetime import datetime\nx = datetime.now()",
         "import time\nx = time.time()",
-        "from server.store import Store",
+        "from server.rules.sqlite import Store",
     ],
 )
 def test_checker_catches_violations(source: str):

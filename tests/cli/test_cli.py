@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server import cli
+import cli
 
 
 class TestParseAssignments:
@@ -433,7 +433,7 @@ class TestSubprocess:
             [
                 sys.executable,
                 "-m",
-                "server.cli",
+                "cli",
                 "rules",
                 "apply",
                 str(missing),

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from server import cli
+import cli
 
 STAMP = (datetime.now(UTC) - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -141,7 +141,7 @@ class TestTrack:
             def now(cls, tz=None):
                 return real_datetime.now(tz) + timedelta(days=5)
 
-        monkeypatch.setattr("server.cli_profiles.datetime", Ahead)
+        monkeypatch.setattr("cli.profiles.datetime", Ahead)
 
         run = track(path, "--batch", "1")
 

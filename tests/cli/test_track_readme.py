@@ -105,7 +105,7 @@ class TestReadmeWalkthrough:
 
     def test_example_files_are_valid_events(self):
         """Every examples/events/*.jsonl line is an event the server accepts."""
-        from server.cli_profiles import read_events
+        from cli.profiles import read_events
 
         files = sorted((ROOT / "examples" / "events").glob("*.jsonl"))
 

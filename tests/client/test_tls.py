@@ -65,7 +65,7 @@ class TestTls:
 
     def test_cli_query_with_tls_ca(self, tls_server, tmp_path, capsys):
         """decide query --tls-ca FILE talks TLS to the server."""
-        from server.cli import main
+        from cli import main
 
         target, roots = tls_server
         ca = tmp_path / "ca.pem"

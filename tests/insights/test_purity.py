@@ -86,7 +86,7 @@ class TestPurity:
             "import grpc",
             "import numpy as np",
             "from decision.model import Decision",
-            "from server.store import Store",
+            "from server.rules.sqlite import Store",
             "import sqlite3",
             "import os\nx = os.environ['A']",
             "from datetime import datetime\nx = datetime.now()",

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from cli import EXIT_OK, EXIT_USAGE, main
 from loadtest.recording import Interval, Recorder, merge, new_histogram
 from loadtest.runner import ProgressLine, run_load
 from loadtest.targets import TargetError, check_loopback
 from loadtest.worker import WorkerSpec
 from loadtest.workload import DEFAULT_PLACEMENTS, WorkloadSpec
-from server.cli import EXIT_OK, EXIT_USAGE, main
 
 pytestmark = pytest.mark.slow
 

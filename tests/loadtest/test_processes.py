@@ -16,7 +16,7 @@ import pytest
 
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
-from server.servicer import PID_KEY
+from server.api.decision_service import PID_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ class TestServeProcesses:
         SIGTERM to the parent stops both children; everyone exits 0."""
         log = tmp_path / "serve.log"
         db = tmp_path / "rules.db"
-        command = [sys.executable, "-m", "server.cli", "serve", "--processes", "2"]
+        command = [sys.executable, "-m", "cli", "serve", "--processes", "2"]
         command += ["--port", "0", "--db", str(db), "--demo", "--admin-token", TOKEN]
         command += ["--log-json"]
         env = {**os.environ, "DECIDE_POLL_INTERVAL": "0.05", "DECIDE_GRACE": "1"}
@@ -104,7 +104,7 @@ class TestServeProcesses:
         config = ServerConfig(db_path=str(tmp_path / "a.db"), port=0, grace=0)
         server, port = create_server(config)
         try:
-            command = [sys.executable, "-m", "server.cli", "serve", "--processes", "2"]
+            command = [sys.executable, "-m", "cli", "serve", "--processes", "2"]
             command += ["--port", str(port), "--db", str(tmp_path / "b.db")]
             done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
         finally:

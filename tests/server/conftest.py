@@ -67,7 +67,7 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(db_path: Path) -> Iterator[Any]:
     """An open RulesStore holding ``rules_json("v1")`` as version 1."""
-    from server.store import RulesStore
+    from server.rules.sqlite import RulesStore
 
     rules_store = RulesStore(db_path, seed=False)
     try:
@@ -234,7 +234,7 @@ def track_population(
     sessions each, up to two purchases of 20, 90 or 150, a cart for about one in five;
     visitor ``v`` (id ``v{v:05d}``) arrives at ``start + v * spacing``."""
     from decision import validate_events
-    from server.profile_store import SQLiteProfileStore
+    from server.profiles.sqlite import SQLiteProfileStore
 
     rng = random.Random(seed)
     raw = []

@@ -18,8 +18,8 @@ from protos import decisioning_pb2_grpc as pb_grpc
 from server.app import create_server, serve
 from server.config import ServerConfig
 from server.logs import JsonFormatter, configure_logging
-from server.profiles import CachedProfileStore, merge_profile
-from server.store import RulesStore
+from server.profiles.cache import CachedProfileStore, merge_profile
+from server.rules.sqlite import RulesStore
 
 
 class TestDemo:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from server import limits
-from server.documents import compile_text, parse_document, validate_text
 from server.errors import InvalidRulesError
+from server.rules.documents import compile_text, parse_document, validate_text
 
 
 class TestParse:

@@ -10,14 +10,10 @@ from google.rpc import code_pb2, error_details_pb2
 
 import decision
 from decision import InvalidRequestError, Problem
-from server import errors
-from server.errors import (
-    STATUS_TABLE,
-    InvalidRulesError,
-    StaleVersionError,
-    internal_status,
-    status_for,
-)
+from server.api import status as errors
+from server.api.status import STATUS_TABLE, internal_status, status_for
+from server import errors as server_errors
+from server.errors import InvalidRulesError, StaleVersionError
 
 
 def _public_subclasses(base: type) -> list[type]:
@@ -38,7 +34,7 @@ def _bad_request(status) -> list[tuple[str, str]]:
 class TestTable:
     @pytest.mark.parametrize(
         "cls",
-        _public_subclasses(decision.DecisionError) + _public_subclasses(errors.ServerError),
+        _public_subclasses(decision.DecisionError) + _public_subclasses(server_errors.ServerError),
         ids=lambda c: c.__name__,
     )
     def test_every_error_class_is_mapped(self, cls):

@@ -23,10 +23,10 @@ from google.rpc import error_details_pb2, status_pb2
 import decision
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
-from server import estimates
+from server.analytics import estimates
+from server.analytics.estimates import SizeCache, estimate
+from server.analytics.scan_pool import ScanPool
 from server.errors import ScanCancelledError
-from server.estimates import SizeCache, estimate
-from server.scan_pool import ScanPool
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 NOW = T0 + timedelta(days=30)
@@ -476,7 +476,7 @@ def _alive(pid: int) -> bool:
 class TestConnect:
     def test_paths_with_uri_characters(self, tmp_path: Path):
         """A store whose path holds '?', '#' and '%' opens read-only all the same."""
-        from server import audiences
+        from server.analytics import scans as audiences
 
         path = tmp_path / "odd?name#50%.db"
         with sqlite3.connect(path) as conn:

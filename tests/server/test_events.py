@@ -16,8 +16,9 @@ import decision
 from decision import InvalidRequestError
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
-from server import events, limits
-from server.documents import dump_document
+from server import limits
+from server.api import event_messages as events
+from server.rules.documents import dump_document
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 ADMIN_TOKEN = "events-admin-token"

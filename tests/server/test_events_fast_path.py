@@ -1,5 +1,5 @@
 """The fast conversion path: it accepts only what the engine accepts, and yields the
-engine's events (``server.events.valid_batch`` against ``validate_events``)."""
+engine's events (``server.api.event_messages.valid_batch`` against ``validate_events``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from decision import InvalidRequestError, Problem
 from protos import decisioning_pb2 as pb
-from server import events
+from server.api import event_messages as events
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 

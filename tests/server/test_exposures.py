@@ -13,8 +13,8 @@ import pytest
 
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
-from server.exposures import ExposureRecorder
-from server.profile_store import SQLiteProfileStore
+from server.analytics.exposures import ExposureRecorder
+from server.profiles.sqlite import SQLiteProfileStore
 
 NOW = datetime(2026, 11, 9, 10, 0, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ from client import AsyncDecisionClient, DecisionClient
 from insights import VariantCounts, analyze_campaign
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
-from server.attribution import attribute
+from server.analytics.attribution import attribute
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 WEEK = timedelta(days=7)

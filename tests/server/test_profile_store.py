@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from decision import Event, InvalidRequestError, validate_events
 from decision import profile as fold
 from protos import decisioning_pb2 as pb
-from server import profile_store
-from server.profile_store import SQLiteProfileStore, TrackResult
+from server.profiles import sqlite as profile_store
+from server.profiles.sqlite import SQLiteProfileStore, TrackResult
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,7 +116,7 @@ class TestTrack:
             "import os, signal, sys\n"
             "from datetime import UTC, datetime\n"
             "from decision import validate_events\n"
-            "from server.profile_store import SQLiteProfileStore\n"
+            "from server.profiles.sqlite import SQLiteProfileStore\n"
             "store = SQLiteProfileStore(sys.argv[1])\n"
             "now = datetime(2026, 7, 1, tzinfo=UTC)\n"
             "raw = [{'event_id': f'k{i}', 'visitor_id': f'v{i % 7}', 'type': 'session_start',"
@@ -175,7 +175,7 @@ class TestTrack:
                 raise RuntimeError("boom")
             real_apply(state, event)
 
-        monkeypatch.setattr("server.profile_store.apply", failing)
+        monkeypatch.setattr("server.profiles.sqlite.apply", failing)
 
         with pytest.raises(RuntimeError, match="boom"):
             profiles.track(events(*SHOPPER))
@@ -291,7 +291,7 @@ class TestGroupCommit:
                 raise RuntimeError("boom")
             real_apply(state, event)
 
-        monkeypatch.setattr("server.profile_store.apply", failing)
+        monkeypatch.setattr("server.profiles.sqlite.apply", failing)
         batches = [
             events(("a", "session_start", 10), visitor="ok-1"),
             events(("x", "session_start", 10), ("bad", "page_view", 5), visitor="broken"),
@@ -339,7 +339,7 @@ class TestGroupCommit:
             "_commit_group",
             lambda self, group: groups.append(len(group)) or real_group(self, group),
         )
-        monkeypatch.setattr("server.profile_store.apply", failing)
+        monkeypatch.setattr("server.profiles.sqlite.apply", failing)
 
         first = profiles.track(events(("f", "session_start", 10), visitor="first"))
         joiner[0].join()
@@ -781,7 +781,7 @@ class TestLifecycle:
 
     def test_shares_the_file_with_the_rules_store(self, db_path: Path):
         """The profile tables sit next to the rules tables in one file."""
-        from server.store import RulesStore
+        from server.rules.sqlite import RulesStore
 
         with RulesStore(db_path) as rules, SQLiteProfileStore(db_path) as store:
             store.track(events(("s1", "session_start", 10)))

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from decision import compile_ruleset, demo_document, validate_events, visitor_segments
-from server.profile_store import SQLiteProfileStore
+from server.profiles.sqlite import SQLiteProfileStore
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 RULESET = compile_ruleset(demo_document())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.reloader import Reloader
+from server.rules.reloader import Reloader
 
 
 def _write_raw(db_path: Path, document: str) -> int:

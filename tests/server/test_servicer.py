@@ -17,10 +17,10 @@ import grpc_testing
 import pytest
 
 from protos import decisioning_pb2 as pb
-from server.profiles import EmptyProfileStore, ProfileMemos
-from server.reloader import ReloadStatus
-from server.servicer import DecisionServicer, RulesAdminServicer, new_decision_id
-from server.snapshot import build_snapshot
+from server.api.decision_service import DecisionServicer, RulesAdminServicer, new_decision_id
+from server.profiles.cache import EmptyProfileStore, ProfileMemos
+from server.rules.reloader import ReloadStatus
+from server.rules.snapshot import build_snapshot
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 DECISION_SERVICE = pb.DESCRIPTOR.services_by_name["DecisionService"]

@@ -214,7 +214,7 @@ def _store_with_only(db_path, document: str) -> None:
     """A store file whose only version holds ``document``, written around the API."""
     import sqlite3
 
-    from server.store import RulesStore
+    from server.rules.sqlite import RulesStore
 
     RulesStore(db_path, seed=False).close()
     raw = sqlite3.connect(db_path)

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from server.store import (
+from server.rules.sqlite import (
     InvalidRulesError,
     RulesStore,
     StaleVersionError,

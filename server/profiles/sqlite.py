@@ -6,7 +6,7 @@ Schema (created on first open, next to the rules tables in the same file by defa
            type TEXT, ts TEXT, properties TEXT)          -- index (visitor_id, ts, event_id)
     aliases(alias TEXT PRIMARY KEY, canonical TEXT)      -- index (canonical)
     profiles(visitor_id TEXT PRIMARY KEY, document TEXT, state TEXT)
-    exposures(...)                                       -- see server.exposures
+    exposures(...)                                       -- see server.analytics.exposures
 
 ``events.visitor_id`` is the canonical id (after identify merges), ``source_id`` the id
 the event was sent with. ``profiles.state`` is ``decision.profile``'s fold state and
@@ -88,9 +88,9 @@ from decision.profile import (
     render,
     validate_events,
 )
+from server.analytics.exposures import create_schema as create_exposures_schema
+from server.analytics.exposures import exposures_of
 from server.errors import StoreBusyError
-from server.exposures import create_schema as create_exposures_schema
-from server.exposures import exposures_of
 
 __all__ = ["BUSY_TIMEOUT", "SQLiteProfileStore", "TrackResult"]
 
@@ -178,7 +178,7 @@ class _Batch:
 class SQLiteProfileStore:
     """Profiles on one SQLite file. Thread-safe; several processes may share the file.
 
-    Implements ``server.profiles.ProfileStore``. Use as a context manager or ``close()``.
+    Implements ``server.profiles.cache.ProfileStore``. Use as a context manager or ``close()``.
     ``cache_size`` or ``cache_ttl`` 0 disables the read cache.
     """
 
@@ -272,7 +272,7 @@ class SQLiteProfileStore:
                 not_null={"document", "state"},
                 if_not_exists=True,
             )
-            create_exposures_schema(db)  # written by server.exposures, forgotten here
+            create_exposures_schema(db)  # written by server.analytics.exposures, forgotten here
 
     # -- reads --------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """Segment filters evaluated over every stored profile: filter analysis, exports, sizes,
-memberships (EstimateSegment's scan, split over worker processes: ``server.estimates``).
+memberships (EstimateSegment's scan, split over worker processes: ``server.analytics.estimates``).
 
 One pass over ``profiles`` per question: each document is parsed with orjson and the
 compiled predicates (``decision.filters``) are called on it, with the request context
@@ -55,7 +55,7 @@ _FALSE_ON_MISSING = frozenset(
 
 _CHUNK = 500
 PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
-"""Field names that any JSON writer leaves unescaped (``server.estimates.markers``)."""
+"""Field names that any JSON writer leaves unescaped (``server.analytics.estimates.markers``)."""
 
 MMAP_SIZE = 2**31
 

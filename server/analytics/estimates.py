@@ -42,9 +42,9 @@ import orjson
 import decision
 from decision import Ruleset
 from decision.filters import Predicate
-from server import audiences
+from server.analytics import scans as audiences
+from server.analytics.scan_pool import ScanPool
 from server.errors import ScanCancelledError
-from server.scan_pool import ScanPool
 
 __all__ = ["SIZES_MAX_AGE", "Estimate", "Overlap", "SizeCache", "estimate"]
 
@@ -311,7 +311,7 @@ def _rows(
 
 def _parse(raw: bytes) -> dict[str, Any]:
     # A leading space marks a document the store wrote with ``json`` (integers beyond
-    # 64 bits, which orjson would read as floats): ``server.profile_store._dumps``.
+    # 64 bits, which orjson would read as floats): ``server.profiles.sqlite._dumps``.
     doc: dict[str, Any] = json.loads(raw) if raw[:1] == b" " else orjson.loads(raw)
     doc["context"] = {}  # Decide without a request context
     return doc

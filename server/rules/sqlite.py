@@ -33,7 +33,7 @@ from typing import Any, Self
 import sqlite_utils
 
 import decision
-from server import documents
+from server.rules import documents
 from server.errors import (
     InvalidRulesError,
     StaleVersionError,

@@ -2,7 +2,7 @@
 
 Profiles travel as JSON text (``profile_json``), for the reason the rules document does:
 Struct keeps neither key order nor the difference between 1 and 1.0. Every call is
-admin-only (``server.interceptors``): profiles are personal data.
+admin-only (``server.api.interceptors``): profiles are personal data.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from decision import InvalidRequestError, Problem
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
 from server import limits
-from server.errors import handles_errors
+from server.api.status import handles_errors
 
 Clock = Callable[[], datetime]
 

@@ -3,7 +3,7 @@ killed when the server stops.
 
 A scan of every stored profile is CPU-bound Python (parse, evaluate), so one process
 uses one core whatever its threads do. ``ScanPool`` runs the parts of a scan (rowid
-ranges: ``server.estimates``) in worker processes, one per core by default. The workers
+ranges: ``server.analytics.estimates``) in worker processes, one per core by default. The workers
 are spawned, never forked: the server runs gRPC threads, and a forked gRPC runtime is
 unsafe (as for ``decide serve --processes``). Each task carries plain data (file path,
 filters as JSON text, rowid bounds); the worker opens the SQLite file read-only itself.

@@ -23,18 +23,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from server.cli import (
+from cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CliError,
-    _add_target_arguments,
-    _client_errors,
-    _Parser,
-    _print_json,
-    _print_table,
-    _read_text,
-    _remote,
-    _usage,
+    Parser,
+    add_target_arguments,
+    client_errors,
+    print_json,
+    print_table,
+    read_text,
+    remote_for,
+    usage,
 )
 
 DEFAULT_REPORT_TIMEOUT = 120.0
@@ -47,10 +47,8 @@ _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 def add_parsers(commands: Any) -> None:
     """Add ``insights`` and ``report`` to the ``decide`` subcommands."""
     insights = commands.add_parser("insights", help="campaign and segment reports from a server")
-    sub = insights.add_subparsers(
-        title="insights commands", metavar="COMMAND", parser_class=_Parser
-    )
-    insights.set_defaults(handler=lambda _args: _usage(insights))
+    sub = insights.add_subparsers(title="insights commands", metavar="COMMAND", parser_class=Parser)
+    insights.set_defaults(handler=lambda _args: usage(insights))
 
     campaign = sub.add_parser("campaign", help="one campaign's arms, lift and split check")
     campaign.add_argument("campaign", metavar="CAMPAIGN")
@@ -58,27 +56,27 @@ def add_parsers(commands: Any) -> None:
     campaign.add_argument("--by-segment", action="store_true", help="break down by segment")
     campaign.add_argument("--baseline", default="", metavar="ARM", help="compare with this arm")
     campaign.add_argument("--json", action="store_true", help="print JSON")
-    _add_target_arguments(campaign, admin=True)
+    add_target_arguments(campaign, admin=True)
     campaign.set_defaults(handler=cmd_campaign, timeout=DEFAULT_REPORT_TIMEOUT)
 
     segments = sub.add_parser("segments", help="segment sizes, overlap and journeys")
     segments.add_argument("segments", nargs="+", metavar="SEG")
     _add_period_arguments(segments)
     segments.add_argument("--json", action="store_true", help="print JSON")
-    _add_target_arguments(segments, admin=True)
+    add_target_arguments(segments, admin=True)
     segments.set_defaults(handler=cmd_segments, timeout=DEFAULT_REPORT_TIMEOUT)
 
     estimate = sub.add_parser("estimate", help="how many stored profiles a filter matches")
     estimate.add_argument("filter", metavar="FILTER_JSON_OR_FILE", help="JSON text, a file or -")
     estimate.add_argument("--sample", type=int, default=0, metavar="N", help="ids to sample")
     estimate.add_argument("--json", action="store_true", help="print JSON")
-    _add_target_arguments(estimate, admin=True)
+    add_target_arguments(estimate, admin=True)
     estimate.set_defaults(handler=cmd_estimate, timeout=DEFAULT_REPORT_TIMEOUT)
 
     export = sub.add_parser("export", help="print a segment's visitor ids, one per line")
     export.add_argument("segment", metavar="SEGMENT")
     export.add_argument("--page-size", type=int, default=0, metavar="N")
-    _add_target_arguments(export, admin=True)
+    add_target_arguments(export, admin=True)
     export.set_defaults(handler=cmd_export, timeout=DEFAULT_REPORT_TIMEOUT)
 
     report = commands.add_parser("report", help="write a self-contained HTML insights report")
@@ -96,7 +94,7 @@ def add_parsers(commands: Any) -> None:
     report.add_argument(
         "--demo-data", action="store_true", help="no server: the simulated demo dataset"
     )
-    _add_target_arguments(report, admin=True)
+    add_target_arguments(report, admin=True)
     report.set_defaults(handler=cmd_report, timeout=DEFAULT_REPORT_TIMEOUT)
 
 
@@ -192,7 +190,7 @@ def print_campaign(report: Any, extras: dict[str, Any]) -> None:
     status = "ok" if report.status == "ok" else "NOT ENOUGH DATA (comparisons withheld)"
     print(f"status: {status}; minimum sample {report.min_sample} exposed visitors per arm")
     print()
-    _print_table(_HEADER, _variant_rows(report.variants))
+    print_table(_HEADER, _variant_rows(report.variants))
     srm = report.srm
     verdict = "MISMATCH: check the split before trusting results" if srm.mismatch else "ok"
     print()
@@ -201,7 +199,7 @@ def print_campaign(report: Any, extras: dict[str, Any]) -> None:
     for segment_id, results in (report.by_segment or {}).items():
         print()
         print(f"segment {segment_id}:")
-        _print_table(_HEADER, _variant_rows(results))
+        print_table(_HEADER, _variant_rows(results))
     print()
     print("* the baseline the other arms are compared with")
 
@@ -212,8 +210,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     from protos import decisioning_pb2 as pb
 
     start, end = parse_period(args)
-    remote = _remote(args, admin=True)
-    with remote.client() as client, _client_errors(remote):
+    remote = remote_for(args, admin=True)
+    with remote.client() as client, client_errors(remote):
         # The raw call keeps the response's extras (expected weights, window).
         request = pb.CampaignReportRequest(
             campaign=args.campaign,
@@ -225,7 +223,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     report = _insights.campaign_report(response)
     extras = _insights.campaign_extras(response)
     if args.json:
-        _print_json({**report.to_dict(), **extras})
+        print_json({**report.to_dict(), **extras})
     else:
         print_campaign(report, extras)
     return EXIT_OK
@@ -245,7 +243,7 @@ def print_segments(report: Any) -> None:
         ]
         for s in report.segments
     ]
-    _print_table(["SEGMENT", "SIZE NOW", "EXPOSURES", "CONV RATE", "REV/VISITOR"], rows)
+    print_table(["SEGMENT", "SIZE NOW", "EXPOSURES", "CONV RATE", "REV/VISITOR"], rows)
     print()
     print("size over time (daily snapshots):")
     for s in report.segments:
@@ -254,7 +252,7 @@ def print_segments(report: Any) -> None:
     print()
     print("overlap now (visitors in both):")
     ids = list(report.segment_ids)
-    _print_table(
+    print_table(
         ["", *ids],
         [[a, *(f"{n:,}" for n in row)] for a, row in zip(ids, report.overlap, strict=True)],
     )
@@ -269,11 +267,11 @@ def print_segments(report: Any) -> None:
 def cmd_segments(args: argparse.Namespace) -> int:
     """Print a segment report as text or JSON."""
     start, end = parse_period(args)
-    remote = _remote(args, admin=True)
-    with remote.client() as client, _client_errors(remote):
+    remote = remote_for(args, admin=True)
+    with remote.client() as client, client_errors(remote):
         report = client.segment_report(args.segments, start=start, end=end, timeout=args.timeout)
     if args.json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         print_segments(report)
     return EXIT_OK
@@ -285,7 +283,7 @@ def _filter_text(value: str) -> str:
     if text.startswith("{"):
         return text
     if value == "-" or Path(value).is_file():
-        return _read_text(value)
+        return read_text(value)
     raise CliError(f"{value!r} is neither a JSON object nor a file")
 
 
@@ -296,11 +294,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         json.loads(text)
     except ValueError as e:
         raise CliError(f"the filter is not JSON: {e}") from e
-    remote = _remote(args, admin=True)
-    with remote.client() as client, _client_errors(remote):
+    remote = remote_for(args, admin=True)
+    with remote.client() as client, client_errors(remote):
         estimate = client.estimate_segment(text, sample_size=args.sample, timeout=args.timeout)
     if args.json:
-        _print_json(estimate)
+        print_json(estimate)
         return EXIT_OK
     share = estimate.matching / estimate.profiles if estimate.profiles else 0.0
     print(f"matches {estimate.matching:,} of {estimate.profiles:,} stored profiles ({share:.1%})")
@@ -311,7 +309,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         when = estimate.segment_sizes_at
         as_of = f" (segment sizes as of {when:%Y-%m-%d %H:%M:%S} UTC)" if when else ""
         print(f"overlaps most with{as_of}:")
-        _print_table(
+        print_table(
             ["SEGMENT", "SIZE", "BOTH", "JACCARD"],
             [
                 [o.segment_id, f"{o.segment_size:,}", f"{o.both:,}", f"{o.jaccard:.3f}"]
@@ -323,8 +321,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Print every visitor id of a segment, one per line."""
-    remote = _remote(args, admin=True)
-    with remote.client() as client, _client_errors(remote):
+    remote = remote_for(args, admin=True)
+    with remote.client() as client, client_errors(remote):
         # A whole export may take longer than one ordinary call.
         for visitor_id in client.export_segment(
             args.segment, page_size=args.page_size, timeout=max(args.timeout, 600.0)
@@ -361,8 +359,8 @@ def _fetch_reports(args: argparse.Namespace) -> tuple[list[Any], Any]:
     from client import errors
 
     start, end = parse_period(args)
-    remote = _remote(args, admin=True)
-    with remote.client() as client, _client_errors(remote):
+    remote = remote_for(args, admin=True)
+    with remote.client() as client, client_errors(remote):
         document = client.get_rules(timeout=args.timeout).document
         wanted = args.campaigns or [c["id"] for c in document.get("campaigns", [])]
         campaigns = []

@@ -1,6 +1,6 @@
 """``decisioning.v1.InsightsService``: campaign and segment reports, estimates, exports.
 
-Counting lives in ``server.attribution`` (exposures x events) and ``server.audiences``
+Counting lives in ``server.analytics.attribution`` (exposures x events) and ``server.analytics.scans``
 (filters over stored profiles); the statistics in ``insights`` (pure). This module
 checks requests, fills in defaults, picks the weights a campaign's split is checked
 against, and converts ``insights.model`` values to proto messages and back
@@ -38,11 +38,13 @@ from insights import (
 )
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
-from server import attribution, audiences, estimates
-from server.errors import RulesNotLoadedError, SubjectNotFoundError, handles_errors, map_errors
-from server.exposures import HOLDOUT_VARIANT, ExposureRecorder
-from server.scan_pool import ScanPool
-from server.snapshot import Snapshot
+from server.analytics import attribution, estimates
+from server.analytics import scans as audiences
+from server.analytics.exposures import HOLDOUT_VARIANT, ExposureRecorder
+from server.analytics.scan_pool import ScanPool
+from server.api.status import handles_errors, map_errors
+from server.errors import RulesNotLoadedError, SubjectNotFoundError
+from server.rules.snapshot import Snapshot
 
 logger = logging.getLogger("decide.server")
 

@@ -23,14 +23,15 @@ from decision import InvalidRequestError, Outcome, Problem, Reason
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
 from server import limits
-from server.documents import validate_text
-from server.errors import RulesNotLoadedError, handles_errors
-from server.exposures import HOLDOUT_VARIANT, ExposureRecorder
+from server.analytics.exposures import HOLDOUT_VARIANT, ExposureRecorder
+from server.api.status import handles_errors
+from server.errors import RulesNotLoadedError
 from server.metrics import Metrics
-from server.profiles import ProfileMemos, ProfileStore, merge_profile
-from server.reloader import ReloadStatus
-from server.snapshot import Snapshot
-from server.store import RulesStore, VersionInfo
+from server.profiles.cache import ProfileMemos, ProfileStore, merge_profile
+from server.rules.documents import validate_text
+from server.rules.reloader import ReloadStatus
+from server.rules.snapshot import Snapshot
+from server.rules.sqlite import RulesStore, VersionInfo
 
 AUTHOR_KEY = "x-decide-author"
 """Optional metadata naming who publishes or rolls back; stored in the history."""

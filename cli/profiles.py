@@ -26,19 +26,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from server.cli import (
+from cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CliError,
-    _add_target_arguments,
-    _client_errors,
-    _Parser,
-    _print_json,
-    _read_text,
-    _remote,
-    _usage,
+    Parser,
+    add_target_arguments,
+    client_errors,
+    print_json,
+    read_text,
+    remote_for,
+    usage,
 )
 from server.limits import MAX_EVENTS_PER_BATCH
 
@@ -57,7 +57,7 @@ def add_parsers(commands: Any) -> None:
     """Add ``track``, ``profile`` and ``profiles`` to the ``decide`` subcommands."""
     track = commands.add_parser("track", help="send behavioural events from a JSONL file")
     track.add_argument("file", metavar="FILE", help="one JSON event per line (- for stdin)")
-    _add_target_arguments(track, admin=False)
+    add_target_arguments(track, admin=False)
     track.add_argument(
         "--batch",
         type=int,
@@ -72,15 +72,15 @@ def add_parsers(commands: Any) -> None:
     )
     profile.add_argument("first", metavar="[show|delete|export]", help="the action (default: show)")
     profile.add_argument("visitor", nargs="?", metavar="VISITOR", help="the visitor id")
-    _add_target_arguments(profile, admin=True)
+    add_target_arguments(profile, admin=True)
     profile.add_argument("--json", action="store_true", help="show: print the profile as JSON")
     profile.set_defaults(handler=cmd_profile)
 
     profiles = commands.add_parser("profiles", help="maintain the profile store")
     profiles_commands = profiles.add_subparsers(
-        title="profiles commands", metavar="COMMAND", parser_class=_Parser
+        title="profiles commands", metavar="COMMAND", parser_class=Parser
     )
-    profiles.set_defaults(handler=lambda _args: _usage(profiles))
+    profiles.set_defaults(handler=lambda _args: usage(profiles))
     rebuild = profiles_commands.add_parser(
         "rebuild", help="recompute every profile from the event log"
     )
@@ -100,14 +100,14 @@ def cmd_track(args: argparse.Namespace) -> int:
     if not events:
         print(f"{name}: no events")
         return EXIT_OK
-    remote = _remote(args, admin=False)
+    remote = remote_for(args, admin=False)
     accepted = duplicates = 0
     with remote.client() as client:
         for start in range(0, len(events), args.batch):
             batch = events[start : start + args.batch]
             batch_lines = lines[start : start + args.batch]
             try:
-                with _client_errors(remote):
+                with client_errors(remote):
                     result = _send(client, batch, batch_lines)
             except CliError as e:
                 if not start:
@@ -145,7 +145,7 @@ def read_events(name: str) -> tuple[list[dict[str, Any]], list[int]]:
     from decision import InvalidRequestError
     from decision.profile import validate_events
 
-    text = _read_text(name)
+    text = read_text(name)
     events: list[dict[str, Any]] = []
     lines: list[int] = []
     problems: list[tuple[int, str]] = []
@@ -203,8 +203,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise CliError(
             f"unknown action {args.first!r}: expected {', '.join(PROFILE_ACTIONS)}", EXIT_USAGE
         )
-    remote = _remote(args, admin=True)
-    with remote.client() as client, _client_errors(remote):
+    remote = remote_for(args, admin=True)
+    with remote.client() as client, client_errors(remote):
         if action == "delete":
             deleted = client.delete_visitor(visitor)
             if not deleted:
@@ -213,13 +213,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
                 print(f"deleted visitor {visitor}: {deleted} stored records removed")
             return EXIT_OK
         if action == "export":
-            _print_json(client.export_visitor(visitor))
+            print_json(client.export_visitor(visitor))
             return EXIT_OK
         profile = client.get_profile(visitor)
     if profile is None:
         raise CliError(f"no profile stored for visitor {visitor}", EXIT_ERROR)
     if args.json:
-        _print_json(profile)
+        print_json(profile)
     else:
         print(f"visitor {visitor}")
         rows = list(_flatten(profile))
@@ -250,7 +250,7 @@ def cmd_profiles_rebuild(args: argparse.Namespace) -> int:
 
     from server.config import ConfigError, ServerConfig
     from server.errors import StoreBusyError
-    from server.profile_store import SQLiteProfileStore
+    from server.profiles.sqlite import SQLiteProfileStore
 
     path = args.db
     if not path:

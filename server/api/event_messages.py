@@ -50,7 +50,7 @@ from server import limits
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Built at import, like the Reason table in server.servicer: an event type the proto
+# Built at import, like the Reason table in server.api.decision_service: an event type the proto
 # lacks (or the reverse) fails loudly here rather than per call.
 TYPE_NAMES: dict[int, str] = {pb.EventType.Value(f"EVENT_TYPE_{t.upper()}"): t for t in EVENT_TYPES}
 """EventType enum number -> the engine's type name."""
@@ -75,7 +75,7 @@ OPTIONAL_PROPERTIES = frozenset({"session_start", "page_view"})
 """Types whose properties message may be left out altogether."""
 
 if set(PROPERTIES_FIELD) != set(EVENT_TYPES):  # pragma: no cover - a wiring bug
-    raise RuntimeError("server.events.PROPERTIES_FIELD does not cover decision.profile.EVENT_TYPES")
+    raise RuntimeError("server.api.event_messages.PROPERTIES_FIELD does not cover decision.profile.EVENT_TYPES")
 
 
 def event_time(stamp: Any) -> datetime:
@@ -351,10 +351,10 @@ def _plans() -> dict[int, tuple[str, str | None, tuple[_Check, ...]]]:
         for f in descriptor.fields:
             if f.name not in schema or f.cpp_type not in _KINDS[schema[f.name][0]]:
                 raise RuntimeError(  # pragma: no cover - a wiring bug
-                    f"server.events: {field}.{f.name} does not fit {type_name}'s schema"
+                    f"server.api.event_messages: {field}.{f.name} does not fit {type_name}'s schema"
                 )
         if len(descriptor.fields) != len(schema):  # pragma: no cover - a wiring bug
-            raise RuntimeError(f"server.events: {field} lacks properties of {type_name}")
+            raise RuntimeError(f"server.api.event_messages: {field} lacks properties of {type_name}")
         # Declaration order: the order to_raw fills the properties dict in.
         checks = tuple((f.name, *schema[f.name], f.has_presence) for f in descriptor.fields)
         plans[number] = (type_name, field, checks)

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from server.errors import InvalidRulesError
-from server.snapshot import Snapshot, build_snapshot
-from server.store import read_active
+from server.rules.snapshot import Snapshot, build_snapshot
+from server.rules.sqlite import read_active
 
 logger = logging.getLogger("decide.reloader")
 

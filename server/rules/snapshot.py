@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from decision import Ruleset
-from server import documents
+from server.rules import documents
 
 NULL_JSON = "null"
 

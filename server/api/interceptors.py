@@ -23,7 +23,8 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from server.errors import AuthenticationError, handles_errors
+from server.api.status import handles_errors
+from server.errors import AuthenticationError
 from server.metrics import Metrics
 
 ADMIN_SERVICE = "decisioning.v1.RulesAdmin"

@@ -21,8 +21,9 @@ from decision.profile import Event
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
 from server import limits
-from server.errors import BatchRejectedError, handles_errors
-from server.events import convert_batch
+from server.api.event_messages import convert_batch
+from server.api.status import handles_errors
+from server.errors import BatchRejectedError
 from server.metrics import Metrics
 
 Clock = Callable[[], datetime]

@@ -4,7 +4,7 @@ Every Decide that serves a campaign (reason CAMPAIGN, or HOLDOUT: the visitor is
 campaign's holdout arm) records one exposure per placement: decision id, visitor,
 campaign, variant (``"holdout"`` for the holdout arm), the audience segments matched,
 placement and the decision's time. Attribution and the campaign reports
-(``server.attribution``) join them with the event log.
+(``server.analytics.attribution``) join them with the event log.
 
 Off the critical path: ``ExposureRecorder.record`` only appends tuples to a
 ``collections.deque`` (thread-safe under the GIL, no lock). A background thread writes

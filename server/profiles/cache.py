@@ -2,7 +2,7 @@
 
 Decide evaluates filters over the visitor's stored profile with the request's
 ``profile_overrides`` applied on top (top-level fields replaced) and the request
-context under ``context``. The server's backend is ``server.profile_store.
+context under ``context``. The server's backend is ``server.profiles.sqlite.
 SQLiteProfileStore`` (events in, profiles out, its own cache invalidated on write);
 ``EmptyProfileStore`` knows nobody, and ``CachedProfileStore`` puts a TTL cache in front
 of any other backend.

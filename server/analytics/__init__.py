@@ -1,0 +1,1 @@
+"""Analytics: exposures, attribution, scans of stored profiles, estimates and size snapshots."""

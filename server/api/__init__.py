@@ -1,0 +1,1 @@
+"""The gRPC edge: one servicer per service, interceptors, message conversion, status mapping."""

@@ -1,0 +1,1 @@
+"""Rules: the versioned rules store, document parsing, compiled snapshots and hot reload."""
