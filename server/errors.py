@@ -10,7 +10,10 @@
           ├── StaleVersionError        expected_version is not the active version
           ├── VersionNotFoundError     no such stored version
           ├── InvalidRulesError        the document has problems
-          └── StoreBusyError           the database stayed locked too long
+          ├── StoreBusyError           the database stayed locked too long
+          ├── StoreFullError           the disk holding the store is full
+          ├── StoreUnavailableError    the store cannot be opened, read or written now
+          └── StoreCorruptError        the store's file is damaged
 
 Stores, the reloader and the scans raise these; the gRPC edge maps each class to a
 status in one table (``server.api.status``), so nothing below the edge imports grpc.
@@ -113,6 +116,31 @@ class StoreBusyError(StoreError):
         super().__init__(f"the {store} is busy; retry shortly")
 
 
+class StoreFullError(StoreError):
+    """A write failed because the disk (or the file system quota) holding the store is full."""
+
+    def __init__(self, store: str, path: str) -> None:
+        self.path = path
+        super().__init__(f"the {store} ({path}) cannot be written: the disk is full")
+
+
+class StoreUnavailableError(StoreError):
+    """The store's file cannot be opened, read or written (permissions, a read-only
+    file system, an I/O error, a closed store)."""
+
+    def __init__(self, store: str, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"the {store} ({path}) is unavailable: {reason}")
+
+
+class StoreCorruptError(StoreError):
+    """The store's file is damaged; restore it from a backup (``decide store check``)."""
+
+    def __init__(self, store: str, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"the {store} ({path}) is damaged: {reason}")
+
+
 def summary(headline: str, problems: Sequence[Problem], limit: int = 10) -> str:
     """``headline (N problems): p1; p2; ...`` with at most ``limit`` problems quoted."""
     quoted = "; ".join(str(p)[:200] for p in problems[:limit])
@@ -132,7 +160,10 @@ __all__ = [
     "ServerError",
     "StaleVersionError",
     "StoreBusyError",
+    "StoreCorruptError",
     "StoreError",
+    "StoreFullError",
+    "StoreUnavailableError",
     "SubjectNotFoundError",
     "VersionNotFoundError",
     "summary",

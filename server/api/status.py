@@ -37,7 +37,10 @@ from server.errors import (
     ScanCancelledError,
     StaleVersionError,
     StoreBusyError,
+    StoreCorruptError,
     StoreError,
+    StoreFullError,
+    StoreUnavailableError,
     SubjectNotFoundError,
     VersionNotFoundError,
     summary,
@@ -69,6 +72,11 @@ STATUS_TABLE: dict[type[Exception], grpc.StatusCode] = {
     VersionNotFoundError: grpc.StatusCode.NOT_FOUND,
     InvalidRulesError: grpc.StatusCode.INVALID_ARGUMENT,
     StoreBusyError: grpc.StatusCode.UNAVAILABLE,
+    # The disk is full: retrying at once will not help, an operator must act.
+    StoreFullError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    StoreUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    # Data loss is what a damaged file means to the caller (gRPC's own guidance).
+    StoreCorruptError: grpc.StatusCode.DATA_LOSS,
     StoreError: grpc.StatusCode.UNAVAILABLE,  # any other store trouble: retry later
 }
 """Error class -> status code. Looked up along the exception's MRO, so the most specific

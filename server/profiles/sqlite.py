@@ -67,7 +67,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -90,7 +90,8 @@ from decision.profile import (
 )
 from server.analytics.exposures import create_schema as create_exposures_schema
 from server.analytics.exposures import exposures_of
-from server.errors import StoreBusyError
+from server.errors import StoreUnavailableError
+from server.sqlite import immediate
 
 __all__ = ["BUSY_TIMEOUT", "SQLiteProfileStore", "TrackResult"]
 
@@ -765,7 +766,7 @@ class SQLiteProfileStore:
         if conn is not None:
             return conn
         if self._closed:
-            raise sqlite3.ProgrammingError("the profile store is closed")
+            raise StoreUnavailableError("profile store", str(self.path), "the store is closed")
         conn = sqlite3.connect(
             str(self.path), timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
         )
@@ -773,31 +774,20 @@ class SQLiteProfileStore:
         with self._readers_lock:
             if self._closed:
                 conn.close()
-                raise sqlite3.ProgrammingError("the profile store is closed")
+                raise StoreUnavailableError("profile store", str(self.path), "the store is closed")
             self._readers.append(conn)
         self._local.conn = conn
         return conn
 
-    @contextmanager
-    def _write(self) -> Iterator[None]:
+    def _write(self) -> AbstractContextManager[None]:
         """One IMMEDIATE transaction: the write lock is taken before anything is read."""
-        with self._write_lock:
-            if self._closed:
-                raise sqlite3.ProgrammingError("the profile store is closed")
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise _busy_or(exc) from exc
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                self._db.execute("ROLLBACK")
-                raise _busy_or(exc) from exc
+        return immediate(
+            self._db.conn,
+            self._write_lock,
+            store="profile store",
+            path=self.path,
+            closed=lambda: self._closed,
+        )
 
 
 def _resolve_with(conn: sqlite3.Connection, visitor_id: str) -> str:
@@ -830,10 +820,3 @@ def _strip(path: str, prefixes: Sequence[str]) -> str:
         if path.startswith(prefix):
             return path[len(prefix) :]
     return path
-
-
-def _busy_or(exc: sqlite3.OperationalError) -> Exception:
-    message = str(exc).lower()
-    if "locked" in message or "busy" in message:
-        return StoreBusyError("profile store")
-    return exc

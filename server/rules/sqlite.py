@@ -24,7 +24,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,13 +33,14 @@ from typing import Any, Self
 import sqlite_utils
 
 import decision
-from server.rules import documents
 from server.errors import (
     InvalidRulesError,
     StaleVersionError,
     StoreBusyError,
     VersionNotFoundError,
 )
+from server.rules import documents
+from server.sqlite import immediate
 
 __all__ = [
     "BUSY_TIMEOUT",
@@ -248,24 +249,9 @@ class RulesStore:
 
     # -- internals ------------------------------------------------------------------
 
-    @contextmanager
-    def _write(self) -> Iterator[None]:
+    def _write(self) -> AbstractContextManager[None]:
         """One IMMEDIATE transaction: the write lock is taken before anything is read."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise _busy_or(exc) from exc
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                self._db.execute("ROLLBACK")
-                raise _busy_or(exc) from exc
+        return immediate(self._db.conn, self._lock, store="rules store", path=self.path)
 
     @contextmanager
     def _read(self) -> Iterator[None]:
@@ -345,13 +331,6 @@ def _info(row: dict[str, Any], active: int) -> VersionInfo:
         restored_from=row["restored_from"] or 0,
         active=row["version"] == active,
     )
-
-
-def _busy_or(exc: sqlite3.OperationalError) -> Exception:
-    message = str(exc).lower()
-    if "locked" in message or "busy" in message:
-        return StoreBusyError()
-    return exc
 
 
 def _now() -> datetime:

@@ -771,12 +771,14 @@ class TestCache:
 
 class TestLifecycle:
     def test_close_is_idempotent_and_final(self, profile_db: Path):
-        """After close, writes fail; closing again is fine."""
+        """After close, writes fail with a store error naming the file; closing again is fine."""
+        from server.errors import StoreUnavailableError
+
         store = SQLiteProfileStore(profile_db)
         store.close()
         store.close()
 
-        with pytest.raises(sqlite3.ProgrammingError):
+        with pytest.raises(StoreUnavailableError, match="profile store .* is closed"):
             store.track(events(("s1", "session_start", 10)))
 
     def test_shares_the_file_with_the_rules_store(self, db_path: Path):
