@@ -31,7 +31,7 @@ from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
 from server.app import create_server
 from server.config import ServerConfig
-from server.rules.sqlite import RulesStore
+from server.rules.sqlite import SQLiteRulesStore as RulesStore
 
 
 def _document(i: int) -> str:

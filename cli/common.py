@@ -194,7 +194,7 @@ def remote_for(args: argparse.Namespace, *, admin: bool) -> Remote:
 
 @contextmanager
 def open_store(path: str, *, create: bool = False) -> Iterator[Any]:
-    from server.rules.sqlite import RulesStore
+    from server.rules.sqlite import SQLiteRulesStore as RulesStore
 
     if not create and not Path(path).is_file():
         raise CliError(f"{path}: no such rules store (create one with `decide rules apply`)")
@@ -212,10 +212,11 @@ def store_errors() -> Iterator[None]:
     """Turn store exceptions into one-line CLI errors."""
     import sqlite3
 
-    from server.rules.sqlite import (
+    from server.errors import (
         InvalidRulesError,
         StaleVersionError,
         StoreBusyError,
+        StoreError,
         VersionNotFoundError,
     )
 
@@ -232,6 +233,8 @@ def store_errors() -> Iterator[None]:
         raise CliError(str(e)) from e
     except StoreBusyError as e:
         raise CliError(f"the rules store is busy: {e}", EXIT_UNAVAILABLE) from e
+    except StoreError as e:
+        raise CliError(str(e)) from e
     except (OSError, sqlite3.Error) as e:
         raise CliError(f"cannot open the rules store: {e}") from e
 

@@ -6,7 +6,7 @@ visitor's profile are arguments.
 
 from decision.bucketing import bucket
 from decision.defaults import default_document, demo_document
-from decision.engine import ProfileMemo, decide, visitor_segments
+from decision.engine import ProfileMemo, decide, decide_trusted, visitor_segments
 from decision.errors import (
     DecisionError,
     FilterError,
@@ -61,6 +61,7 @@ __all__ = [
     "compile_filter",
     "compile_ruleset",
     "decide",
+    "decide_trusted",
     "default_document",
     "demo_document",
     "validate_events",

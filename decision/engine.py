@@ -69,7 +69,24 @@ def decide(
         raise InvalidRequestError(problems)
     if now.utcoffset():
         now = now.astimezone(UTC)
-    ctx = EvalContext({**profile, "context": context}, now, ruleset.segment_filters)
+    document = {**profile, "context": context}
+    return decide_trusted(ruleset, visitor_id, document, placements, now, explain, profile_memo)
+
+
+def decide_trusted(
+    ruleset: Ruleset,
+    visitor_id: str,
+    document: dict[str, JSON],
+    placements: Sequence[str],
+    now: datetime,
+    explain: bool = False,
+    profile_memo: ProfileMemo | None = None,
+) -> list[Decision]:
+    """``decide`` for a caller that has already checked every argument, as a server's
+    request edge does: a non-empty visitor id, non-empty distinct placement ids, a UTC
+    ``now``. ``document`` is what filters see, the profile with the request context
+    under ``context``; it belongs to the call and is not copied."""
+    ctx = EvalContext(document, now, ruleset.segment_filters)
     if profile_memo is not None:
         ctx.memo.update(profile_memo.segments)
     # With explain, audiences are evaluated: the trace tells why each one missed.

@@ -124,7 +124,7 @@ def start_decide(
     db_path = workdir / "loadtest.db"
     log_path = workdir / "decide-server.log"
     if rules_file is not None:
-        from server.rules.sqlite import RulesStore
+        from server.rules.sqlite import SQLiteRulesStore as RulesStore
 
         store = RulesStore(str(db_path), seed=False)
         try:

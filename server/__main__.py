@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from server.app import serve
+from server.processes import serve
 from server.config import ConfigError, ServerConfig
 
 

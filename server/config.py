@@ -25,14 +25,43 @@ DEFAULT_PORT = 50051
 DEFAULT_POLL_INTERVAL = 0.2
 DEFAULT_GRACE = 5.0
 DEFAULT_LOG_LEVEL = "INFO"
-# Request threads. CPython runs one of them at a time (the GIL), so more threads buy
-# nothing for CPU-bound calls and cost GIL hand-offs: under 16 calls in flight, 4
-# threads served about 15-30% more calls/s than 16 at a lower p99 (bench/README.md,
-# "Thread pool"), while still overlapping a few calls blocked in SQLite. Use
-# --processes to use more cores.
+# Threads of a synchronous gRPC server's pool: what loadtest's synchronous baseline
+# uses (decide itself serves on an event loop).
 DEFAULT_MAX_WORKERS = 4
-DEFAULT_PROCESSES = 1
+# Server processes: 0 is "auto", one per core this process may run on.
+DEFAULT_PROCESSES = 0
 MAX_PROCESSES = 64
+# Connections and streams (server/app.py, "Limits"). Each is a gRPC core setting.
+DEFAULT_MAX_CONCURRENT_STREAMS = 100  # per connection (HTTP/2 SETTINGS)
+DEFAULT_IDLE_STREAM_TIMEOUT = 60.0  # seconds a client stream may send nothing
+DEFAULT_KEEPALIVE_TIME = 30.0  # the server pings a connection idle this long...
+DEFAULT_KEEPALIVE_TIMEOUT = 10.0  # ...and closes it if the ping is not answered in this
+DEFAULT_MIN_PING_INTERVAL = 10.0  # client pings closer than this are strikes
+DEFAULT_MAX_CONNECTION_IDLE = 300.0  # a connection with no call this long is closed
+DEFAULT_MAX_CONNECTION_AGE = 1800.0  # every connection is closed (GOAWAY) after this...
+DEFAULT_MAX_CONNECTION_AGE_GRACE = 30.0  # ...its calls get this long to finish
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0  # a connection must finish its handshake in this
+# Calls in flight per method before new ones are answered RESOURCE_EXHAUSTED; "*" is
+# every method not named. One process runs one call at a time: 256 Decide calls
+# queued behind each other already wait ~25 ms.
+DEFAULT_MAX_IN_FLIGHT: tuple[tuple[str, int], ...] = (
+    ("Decide", 256),
+    ("GetVisitorSegments", 256),
+    ("Track", 128),
+    ("TrackStream", 256),
+    ("CampaignReport", 8),
+    ("SegmentReport", 8),
+    ("EstimateSegment", 4),
+    ("ExportSegment", 8),
+    ("*", 64),
+)
+# Blocking work (server/executors.py): threads, and calls that may wait for one.
+DEFAULT_WRITE_THREADS = 4
+DEFAULT_WRITE_QUEUE = 256
+DEFAULT_REPORT_THREADS = 2
+DEFAULT_REPORT_QUEUE = 16
+DEFAULT_READ_THREADS = 8
+DEFAULT_READ_QUEUE = 512
 DEFAULT_PROFILE_CACHE_SIZE = 100_000
 # At most this many seconds may pass before a process sees a profile another process
 # wrote to the shared file (its own writes invalidate at once): keep it about 1 s.
@@ -41,6 +70,8 @@ DEFAULT_PROFILE_CACHE_TTL = 1.0
 # attributed to it (README, "Attribution").
 DEFAULT_ATTRIBUTION_WINDOW_DAYS = 7.0
 MAX_ATTRIBUTION_WINDOW_DAYS = 365.0
+MAX_SECONDS = 7 * 24 * 3600.0
+"""Longest time any timeout or age setting may name: a week."""
 # EstimateSegment splits its scan over this many worker processes (0: one per core),
 # for stores of at least DEFAULT_SCAN_MIN_PROFILES profiles (server.analytics.scan_pool).
 DEFAULT_SCAN_PROCESSES = 0
@@ -73,7 +104,10 @@ class ServerConfig:
     ``attribution_window_days``: how long after an exposure a click, conversion or
     purchase is attributed to it. ``scan_processes``: worker processes an estimate's
     scan is split over (0: one per core; 1: none, scans run in the request thread), for
-    stores of at least ``scan_min_profiles`` profiles.
+    stores of at least ``scan_min_profiles`` profiles. ``reuse_port``: listen with
+    SO_REUSEPORT (set by ``server.processes`` for its children; otherwise Linux would
+    let a second server bind a port already in use). The connection and stream limits
+    and the pools are described in ``server.app`` and ``server.executors``.
     """
 
     db_path: str = DEFAULT_DB_PATH
@@ -90,7 +124,6 @@ class ServerConfig:
     log_json: bool = False
     log_level: str = DEFAULT_LOG_LEVEL
     max_placements: int = limits.MAX_PLACEMENTS
-    max_workers: int = DEFAULT_MAX_WORKERS
     profile_cache_size: int = DEFAULT_PROFILE_CACHE_SIZE
     profile_cache_ttl: float = DEFAULT_PROFILE_CACHE_TTL
     processes: int = DEFAULT_PROCESSES
@@ -98,6 +131,23 @@ class ServerConfig:
     attribution_window_days: float = DEFAULT_ATTRIBUTION_WINDOW_DAYS
     scan_processes: int = DEFAULT_SCAN_PROCESSES
     scan_min_profiles: int = DEFAULT_SCAN_MIN_PROFILES
+    max_concurrent_streams: int = DEFAULT_MAX_CONCURRENT_STREAMS
+    idle_stream_timeout: float = DEFAULT_IDLE_STREAM_TIMEOUT
+    keepalive_time: float = DEFAULT_KEEPALIVE_TIME
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
+    min_ping_interval: float = DEFAULT_MIN_PING_INTERVAL
+    max_connection_idle: float = DEFAULT_MAX_CONNECTION_IDLE
+    max_connection_age: float = DEFAULT_MAX_CONNECTION_AGE
+    max_connection_age_grace: float = DEFAULT_MAX_CONNECTION_AGE_GRACE
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    max_in_flight: tuple[tuple[str, int], ...] = DEFAULT_MAX_IN_FLIGHT
+    write_threads: int = DEFAULT_WRITE_THREADS
+    write_queue: int = DEFAULT_WRITE_QUEUE
+    report_threads: int = DEFAULT_REPORT_THREADS
+    report_queue: int = DEFAULT_REPORT_QUEUE
+    read_threads: int = DEFAULT_READ_THREADS
+    read_queue: int = DEFAULT_READ_QUEUE
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         if not self.db_path:
@@ -124,8 +174,6 @@ class ServerConfig:
             raise ConfigError("log_level", f"must be one of {', '.join(_LOG_LEVELS)}")
         if self.max_placements < 1:
             raise ConfigError("max_placements", f"must be >= 1, got {self.max_placements}")
-        if self.max_workers < 1:
-            raise ConfigError("max_workers", f"must be >= 1, got {self.max_workers}")
         if self.profile_cache_size < 0:
             raise ConfigError("profile_cache_size", "must be >= 0")
         if not self.profile_cache_ttl >= 0:
@@ -136,14 +184,55 @@ class ServerConfig:
                 f"must be > 0 and <= {MAX_ATTRIBUTION_WINDOW_DAYS:g}, "
                 f"got {self.attribution_window_days}",
             )
-        if not 1 <= self.processes <= MAX_PROCESSES:
-            raise ConfigError("processes", f"must be 1-{MAX_PROCESSES}, got {self.processes}")
+        if not 0 <= self.processes <= MAX_PROCESSES:
+            raise ConfigError(
+                "processes", f"must be auto (0) or 1-{MAX_PROCESSES}, got {self.processes}"
+            )
         if not 0 <= self.scan_processes <= MAX_PROCESSES:
             raise ConfigError(
                 "scan_processes", f"must be 0-{MAX_PROCESSES}, got {self.scan_processes}"
             )
         if self.scan_min_profiles < 0:
             raise ConfigError("scan_min_profiles", f"must be >= 0, got {self.scan_min_profiles}")
+
+        for name in (
+            "idle_stream_timeout",
+            "keepalive_time",
+            "keepalive_timeout",
+            "min_ping_interval",
+            "max_connection_idle",
+            "max_connection_age",
+            "max_connection_age_grace",
+            "handshake_timeout",
+        ):
+            value = getattr(self, name)
+            if not 0 < value <= MAX_SECONDS:
+                raise ConfigError(name, f"must be > 0 and <= {MAX_SECONDS:g} seconds, got {value}")
+        if not 1 <= self.max_concurrent_streams <= 2**31 - 1:
+            raise ConfigError("max_concurrent_streams", "must be >= 1")
+        limits_ = dict(self.max_in_flight)
+        object.__setattr__(self, "max_in_flight", tuple(limits_.items()))
+        for method, cap in limits_.items():
+            if not method or cap < 1:
+                raise ConfigError("max_in_flight", f"{method or '(empty)'}: must be >= 1, got {cap}")
+        for name in ("write_threads", "report_threads", "read_threads"):
+            if not 1 <= getattr(self, name) <= 256:
+                raise ConfigError(name, f"must be 1-256, got {getattr(self, name)}")
+        for name in ("write_queue", "report_queue", "read_queue"):
+            if not 0 <= getattr(self, name) <= 1_000_000:
+                raise ConfigError(name, f"must be 0-1000000, got {getattr(self, name)}")
+
+    @property
+    def process_count(self) -> int:
+        """Server processes to run: ``processes``, or for auto (0) one per core this
+        process may run on (its CPU affinity, not the machine's core count)."""
+        if self.processes:
+            return self.processes
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cores = os.cpu_count() or 1
+        return max(1, min(cores, MAX_PROCESSES))
 
     @property
     def loopback_only(self) -> bool:
@@ -239,6 +328,26 @@ def _parse_keys(raw: str) -> tuple[str, ...]:
     return tuple(key.strip() for key in raw.split(",") if key.strip())
 
 
+def _parse_processes(raw: str) -> int:
+    """``auto`` (0: one per core) or a count."""
+    if raw.lower() == "auto":
+        return 0
+    return _parse_int(raw)
+
+
+def _parse_in_flight(raw: str) -> tuple[tuple[str, int], ...]:
+    """``Decide=512,Track=64``: caps over the defaults, by method name (``*``: others)."""
+    caps = dict(DEFAULT_MAX_IN_FLIGHT)
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        method, sep, value = item.partition("=")
+        if not sep or not method.strip():
+            raise ValueError("expected METHOD=N[,METHOD=N...]")
+        caps[method.strip()] = _parse_int(value.strip())
+    return tuple(caps.items())
+
+
 def _parse_level(raw: str) -> str:
     level = raw.upper()
     if level not in _LOG_LEVELS or not isinstance(logging.getLevelName(level), int):
@@ -261,12 +370,27 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "log_json": _parse_bool,
     "log_level": _parse_level,
     "max_placements": _parse_int,
-    "max_workers": _parse_int,
     "profile_cache_size": _parse_int,
     "profile_cache_ttl": _parse_float,
     "profile_db_path": _parse_optional_str,
-    "processes": _parse_int,
+    "processes": lambda raw: _parse_processes(raw),
     "attribution_window_days": _parse_float,
     "scan_processes": _parse_int,
     "scan_min_profiles": _parse_int,
+    "max_concurrent_streams": _parse_int,
+    "idle_stream_timeout": _parse_float,
+    "keepalive_time": _parse_float,
+    "keepalive_timeout": _parse_float,
+    "min_ping_interval": _parse_float,
+    "max_connection_idle": _parse_float,
+    "max_connection_age": _parse_float,
+    "max_connection_age_grace": _parse_float,
+    "handshake_timeout": _parse_float,
+    "max_in_flight": lambda raw: _parse_in_flight(raw),
+    "write_threads": _parse_int,
+    "write_queue": _parse_int,
+    "report_threads": _parse_int,
+    "report_queue": _parse_int,
+    "read_threads": _parse_int,
+    "read_queue": _parse_int,
 }

@@ -6,6 +6,9 @@
      ├── BatchRejectedError            a TrackStream batch is bad (earlier ones committed)
      ├── SubjectNotFoundError          a report's campaign is unknown
      ├── ScanCancelledError            the server stopped during a scan
+     ├── OverloadedError               too many calls of this kind at once: shed
+     ├── StreamIdleError               a client stream sent nothing for too long
+     ├── MalformedRequestError         the request bytes are not a valid message
      └── StoreError                    store trouble
           ├── StaleVersionError        expected_version is not the active version
           ├── VersionNotFoundError     no such stored version
@@ -75,6 +78,40 @@ class ScanCancelledError(ServerError):
 
     def __init__(self, message: str = "the server is stopping; retry on another") -> None:
         super().__init__(message)
+
+
+class OverloadedError(ServerError):
+    """Too many calls of one kind are in flight (or queued for a pool): this one is shed
+    at once, so the server answers within its latency budget instead of queueing."""
+
+
+class StreamIdleError(ServerError):
+    """A client stream sent no message within the idle timeout; the server closed it.
+
+    ``accepted``/``duplicates`` count what the stream's earlier batches stored."""
+
+    REASON = "STREAM_IDLE"
+    DOMAIN = "decisioning.v1.EventService"
+
+    def __init__(self, seconds: float, *, batches: int, accepted: int, duplicates: int) -> None:
+        self.seconds = seconds
+        self.batch = batches
+        self.accepted = accepted
+        self.duplicates = duplicates
+        super().__init__(
+            f"no batch for {seconds:g} s: the server closed the stream; its {batches} "
+            f"batches before stored {accepted} new events and {duplicates} duplicates"
+        )
+
+
+class MalformedRequestError(ServerError, ValueError):
+    """The request's bytes do not parse as the method's request message."""
+
+    def __init__(self, message_type: str, reason: str) -> None:
+        self.problems: tuple[Problem, ...] = (
+            Problem("", f"the request is not a valid {message_type} message: {reason}"),
+        )
+        super().__init__(f"malformed {message_type}: {reason}")
 
 
 class StoreError(ServerError):
@@ -155,6 +192,8 @@ __all__ = [
     "AuthenticationError",
     "BatchRejectedError",
     "InvalidRulesError",
+    "MalformedRequestError",
+    "OverloadedError",
     "RulesNotLoadedError",
     "ScanCancelledError",
     "ServerError",
@@ -164,6 +203,7 @@ __all__ = [
     "StoreError",
     "StoreFullError",
     "StoreUnavailableError",
+    "StreamIdleError",
     "SubjectNotFoundError",
     "VersionNotFoundError",
     "summary",

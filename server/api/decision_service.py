@@ -1,65 +1,40 @@
-"""The gRPC servicers: proto messages in, engine and store calls, proto messages out.
+"""``decisioning.v1.DecisionService``: decisions from the current snapshot.
 
-Nothing here decides anything. Each method checks the request against the documented
-limits (``server.limits``), calls the engine or the store, and converts the result;
-``@handles_errors`` turns every exception into its status (``server.errors``).
+Decide is the hot path, run on the event loop with nothing in it that waits: the
+snapshot is one attribute read, the profile comes from the store's ``peek`` (a pool
+thread only when the store must go to the network), the engine runs in place, and the
+exposures are handed to a buffer that a background thread writes. The request is
+checked once, here; the engine is called through ``decide_trusted`` so it does not
+check again, and the document the filters see is built once (profile, overrides on
+top, the request context under ``context``).
+
+The response is assembled from pre-encoded parts (``server.api.responses``): a
+decision's bytes depend on little more than its placement, campaign, variant and
+matched segments, so they are encoded once per ruleset and only the decision id is
+encoded per call.
 """
 
 from __future__ import annotations
 
-import os
-import random
-import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from importlib import metadata
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
-import grpc
-from google.protobuf import timestamp_pb2
-
 import decision
-from decision import InvalidRequestError, Outcome, Problem, Reason
+from decision import InvalidRequestError, Problem
 from protos import decisioning_pb2 as pb
-from protos import decisioning_pb2_grpc as pb_grpc
 from server import limits
 from server.analytics.exposures import HOLDOUT_VARIANT, ExposureRecorder
-from server.api.status import handles_errors
+from server.api.convert import new_decision_id, utcnow
+from server.api.responses import ResponseEncoder
 from server.errors import RulesNotLoadedError
+from server.executors import Pool
 from server.metrics import Metrics
-from server.profiles.cache import ProfileMemos, ProfileStore, merge_profile
-from server.rules.documents import validate_text
-from server.rules.reloader import ReloadStatus
+from server.profiles.cache import ProfileMemos
+from server.profiles.store import MISSING, ProfileReader
 from server.rules.snapshot import Snapshot
-from server.rules.sqlite import RulesStore, VersionInfo
-
-AUTHOR_KEY = "x-decide-author"
-"""Optional metadata naming who publishes or rolls back; stored in the history."""
-
-MAX_AUTHOR_LENGTH = 128
-
-PID_KEY = "x-decide-pid"
-"""Initial metadata of GetStatus: the id of the server process that answered, which
-tells the processes of ``decide serve --processes N`` apart."""
 
 Clock = Callable[[], datetime]
-
-# Built at import so a Reason or Outcome the proto lacks fails loudly, not per call.
-_REASONS: dict[Reason, Any] = {r: pb.Reason.Value(f"REASON_{r.name}") for r in Reason}
-_OUTCOMES: dict[Outcome, Any] = {o: pb.Outcome.Value(f"OUTCOME_{o.name}") for o in Outcome}
-
-
-def utcnow() -> datetime:
-    """The current time, as an aware UTC datetime."""
-    return datetime.now(UTC)
-
-
-def server_version() -> str:
-    """The installed package version of this server."""
-    try:
-        return metadata.version("decide")
-    except metadata.PackageNotFoundError:
-        return "0.0.0+unknown"
 
 
 class SnapshotSource(Protocol):
@@ -69,123 +44,15 @@ class SnapshotSource(Protocol):
     def snapshot(self) -> Snapshot | None: ...
 
 
-class StatusSource(SnapshotSource, Protocol):
-    """A snapshot source that also reports reload status (the ``Reloader``)."""
-
-    @property
-    def status(self) -> ReloadStatus: ...
-
-    def poll_once(self) -> bool: ...
-
-
-# -- ids ------------------------------------------------------------------------------
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# Two characters (10 bits) per lookup: 13 lookups encode the 130 bits of 26 characters.
-_PAIRS = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
-_PAIR_SHIFTS = tuple(range(120, -1, -10))
-
-
-def new_decision_id() -> str:
-    """A ULID: 26 Crockford base-32 characters, 48 bits of milliseconds then 80 random
-    bits, so ids sort by creation time and never collide in practice.
-
-    The random bits come from ``random`` (seeded from the OS at start and again in a
-    forked child), not ``os.urandom``: ids must be unique, not secret, and a system call
-    per id released and re-took the GIL, which under load cost more than the call.
-    """
-    value = (time.time_ns() // 1_000_000) << 80 | random.getrandbits(80)
-    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _PAIR_SHIFTS])
-
-
-# -- conversions ----------------------------------------------------------------------
-
-
-def timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
-    """A proto Timestamp of an aware datetime (None stays None: the field stays unset)."""
-    if moment is None:
-        return None
-    message = timestamp_pb2.Timestamp()
-    message.FromDatetime(moment)
-    return message
-
-
-def version_message(info: VersionInfo) -> pb.RulesVersion:
-    """The proto form of a stored version's metadata."""
-    return pb.RulesVersion(
-        version=info.version,
-        content_hash=info.content_hash,
-        created_at=timestamp(info.created_at),
-        comment=info.comment,
-        author=info.author,
-        restored_from=info.restored_from,
-        active=info.active,
-    )
-
-
-def decision_message(d: decision.Decision, snapshot: Snapshot, explain: bool) -> pb.Decision:
-    """The proto form of one engine decision; content JSON comes precomputed."""
-    return _add_decision(pb.Decision, d, snapshot, explain)
-
-
-def _add_decision(
-    add: Callable[..., pb.Decision], d: decision.Decision, snapshot: Snapshot, explain: bool
-) -> pb.Decision:
-    """``add`` is ``pb.Decision`` or a response's ``decisions.add``: adding to the list in
-    place saves building a message and then copying it into the response."""
-    message = add(
-        placement=d.placement,
-        decision_id=new_decision_id(),
-        reason=_REASONS[d.reason],
-        campaign_id=d.campaign_id or "",
-        variant_id=d.variant_id or "",
-        control=d.control,
-        content_json=snapshot.content_json(d.content),
-        matched_segments=d.matched_segments,
-    )
-    if explain:
-        message.explanation.SetInParent()
-        for entry in d.trace or ():
-            message.explanation.candidates.add(
-                campaign_id=entry.campaign_id,
-                outcome=_OUTCOMES[entry.outcome],
-                detail=entry.detail,
-                bucket=entry.bucket,
-            )
-    return message
-
-
-def _author(context: grpc.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == AUTHOR_KEY:
-            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-            return text.strip()[:MAX_AUTHOR_LENGTH]
-    return ""
-
-
-def _check_comment(comment: str, problems: list[Problem]) -> None:
-    if len(comment) > limits.MAX_COMMENT_LENGTH:
-        problems.append(
-            Problem("comment", f"is longer than {limits.MAX_COMMENT_LENGTH} characters")
-        )
-
-
-def _raise_if(problems: Sequence[Problem]) -> None:
-    if problems:
-        raise InvalidRequestError(list(problems))
-
-
-# -- services -------------------------------------------------------------------------
-
-
-class DecisionServicer(pb_grpc.DecisionServiceServicer):
-    """``decisioning.v1.DecisionService``: decisions from the current snapshot."""
+class DecisionServicer:
+    """Decide and GetVisitorSegments; methods are coroutines run by ``server.api.handlers``."""
 
     def __init__(
         self,
         source: SnapshotSource,
-        profiles: ProfileStore,
+        profiles: ProfileReader,
         *,
+        reads: Pool,
         max_placements: int = limits.MAX_PLACEMENTS,
         clock: Clock = utcnow,
         metrics: Metrics | None = None,
@@ -193,11 +60,13 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
     ) -> None:
         self._source = source
         self._profiles = profiles
+        self._reads = reads
         self._max_placements = max_placements
         self._clock = clock
         self._metrics = metrics
         self._exposures = exposures
         self._memos = ProfileMemos()
+        self._encoder = ResponseEncoder()
 
     def _snapshot(self) -> Snapshot:
         snapshot = self._source.snapshot  # read once: the whole call uses this version
@@ -205,11 +74,26 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             raise RulesNotLoadedError()
         return snapshot
 
-    def _structs(self, request: Any, problems: list[Problem]) -> tuple[dict[str, Any], ...]:
-        """The request's context and profile overrides as plain values, checked.
+    async def _profile(self, visitor_id: str) -> dict[str, Any] | None:
+        profile = self._profiles.peek(visitor_id)
+        if profile is MISSING:
+            profile = await self._reads.run(self._profiles.get, visitor_id)
+        return profile
 
-        An unset Struct converts to ``{}`` without the walk (most calls send no overrides).
-        """
+    def _request(
+        self, request: Any, placements: list[str] | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Check the request once; its context and overrides as plain values."""
+        problems: list[Problem] = []
+        limits.check_visitor_id(request.visitor_id, problems)
+        if placements is not None:
+            limits.check_placements(placements, self._max_placements, problems)
+            if len(set(placements)) != len(placements) and not problems:
+                problems += [
+                    Problem(f"placements[{i}]", f"duplicate {p!r}")
+                    for i, p in enumerate(placements)
+                    if placements.index(p) != i
+                ]
         context = (
             limits.struct_to_dict(request.context, "context", problems)
             if request.HasField("context")
@@ -220,72 +104,60 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             if request.HasField("profile_overrides")
             else {}
         )
+        if problems:
+            raise InvalidRequestError(problems)
         return context, overrides
 
-    @handles_errors
-    def Decide(self, request: pb.DecideRequest, context: grpc.ServicerContext) -> Any:
+    async def Decide(self, request: pb.DecideRequest, context: Any) -> Any:
         snapshot = self._snapshot()
-        problems: list[Problem] = []
-        limits.check_visitor_id(request.visitor_id, problems)
+        visitor_id = request.visitor_id
         placements = list(request.placements)
-        limits.check_placements(placements, self._max_placements, problems)
-        request_context, overrides = self._structs(request, problems)
-        _raise_if(problems)
-        stored = self._profiles.get(request.visitor_id)
-        # Overrides change the profile: its segment results are not the stored one's.
-        memo = None if overrides else self._memos.get(request.visitor_id, stored, snapshot.ruleset)
+        request_context, overrides = self._request(request, placements)
+        stored = await self._profile(visitor_id)
+        if overrides:
+            # Overrides change the profile: its segment results are not the stored one's.
+            memo = None
+            document = {**(stored or {}), **overrides, "context": request_context}
+        else:
+            memo = self._memos.get(visitor_id, stored, snapshot.ruleset)
+            document = {**stored, "context": request_context} if stored else {
+                "context": request_context
+            }
         now = self._clock()
-        decisions = decision.decide(
-            snapshot.ruleset,
-            request.visitor_id,
-            merge_profile(stored, overrides),
-            placements,
-            request_context,
-            now,
-            explain=request.explain,
-            profile_memo=memo,
+        explain = request.explain
+        decisions = decision.decide_trusted(
+            snapshot.ruleset, visitor_id, document, placements, now, explain, memo
         )
         preview = request.preview
         if self._metrics is not None and not preview:
             self._metrics.observe_decisions(decisions)
-        response = pb.DecideResponse(
-            ruleset_version=snapshot.version, ruleset_hash=snapshot.content_hash
-        )
-        add = response.decisions.add
+        ids = [new_decision_id() for _ in decisions]
         recorder = None if preview else self._exposures
-        if recorder is None:
-            for d in decisions:
-                _add_decision(add, d, snapshot, request.explain)
-            return response
-        served = []
-        for d in decisions:
-            message = _add_decision(add, d, snapshot, request.explain)
-            if d.campaign_id is not None:  # CAMPAIGN or HOLDOUT: an exposure
-                served.append(
-                    (
-                        message.decision_id,
-                        request.visitor_id,
-                        d.campaign_id,
-                        d.variant_id or HOLDOUT_VARIANT,
-                        d.matched_segments,
-                        d.placement,
-                        now,
-                    )
+        if recorder is not None:
+            served = [
+                (
+                    decision_id,
+                    visitor_id,
+                    d.campaign_id,
+                    d.variant_id or HOLDOUT_VARIANT,
+                    d.matched_segments,
+                    d.placement,
+                    now,
                 )
-        if served:
-            recorder.record(served)  # a deque append; written by a background thread
-        return response
+                for d, decision_id in zip(decisions, ids, strict=True)
+                if d.campaign_id is not None  # CAMPAIGN or HOLDOUT: an exposure
+            ]
+            if served:
+                recorder.record(served)  # a deque append; written by a background thread
+        if explain:
+            return self._encoder.message(decisions, ids, snapshot, explain=True)
+        return self._encoder.encode(decisions, ids, snapshot)
 
-    @handles_errors
-    def GetVisitorSegments(
-        self, request: pb.GetVisitorSegmentsRequest, context: grpc.ServicerContext
-    ) -> Any:
+    async def GetVisitorSegments(self, request: pb.GetVisitorSegmentsRequest, context: Any) -> Any:
         snapshot = self._snapshot()
-        problems: list[Problem] = []
-        limits.check_visitor_id(request.visitor_id, problems)
-        request_context, overrides = self._structs(request, problems)
-        _raise_if(problems)
-        profile = merge_profile(self._profiles.get(request.visitor_id), overrides)
+        request_context, overrides = self._request(request, None)
+        stored = await self._profile(request.visitor_id)
+        profile = {**(stored or {}), **overrides}
         segments = decision.visitor_segments(
             snapshot.ruleset, profile, request_context, self._clock()
         )
@@ -293,93 +165,4 @@ class DecisionServicer(pb_grpc.DecisionServiceServicer):
             segment_ids=segments,
             ruleset_version=snapshot.version,
             ruleset_hash=snapshot.content_hash,
-        )
-
-
-class RulesAdminServicer(pb_grpc.RulesAdminServicer):
-    """``decisioning.v1.RulesAdmin``: the versioned store, and this server's status."""
-
-    def __init__(self, store: RulesStore, source: StatusSource) -> None:
-        self._store = store
-        self._source = source
-        self._server_version = server_version()
-
-    @handles_errors
-    def ValidateRules(self, request: pb.ValidateRulesRequest, context: grpc.ServicerContext) -> Any:
-        problems, content_hash = validate_text(request.document_json)
-        return pb.ValidateRulesResponse(
-            valid=not problems,
-            problems=[pb.RuleProblem(path=p.path, message=p.message) for p in problems],
-            content_hash=content_hash,
-        )
-
-    @handles_errors
-    def PublishRules(self, request: pb.PublishRulesRequest, context: grpc.ServicerContext) -> Any:
-        problems: list[Problem] = []
-        _check_comment(request.comment, problems)
-        _raise_if(problems)
-        info = self._store.publish(
-            request.document_json,
-            expected_version=(
-                request.expected_version if request.HasField("expected_version") else None
-            ),
-            comment=request.comment,
-            author=_author(context),
-        )
-        # Read-your-writes: this server serves the new version before the call returns.
-        self._source.poll_once()
-        return pb.PublishRulesResponse(version=version_message(info))
-
-    @handles_errors
-    def GetRules(self, request: pb.GetRulesRequest, context: grpc.ServicerContext) -> Any:
-        version = request.version if request.HasField("version") else None
-        if version is not None and version < 1:
-            raise InvalidRequestError([Problem("version", "must be >= 1")])
-        info, document = self._store.get(version)
-        return pb.GetRulesResponse(version=version_message(info), document_json=document)
-
-    @handles_errors
-    def ListVersions(self, request: pb.ListVersionsRequest, context: grpc.ServicerContext) -> Any:
-        if request.limit < 0:
-            raise InvalidRequestError([Problem("limit", "must be >= 0")])
-        limit = min(request.limit or limits.DEFAULT_LIST_LIMIT, limits.MAX_LIST_LIMIT)
-        versions = self._store.list_versions(limit)
-        return pb.ListVersionsResponse(
-            versions=[version_message(v) for v in versions],
-            active_version=self._store.active_version(),
-        )
-
-    @handles_errors
-    def Rollback(self, request: pb.RollbackRequest, context: grpc.ServicerContext) -> Any:
-        problems: list[Problem] = []
-        if request.version < 1:
-            problems.append(Problem("version", "must be >= 1"))
-        _check_comment(request.comment, problems)
-        _raise_if(problems)
-        info = self._store.rollback(
-            request.version,
-            comment=request.comment,
-            expected_version=(
-                request.expected_version if request.HasField("expected_version") else None
-            ),
-            author=_author(context),
-        )
-        self._source.poll_once()
-        return pb.RollbackResponse(version=version_message(info))
-
-    @handles_errors
-    def GetStatus(self, request: pb.GetStatusRequest, context: grpc.ServicerContext) -> Any:
-        context.send_initial_metadata(((PID_KEY, str(os.getpid())),))
-        snapshot = self._source.snapshot
-        status = self._source.status
-        return pb.GetStatusResponse(
-            active_version=snapshot.version if snapshot else 0,
-            content_hash=snapshot.content_hash if snapshot else "",
-            loaded_at=timestamp(snapshot.loaded_at if snapshot else None),
-            store_version=self._store.active_version(),
-            last_reload_error=status.last_error,
-            last_reload_error_at=timestamp(status.last_error_at),
-            reload_count=status.reload_count,
-            reload_error_count=status.error_count,
-            server_version=self._server_version,
         )

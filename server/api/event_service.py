@@ -6,46 +6,45 @@ ends the call with INVALID_ARGUMENT (``BatchRejectedError``) naming
 ``batches[B].events[I]...``, and the batches before it stay committed. This is the
 simplest semantics a caller can resume from: everything before batch B is stored,
 nothing from B on is.
+
+Batches are converted and checked on the event loop (pure Python, no waiting) and
+committed in the server's write pool (the commit waits for the disk). A stream that
+sends no batch for ``idle_timeout`` seconds is closed by the server with
+DEADLINE_EXCEEDED (``StreamIdleError``, with how much it stored), so an idle client
+cannot hold a stream slot for ever.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
-
-import grpc
 
 from decision import InvalidRequestError
 from decision.profile import Event
 from protos import decisioning_pb2 as pb
-from protos import decisioning_pb2_grpc as pb_grpc
 from server import limits
 from server.api.event_messages import convert_batch
-from server.api.status import handles_errors
-from server.errors import BatchRejectedError
+from server.api.interceptors import Malformed
+from server.errors import BatchRejectedError, MalformedRequestError, StreamIdleError
+from server.executors import Pool
 from server.metrics import Metrics
+from server.profiles.store import TrackResult
 
 Clock = Callable[[], datetime]
 
-
-class TrackOutcome(Protocol):
-    """What the profile store reports for a committed batch."""
-
-    @property
-    def accepted(self) -> int: ...
-
-    @property
-    def duplicates(self) -> int: ...
+DEFAULT_IDLE_TIMEOUT = 60.0
+"""Seconds a TrackStream may go without a batch before the server closes it."""
 
 
 class EventSink(Protocol):
-    """Where validated events go: ``SQLiteProfileStore.track`` commits before returning."""
+    """Where validated events go: ``track`` commits before returning."""
 
-    def track(self, events: Sequence[Event]) -> TrackOutcome: ...
+    def track(self, events: Sequence[Event]) -> TrackResult: ...
 
 
-class EventServicer(pb_grpc.EventServiceServicer):
+class EventServicer:
     """Validates batches of events and stores them; counts what it stored."""
 
     def __init__(
@@ -53,33 +52,49 @@ class EventServicer(pb_grpc.EventServiceServicer):
         sink: EventSink,
         *,
         clock: Clock,
+        pool: Pool,
         metrics: Metrics | None = None,
         max_events: int = limits.MAX_EVENTS_PER_BATCH,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         self._sink = sink
         self._clock = clock
+        self._pool = pool
         self._metrics = metrics
         self._max_events = max_events
+        self._idle_timeout = idle_timeout
 
-    def _store(self, events: list[Event]) -> TrackOutcome:
-        result = self._sink.track(events)
+    async def _store(self, events: list[Event]) -> TrackResult:
+        result = await self._pool.run(self._sink.track, events)
         if self._metrics is not None:
             self._metrics.observe_events(events, result.duplicates)
         return result
 
-    @handles_errors
-    def Track(self, request: pb.TrackRequest, context: grpc.ServicerContext) -> Any:
+    async def Track(self, request: pb.TrackRequest, context: Any) -> Any:
         events = convert_batch(request.events, self._clock(), max_events=self._max_events)
-        result = self._store(events)
+        result = await self._store(events)
         return pb.TrackResponse(accepted=result.accepted, duplicates=result.duplicates)
 
-    @handles_errors
-    def TrackStream(
-        self, request_iterator: Iterator[pb.TrackRequest], context: grpc.ServicerContext
-    ) -> Any:
+    async def TrackStream(self, requests: AsyncIterator[Any], context: Any) -> Any:
         accepted = duplicates = 0
         batch = 0
-        for batch, request in enumerate(_requests(request_iterator)):
+        while True:
+            try:
+                request = await asyncio.wait_for(anext(requests), self._idle_timeout)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise StreamIdleError(
+                    self._idle_timeout, batches=batch, accepted=accepted, duplicates=duplicates
+                ) from None
+            if type(request) is Malformed:
+                problem = MalformedRequestError("TrackRequest", str(request.error)[:200])
+                raise BatchRejectedError(
+                    [p.__class__(f"batches[{batch}]", p.message) for p in problem.problems],
+                    batch=batch,
+                    accepted=accepted,
+                    duplicates=duplicates,
+                )
             try:
                 events = convert_batch(
                     request.events,
@@ -91,16 +106,8 @@ class EventServicer(pb_grpc.EventServiceServicer):
                 raise BatchRejectedError(
                     e.problems, batch=batch, accepted=accepted, duplicates=duplicates
                 ) from None
-            result = self._store(events)
+            result = await self._store(events)
             accepted += result.accepted
             duplicates += result.duplicates
+            batch += 1
         return pb.TrackResponse(accepted=accepted, duplicates=duplicates)
-
-
-def _requests(request_iterator: Iterator[pb.TrackRequest]) -> Iterator[pb.TrackRequest]:
-    """The streamed requests; ends quietly when the client cancels mid-stream (nobody
-    is left to read a status, and what was committed stays committed)."""
-    try:
-        yield from request_iterator
-    except grpc.RpcError:
-        return

@@ -6,11 +6,9 @@ checks requests, fills in defaults, picks the weights a campaign's split is chec
 against, and converts ``insights.model`` values to proto messages and back
 (the client converts responses back: ``client._insights``).
 
-Segment sizes over time come from daily snapshots: ``SizeSnapshots`` (a background
-thread of the server) counts every segment's stored profiles once per UTC day into
-``segment_sizes(day, segment_id, size, profiles, taken_at, ruleset_version)``. That is
-the size the segment had, as it was defined that day; days before the first snapshot
-(or when no server ran) are simply absent, never interpolated.
+Segment sizes over time come from daily snapshots (``server.analytics.sizes``). Every
+report reads the whole store or a campaign's exposures: the work runs in the server's
+report pool, never on the event loop.
 """
 
 from __future__ import annotations
@@ -18,15 +16,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import grpc
 from google.protobuf import timestamp_pb2
 
 import decision
@@ -37,13 +32,13 @@ from insights import (
     analyze_campaign,
 )
 from protos import decisioning_pb2 as pb
-from protos import decisioning_pb2_grpc as pb_grpc
 from server.analytics import attribution, estimates
 from server.analytics import scans as audiences
 from server.analytics.exposures import HOLDOUT_VARIANT, ExposureRecorder
 from server.analytics.scan_pool import ScanPool
-from server.api.status import handles_errors, map_errors
+from server.analytics.sizes import read_sizes
 from server.errors import RulesNotLoadedError, SubjectNotFoundError
+from server.executors import Pool
 from server.rules.snapshot import Snapshot
 
 logger = logging.getLogger("decide.server")
@@ -60,11 +55,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _STATUS = {"ok": pb.REPORT_STATUS_OK, "not_enough_data": pb.REPORT_STATUS_NOT_ENOUGH_DATA}
 
-SIZES_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS segment_sizes (day TEXT NOT NULL, segment_id TEXT NOT NULL,"
-    " size INTEGER NOT NULL, profiles INTEGER NOT NULL, taken_at TEXT NOT NULL,"
-    " ruleset_version INTEGER NOT NULL, PRIMARY KEY (day, segment_id))"
-)
 
 
 # -- periods ------------------------------------------------------------------------------
@@ -216,108 +206,10 @@ def variant_message(result: VariantResult) -> pb.VariantReport:
     )
 
 
-# -- daily size snapshots -----------------------------------------------------------------
-
-
-def read_sizes(
-    conn: sqlite3.Connection, segment_ids: Sequence[str], start: datetime, end: datetime
-) -> dict[str, list[tuple[str, int]]]:
-    """Snapshot sizes of ``segment_ids`` for the UTC days from start's to end's."""
-    sizes: dict[str, list[tuple[str, int]]] = {s: [] for s in segment_ids}
-    marks = ", ".join("?" * len(segment_ids))
-    try:
-        rows = conn.execute(
-            f"SELECT day, segment_id, size FROM segment_sizes WHERE segment_id IN ({marks})"
-            " AND day >= ? AND day <= ? ORDER BY day",
-            [*segment_ids, start.date().isoformat(), end.date().isoformat()],
-        ).fetchall()
-    except sqlite3.OperationalError:  # no snapshot was ever taken on this file
-        return sizes
-    for day, segment_id, size in rows:
-        sizes[segment_id].append((day, size))
-    return sizes
-
-
-class SizeSnapshots:
-    """Counts every segment's stored profiles once per UTC day (``segment_sizes``).
-
-    A background thread checks ``first_check`` seconds after start and then every
-    ``check_interval`` seconds whether today has a snapshot, and takes one if not.
-    ``take(now)`` does it at once (tests, or an operator). Several server processes on
-    one file may each take one; the last write of a day wins.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        source: Any,
-        clock: Clock,
-        *,
-        first_check: float = 60.0,
-        check_interval: float = 3600.0,
-    ) -> None:
-        self.path = Path(path)
-        self._source = source
-        self._clock = clock
-        self._first_check = first_check
-        self._check_interval = check_interval
-        self._stopping = threading.Event()
-        with closing(sqlite3.connect(str(self.path), timeout=5.0)) as conn:
-            conn.execute(SIZES_SCHEMA)
-            conn.commit()
-        self._thread = threading.Thread(target=self._run, name="decide-segment-sizes", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def take(self, now: datetime | None = None) -> int:
-        """Record today's sizes (the day of ``now``); returns the segments recorded."""
-        snapshot: Snapshot | None = self._source.snapshot
-        if snapshot is None:
-            return 0
-        now = now or self._clock()
-        with closing(audiences.connect(self.path)) as conn:
-            profiles, sizes = audiences.segment_sizes(conn, snapshot.ruleset, now)
-        day = now.date().isoformat()
-        with closing(sqlite3.connect(str(self.path), timeout=5.0)) as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO segment_sizes VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (day, segment_id, size, profiles, now.isoformat(), snapshot.version)
-                    for segment_id, size in sizes.items()
-                ],
-            )
-            conn.commit()
-        return len(sizes)
-
-    def _taken(self, day: str) -> bool:
-        with closing(sqlite3.connect(str(self.path), timeout=5.0)) as conn:
-            return (
-                conn.execute("SELECT 1 FROM segment_sizes WHERE day = ?", (day,)).fetchone()
-                is not None
-            )
-
-    def _run(self) -> None:
-        wait = self._first_check
-        while not self._stopping.wait(wait):
-            wait = self._check_interval
-            try:
-                now = self._clock()
-                if not self._taken(now.date().isoformat()):
-                    self.take(now)
-            except Exception:  # the job must survive a busy or broken file; logged
-                logger.exception("segment size snapshot failed", extra={"event": "sizes_error"})
-
-
 # -- the service --------------------------------------------------------------------------
 
 
-class InsightsServicer(pb_grpc.InsightsServiceServicer):
+class InsightsServicer:
     """Reports over the profile store's file; pending exposures are written first.
 
     ``scan_pool``: worker processes for estimates over large stores (owned by the
@@ -331,9 +223,11 @@ class InsightsServicer(pb_grpc.InsightsServiceServicer):
         *,
         clock: Clock,
         window_days: float,
+        pool: Pool,
         exposures: ExposureRecorder | None = None,
         scan_pool: ScanPool | None = None,
     ) -> None:
+        self._pool = pool
         self._source = source
         self._path = Path(path)
         self._clock = clock
@@ -353,10 +247,10 @@ class InsightsServicer(pb_grpc.InsightsServiceServicer):
         if self._exposures is not None:
             self._exposures.flush()  # read-your-writes: decisions just made count
 
-    @handles_errors
-    def CampaignReport(
-        self, request: pb.CampaignReportRequest, context: grpc.ServicerContext
-    ) -> Any:
+    async def CampaignReport(self, request: pb.CampaignReportRequest, context: Any) -> Any:
+        return await self._pool.run(self._campaign_report, request)
+
+    def _campaign_report(self, request: pb.CampaignReportRequest) -> Any:
         problems = []
         if not request.campaign:
             problems.append(Problem("campaign", "is required"))
@@ -422,8 +316,10 @@ class InsightsServicer(pb_grpc.InsightsServiceServicer):
             ruleset_version=snapshot.version,
         )
 
-    @handles_errors
-    def SegmentReport(self, request: pb.SegmentReportRequest, context: grpc.ServicerContext) -> Any:
+    async def SegmentReport(self, request: pb.SegmentReportRequest, context: Any) -> Any:
+        return await self._pool.run(self._segment_report, request)
+
+    def _segment_report(self, request: pb.SegmentReportRequest) -> Any:
         snapshot = self._snapshot()
         ids = _segment_ids(request.segments, snapshot.ruleset)
         now = self._clock()
@@ -469,10 +365,10 @@ class InsightsServicer(pb_grpc.InsightsServiceServicer):
             ruleset_version=snapshot.version,
         )
 
-    @handles_errors
-    def EstimateSegment(
-        self, request: pb.EstimateSegmentRequest, context: grpc.ServicerContext
-    ) -> Any:
+    async def EstimateSegment(self, request: pb.EstimateSegmentRequest, context: Any) -> Any:
+        return await self._pool.run(self._estimate_segment, request)
+
+    def _estimate_segment(self, request: pb.EstimateSegmentRequest) -> Any:
         snapshot = self._snapshot()
         problems = []
         sample_size = request.sample_size or DEFAULT_SAMPLE_SIZE
@@ -520,28 +416,29 @@ class InsightsServicer(pb_grpc.InsightsServiceServicer):
             segment_sizes_at=_stamp(result.sizes_at),
         )
 
-    @handles_errors
-    def ExportSegment(self, request: pb.ExportSegmentRequest, context: grpc.ServicerContext) -> Any:
+    async def ExportSegment(
+        self, request: pb.ExportSegmentRequest, context: Any
+    ) -> AsyncIterator[Any]:
         snapshot = self._snapshot()
         (segment_id,) = _segment_ids([request.segment], snapshot.ruleset, field="segment")
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
             raise InvalidRequestError([Problem("page_size", f"must be 0-{MAX_PAGE_SIZE}")])
         pages = _pages(self._path, segment_id, snapshot.ruleset, self._clock(), request.page_size)
-        return _stream(pages, context)
+        try:
+            while True:
+                page = await self._pool.run(next, pages, None)
+                if page is None:
+                    break
+                yield pb.ExportSegmentResponse(visitor_ids=page)
+        finally:
+            await self._pool.run(pages.close)
 
 
 def _pages(
     path: Path, segment_id: str, ruleset: Ruleset, now: datetime, page_size: int
-) -> Iterator[list[str]]:
+) -> Generator[list[str], None, None]:
     with closing(audiences.connect(path)) as conn:
         yield from audiences.export(conn, segment_id, ruleset, now, page_size or DEFAULT_PAGE_SIZE)
-
-
-def _stream(pages: Iterator[list[str]], context: grpc.ServicerContext) -> Iterator[Any]:
-    """The response stream; an error while scanning ends it with its mapped status."""
-    with map_errors(context, "ExportSegment"):
-        for page in pages:
-            yield pb.ExportSegmentResponse(visitor_ids=page)
 
 
 def _segment_ids(given: Sequence[str], ruleset: Ruleset, field: str = "segments") -> list[str]:

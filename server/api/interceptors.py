@@ -1,30 +1,46 @@
-"""Server interceptors: authentication and per-call metrics.
+"""The edge every call passes: credentials, load shedding, metrics and the status of errors.
 
-Authentication by service:
+These are interceptors in function, but built once per method when the services are
+registered (``server.api.handlers``) rather than run through grpc.aio's interceptor
+chain, which adds a coroutine and a handler lookup to every call. Each wrapped handler,
+in order:
 
-- ``decisioning.v1.RulesAdmin`` and ``decisioning.v1.ProfileService`` need
-  ``authorization: Bearer <admin_token>``. With no admin token configured every admin
-  call is refused, and the error says how to configure one: an admin API that is open
-  by default is one misconfigured bind away from being open to the network.
-  ProfileService is admin-only because it reads, exports and deletes personal data.
-  ``decisioning.v1.InsightsService`` too: its samples and exports name visitors.
-- ``decisioning.v1.DecisionService`` and ``decisioning.v1.EventService`` need
-  ``x-api-key: <key>`` when API keys are configured, and are open otherwise: the
-  storefront backend that asks for decisions also reports what visitors do.
-- Health and reflection are always open: load balancers and tools must reach them.
+1. **sheds**: when the method already has its cap of calls in flight
+   (``ServerConfig.max_in_flight``), the call is answered RESOURCE_EXHAUSTED at once, so
+   a burst is refused in microseconds instead of queueing until every call is late;
+2. **parses**: a request whose bytes are not a valid message (``handlers`` hands it over
+   as a ``Malformed`` value instead of failing in gRPC's deserializer, which would log a
+   traceback and answer INTERNAL) is INVALID_ARGUMENT;
+3. **checks credentials**:
+
+   - ``decisioning.v1.RulesAdmin``, ``ProfileService`` and ``InsightsService`` need
+     ``authorization: Bearer <admin_token>``; with no admin token configured every
+     admin call is refused, with a message saying how to configure one;
+   - ``decisioning.v1.DecisionService`` and ``EventService`` need ``x-api-key: <key>``
+     when API keys are configured, and are open otherwise;
+   - ``DecisionService/GetVisitorSegments`` reveals which segments a stored visitor is
+     in (personal data, like a profile), so it needs an API key when keys are
+     configured and the admin token otherwise: a default server never tells an
+     anonymous caller anything about a stored visitor;
+   - health and reflection are always open (load balancers and tools must reach them);
+
+4. runs the servicer method, and turns any exception into its status
+   (``server.api.status``), setting the code on the call instead of raising;
+5. counts the call by method and status code, and times it.
+
+Admin tokens and keys are compared in constant time; every configured key is compared,
+so timing says nothing about which key (if any) was a near miss.
 """
 
 from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeAlias
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
-import grpc
-
-from server.api.status import handles_errors
-from server.errors import AuthenticationError
+from server.api.status import ErrorLog, grpc_status
+from server.errors import AuthenticationError, OverloadedError
 from server.metrics import Metrics
 
 ADMIN_SERVICE = "decisioning.v1.RulesAdmin"
@@ -37,6 +53,9 @@ ADMIN_SERVICES = frozenset({ADMIN_SERVICE, PROFILE_SERVICE, INSIGHTS_SERVICE})
 """Services that need the admin token."""
 API_KEY_SERVICES = frozenset({DECISION_SERVICE, EVENT_SERVICE})
 """Services that need an API key when keys are configured."""
+PERSONAL_METHODS = frozenset({f"/{DECISION_SERVICE}/GetVisitorSegments"})
+"""Decision methods that reveal a stored visitor's data: an API key when keys are
+configured, else the admin token."""
 AUTHORIZATION_KEY = "authorization"
 API_KEY_KEY = "x-api-key"
 
@@ -45,13 +64,11 @@ NO_ADMIN_TOKEN_MESSAGE = (
     "(start it with --admin-token or DECIDE_ADMIN_TOKEN)"
 )
 
-# A string: types-grpcio makes RpcMethodHandler generic, the runtime class is not.
-Continuation: TypeAlias = (
-    "Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None]"
-)
+Unary = Callable[[Any, Any], Awaitable[Any]]
+ServerStream = Callable[[Any, Any], AsyncIterator[Any]]
 
 
-def _service_of(method: str) -> str:
+def service_of(method: str) -> str:
     """``/decisioning.v1.RulesAdmin/GetStatus`` -> ``decisioning.v1.RulesAdmin``."""
     return method.lstrip("/").rpartition("/")[0]
 
@@ -67,51 +84,27 @@ def _matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
-class _Rejection:
-    """A handler object whose only job is to fail the call with UNAUTHENTICATED."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-    @handles_errors
-    def reject(self, request: Any, context: grpc.ServicerContext) -> Any:
-        raise AuthenticationError(self.message)
-
-    def handler(self, kind: grpc.RpcMethodHandler[Any, Any] | None) -> Any:
-        """A handler of the same streaming kind as ``kind``; the request is never read."""
-        if kind is not None and kind.request_streaming:
-            return grpc.stream_unary_rpc_method_handler(self.reject)
-        if kind is not None and kind.response_streaming:
-            return grpc.unary_stream_rpc_method_handler(self.reject)
-        return grpc.unary_unary_rpc_method_handler(self.reject)
-
-
-class AuthInterceptor(grpc.ServerInterceptor):
-    """Checks the admin token and API keys before a call reaches its servicer."""
+class Credentials:
+    """The admin token and API keys calls are checked against."""
 
     def __init__(self, admin_token: str | None, api_keys: Sequence[str]) -> None:
-        self._admin_token = admin_token
-        self._api_keys = tuple(api_keys)
+        self.admin_token = admin_token
+        self.api_keys = tuple(api_keys)
 
-    def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        service = _service_of(handler_call_details.method)
-        metadata = handler_call_details.invocation_metadata
+    def checker(self, method: str) -> Callable[[Any], str | None] | None:
+        """A function of a call's metadata giving what is wrong with its credentials
+        (None: nothing); None when ``method`` needs no credentials."""
+        service = service_of(method)
         if service in ADMIN_SERVICES:
-            problem = self._check_admin(metadata)
-        elif service in API_KEY_SERVICES:
-            problem = self._check_api_key(metadata)
-        else:
-            problem = None
-        handler = continuation(handler_call_details)
-        if problem is None or handler is None:
-            return handler
-        # Answer with a handler of the method's kind (TrackStream streams its requests).
-        return _Rejection(problem).handler(handler)  # type: ignore[no-any-return]
+            return self.check_admin
+        if method in PERSONAL_METHODS:
+            return self.check_api_key if self.api_keys else self.check_admin
+        if service in API_KEY_SERVICES and self.api_keys:
+            return self.check_api_key
+        return None
 
-    def _check_admin(self, metadata: Sequence[tuple[str, Any]] | None) -> str | None:
-        if self._admin_token is None:
+    def check_admin(self, metadata: Sequence[tuple[str, Any]] | None) -> str | None:
+        if self.admin_token is None:
             return NO_ADMIN_TOKEN_MESSAGE
         header = _metadata_value(metadata, AUTHORIZATION_KEY)
         if header is None:
@@ -119,79 +112,135 @@ class AuthInterceptor(grpc.ServerInterceptor):
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return "malformed authorization metadata: expected 'Bearer <admin token>'"
-        if not _matches(token.strip(), self._admin_token):
+        if not _matches(token.strip(), self.admin_token):
             return "invalid admin token"
         return None
 
-    def _check_api_key(self, metadata: Sequence[tuple[str, Any]] | None) -> str | None:
-        if not self._api_keys:
-            return None
+    def check_api_key(self, metadata: Sequence[tuple[str, Any]] | None) -> str | None:
         key = _metadata_value(metadata, API_KEY_KEY)
         if key is None:
             return f"missing API key: send it in '{API_KEY_KEY}' metadata"
-        # Compare with every key, without stopping early, so timing says nothing about
-        # which (if any) key is a near miss.
         valid = False
-        for expected in self._api_keys:
+        for expected in self.api_keys:
             valid |= _matches(key.strip(), expected)
         return None if valid else "invalid API key"
 
 
-class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts every unary-response call (unary and client-streaming) by method and
-    status code, and times it."""
+class Malformed:
+    """A request whose bytes did not parse (see ``server.api.handlers``)."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-        # method -> (the handler it wrapped, the wrapper). A registered method's handler
-        # is the same object on every call, so the wrapper is built once per method, not
-        # once per call; a rejection (a new handler each time) is simply wrapped afresh.
-        self._wrapped: dict[str, tuple[Any, Any]] = {}
+    __slots__ = ("error",)
 
-    def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
-        if handler is None or handler.response_streaming:
-            return handler  # unknown methods and response streams (health Watch, reflection)
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]  # type: ignore[no-any-return]
-        wrapped: grpc.RpcMethodHandler[Any, Any] = self._wrap(handler, method)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
-    def _wrap(self, handler: Any, method: str) -> Any:
-        streaming = handler.request_streaming
-        inner = handler.stream_unary if streaming else handler.unary_unary
-        if inner is None:
-            return handler
-        observe = self._metrics.observe_call
 
-        def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-            start = time.perf_counter()
-            failed = False
+class Edge:
+    """Wraps servicer methods in the steps of the module docstring."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        metrics: Metrics | None,
+        max_in_flight: Mapping[str, int],
+        errors: ErrorLog | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self.metrics = metrics
+        self.max_in_flight = dict(max_in_flight)
+        self.errors = errors or ErrorLog()
+        self.in_flight: dict[str, list[int]] = {}
+        """Method path -> a one-element list: the calls in flight now."""
+
+    def _cap(self, method: str) -> int:
+        name = method.rpartition("/")[2]
+        return self.max_in_flight.get(name, self.max_in_flight.get("*", 1_000_000))
+
+    def unary(self, method: str, behavior: Unary, parse_error: Callable[[Any], Exception]) -> Unary:
+        """Wrap a unary-response method (unary or client-streaming requests)."""
+        counter = self.in_flight.setdefault(method, [0])
+        cap = self._cap(method)
+        check = self.credentials.checker(method)
+        observe = self.metrics.observe_call if self.metrics is not None else None
+        errors = self.errors
+        perf_counter = time.perf_counter
+
+        async def handler(request: Any, context: Any) -> Any:
+            start = perf_counter()
+            code = "OK"
+            if counter[0] >= cap:
+                code = _fail(context, _shed(method, cap), method, errors)
+                if observe is not None:
+                    observe(method, code, perf_counter() - start)
+                return None
+            counter[0] += 1
             try:
-                return inner(request, context)
-            except BaseException:
-                failed = True
-                raise
+                if type(request) is Malformed:
+                    raise parse_error(request.error)
+                if check is not None:
+                    problem = check(context.invocation_metadata())
+                    if problem is not None:
+                        raise AuthenticationError(problem)
+                return await behavior(request, context)
+            except Exception as exc:
+                code = _fail(context, exc, method, errors)
+                return None
             finally:
-                code = context.code()  # type: ignore[attr-defined]  # grpc >= 1.38
-                if code is None:
-                    name = "UNKNOWN" if failed else "OK"
-                else:
-                    name = code.name
-                observe(method, name, time.perf_counter() - start)
+                counter[0] -= 1
+                if observe is not None:
+                    observe(method, code, perf_counter() - start)
 
-        wrap = (
-            grpc.stream_unary_rpc_method_handler
-            if streaming
-            else grpc.unary_unary_rpc_method_handler
-        )
-        return wrap(
-            behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return handler
+
+    def server_stream(
+        self, method: str, behavior: ServerStream, parse_error: Callable[[Any], Exception]
+    ) -> ServerStream:
+        """Wrap a response-streaming method: an async generator of responses."""
+        counter = self.in_flight.setdefault(method, [0])
+        cap = self._cap(method)
+        check = self.credentials.checker(method)
+        observe = self.metrics.observe_call if self.metrics is not None else None
+        errors = self.errors
+
+        async def handler(request: Any, context: Any) -> AsyncIterator[Any]:
+            start = time.perf_counter()
+            code = "OK"
+            if counter[0] >= cap:
+                code = _fail(context, _shed(method, cap), method, errors)
+                if observe is not None:
+                    observe(method, code, time.perf_counter() - start)
+                return
+            counter[0] += 1
+            try:
+                if type(request) is Malformed:
+                    raise parse_error(request.error)
+                if check is not None:
+                    problem = check(context.invocation_metadata())
+                    if problem is not None:
+                        raise AuthenticationError(problem)
+                async for response in behavior(request, context):
+                    yield response
+            except Exception as exc:
+                code = _fail(context, exc, method, errors)
+            finally:
+                counter[0] -= 1
+                if observe is not None:
+                    observe(method, code, time.perf_counter() - start)
+
+        return handler
+
+
+def _shed(method: str, cap: int) -> OverloadedError:
+    name = method.rpartition("/")[2]
+    return OverloadedError(f"{cap} {name} calls are in flight, the most this server takes; retry")
+
+
+def _fail(context: Any, exc: BaseException, method: str, errors: ErrorLog) -> str:
+    """Set the status of ``exc`` on the call (no exception reaches gRPC); its code name."""
+    status = grpc_status(exc, method, errors)
+    context.set_code(status.code)
+    context.set_details(status.details)
+    context.set_trailing_metadata(status.trailing_metadata)
+    return str(status.code.name)
+

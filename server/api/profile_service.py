@@ -12,13 +12,10 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any, Protocol
 
-import grpc
-
 from decision import InvalidRequestError, Problem
 from protos import decisioning_pb2 as pb
-from protos import decisioning_pb2_grpc as pb_grpc
 from server import limits
-from server.api.status import handles_errors
+from server.executors import Pool
 
 Clock = Callable[[], datetime]
 
@@ -58,20 +55,19 @@ def _visitor(visitor_id: str) -> str:
     return visitor_id
 
 
-class ProfileServicer(pb_grpc.ProfileServiceServicer):
+class ProfileServicer:
     """Proto in, profile store call, JSON text out."""
 
-    def __init__(self, profiles: ProfileAdmin, *, clock: Clock) -> None:
+    def __init__(self, profiles: ProfileAdmin, *, clock: Clock, pool: Pool) -> None:
         self._profiles = profiles
         self._clock = clock
+        self._pool = pool
 
-    @handles_errors
-    def GetProfile(self, request: pb.GetProfileRequest, context: grpc.ServicerContext) -> Any:
-        profile = self._profiles.get(_visitor(request.visitor_id))
+    async def GetProfile(self, request: pb.GetProfileRequest, context: Any) -> Any:
+        profile = await self._pool.run(self._profiles.get, _visitor(request.visitor_id))
         return pb.GetProfileResponse(found=profile is not None, profile_json=dump_json(profile))
 
-    @handles_errors
-    def SetAttributes(self, request: pb.SetAttributesRequest, context: grpc.ServicerContext) -> Any:
+    async def SetAttributes(self, request: pb.SetAttributesRequest, context: Any) -> Any:
         problems: list[Problem] = []
         limits.check_visitor_id(request.visitor_id, problems)
         attributes = limits.struct_to_dict(request.attributes, "attributes", problems)
@@ -79,15 +75,15 @@ class ProfileServicer(pb_grpc.ProfileServiceServicer):
             problems.append(Problem("attributes", "at least one attribute is required"))
         if problems:
             raise InvalidRequestError(problems)
-        profile = self._profiles.set_attributes(request.visitor_id, attributes, self._clock())
+        profile = await self._pool.run(
+            self._profiles.set_attributes, request.visitor_id, attributes, self._clock()
+        )
         return pb.SetAttributesResponse(profile_json=dump_json(profile))
 
-    @handles_errors
-    def DeleteVisitor(self, request: pb.DeleteVisitorRequest, context: grpc.ServicerContext) -> Any:
-        deleted = self._profiles.delete_visitor(_visitor(request.visitor_id))
+    async def DeleteVisitor(self, request: pb.DeleteVisitorRequest, context: Any) -> Any:
+        deleted = await self._pool.run(self._profiles.delete_visitor, _visitor(request.visitor_id))
         return pb.DeleteVisitorResponse(deleted=deleted)
 
-    @handles_errors
-    def ExportVisitor(self, request: pb.ExportVisitorRequest, context: grpc.ServicerContext) -> Any:
-        export = self._profiles.export_visitor(_visitor(request.visitor_id))
+    async def ExportVisitor(self, request: pb.ExportVisitorRequest, context: Any) -> Any:
+        export = await self._pool.run(self._profiles.export_visitor, _visitor(request.visitor_id))
         return pb.ExportVisitorResponse(export_json=dump_json(export))

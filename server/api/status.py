@@ -12,11 +12,10 @@ table is a bug: INTERNAL with a generic message, and the traceback is logged.
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, TypeVar
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
@@ -33,6 +32,8 @@ from server.errors import (
     AuthenticationError,
     BatchRejectedError,
     InvalidRulesError,
+    MalformedRequestError,
+    OverloadedError,
     RulesNotLoadedError,
     ScanCancelledError,
     StaleVersionError,
@@ -41,6 +42,7 @@ from server.errors import (
     StoreError,
     StoreFullError,
     StoreUnavailableError,
+    StreamIdleError,
     SubjectNotFoundError,
     VersionNotFoundError,
     summary,
@@ -65,6 +67,10 @@ STATUS_TABLE: dict[type[Exception], grpc.StatusCode] = {
     # server/
     AuthenticationError: grpc.StatusCode.UNAUTHENTICATED,
     BatchRejectedError: grpc.StatusCode.INVALID_ARGUMENT,
+    MalformedRequestError: grpc.StatusCode.INVALID_ARGUMENT,
+    OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    # The server's idle deadline for the stream passed; reopening it is the remedy.
+    StreamIdleError: grpc.StatusCode.DEADLINE_EXCEEDED,
     SubjectNotFoundError: grpc.StatusCode.NOT_FOUND,
     ScanCancelledError: grpc.StatusCode.UNAVAILABLE,
     RulesNotLoadedError: grpc.StatusCode.UNAVAILABLE,
@@ -101,7 +107,7 @@ def status_for(exc: BaseException) -> status_pb2.Status | None:
         failure = error_details_pb2.PreconditionFailure()
         failure.violations.add(type="VERSION", subject="rules/active_version", description=str(exc))
         details.append(_pack(failure))
-    if isinstance(exc, BatchRejectedError):
+    if isinstance(exc, (BatchRejectedError, StreamIdleError)):
         info = error_details_pb2.ErrorInfo(
             reason=exc.REASON,
             domain=exc.DOMAIN,
@@ -120,45 +126,57 @@ def internal_status() -> status_pb2.Status:
     return status_pb2.Status(code=code_pb2.INTERNAL, message=INTERNAL_MESSAGE)
 
 
-@contextmanager
-def map_errors(context: grpc.ServicerContext, method: str) -> Iterator[None]:
-    """Abort the call with the mapped status of any exception raised inside the block."""
-    try:
-        yield
-    except Exception as exc:
-        _abort_for(exc, context, method)
+class ErrorLog:
+    """Logs unexpected errors with their traceback, once per distinct error per interval.
+
+    A client that can trigger a bug could otherwise write a traceback per call and fill
+    the disk. An error is "the same" when the method, exception type and the place it
+    was raised are; repeats within ``interval`` seconds are counted and the count is
+    reported with the next line logged for that error.
+    """
+
+    def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self._clock = clock
+        self._last: dict[tuple[str, str, str], tuple[float, int]] = {}
+
+    def unexpected(self, method: str, exc: BaseException) -> None:
+        key = (method, type(exc).__name__, _origin(exc))
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.interval:
+            self._last[key] = (last[0], last[1] + 1)
+            return
+        suppressed = last[1] if last is not None else 0
+        if len(self._last) > 1024:  # a bound on distinct keys kept
+            self._last.clear()
+        self._last[key] = (now, 0)
+        logger.error(
+            "unexpected error in %s%s",
+            method,
+            f" ({suppressed} more since the last report)" if suppressed else "",
+            exc_info=exc,
+            extra={"event": "rpc_error", "method": method, "suppressed": suppressed},
+        )
 
 
-def _abort_for(exc: Exception, context: grpc.ServicerContext, method: str) -> None:
-    """Abort the call with the mapped status of ``exc`` (raised inside ``method``)."""
-    if type(exc) is Exception and context.code() is not None:  # type: ignore[attr-defined]
-        raise exc  # the handler already called context.abort(); let gRPC finish it
+def _origin(exc: BaseException) -> str:
+    """Where ``exc`` was raised: the innermost frame's file and line."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+
+
+def grpc_status(exc: BaseException, method: str, errors: ErrorLog) -> grpc.Status:
+    """The status to send for ``exc`` raised in ``method``; unexpected ones are logged."""
     status = status_for(exc)
     if status is None:
-        logger.exception(
-            "unexpected error in %s", method, extra={"event": "rpc_error", "method": method}
-        )
+        errors.unexpected(method, exc)
         status = internal_status()
-    context.abort_with_status(rpc_status.to_status(status))
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def handles_errors(method: F) -> F:
-    """Decorate a servicer method so that every exception becomes its mapped status."""
-
-    name = method.__name__
-
-    # map_errors inlined: a generator-based context manager costs about 1.5 us per call.
-    @functools.wraps(method)
-    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return method(self, request, context)
-        except Exception as exc:
-            _abort_for(exc, context, name)
-
-    return wrapper  # type: ignore[return-value]
+    return rpc_status.to_status(status)  # type: ignore[no-any-return]
 
 
 def _problems_of(exc: BaseException) -> tuple[Problem, ...]:
@@ -173,7 +191,7 @@ def _problems_of(exc: BaseException) -> tuple[Problem, ...]:
 def _headline(exc: BaseException) -> str:
     if isinstance(exc, (InvalidRulesError, RulesetError)):
         return "invalid rules document"
-    if isinstance(exc, InvalidRequestError):
+    if isinstance(exc, (InvalidRequestError, MalformedRequestError)):
         return "invalid request"
     return str(exc).split("\n", 1)[0]
 
@@ -205,8 +223,8 @@ def _pack(message: Any) -> any_pb2.Any:
 
 __all__ = [
     "STATUS_TABLE",
-    "handles_errors",
+    "ErrorLog",
+    "grpc_status",
     "internal_status",
-    "map_errors",
     "status_for",
 ]

@@ -1,4 +1,4 @@
-"""The visitor-profile seam: where stored profiles will come from, and a cache in front.
+"""A cache in front of a profile reader, per-visitor decision memos, and merging overrides.
 
 Decide evaluates filters over the visitor's stored profile with the request's
 ``profile_overrides`` applied on top (top-level fields replaced) and the request
@@ -12,52 +12,50 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from cachetools import TTLCache
 
 from decision import ProfileMemo
-
-
-class ProfileStore(Protocol):
-    """A source of stored visitor profiles. ``get`` returns None for an unknown visitor.
-
-    Called on the request path, from many threads at once: implementations must be
-    thread-safe and should be fast or cached (see ``CachedProfileStore``).
-    """
-
-    def get(self, visitor_id: str) -> dict[str, Any] | None: ...
+from server.profiles.store import MISSING, ProfileReader
 
 
 class EmptyProfileStore:
-    """A profile store that knows no visitor."""
+    """A profile reader that knows no visitor."""
+
+    def peek(self, visitor_id: str) -> dict[str, Any] | None:
+        return None
 
     def get(self, visitor_id: str) -> dict[str, Any] | None:
         return None
 
 
-_MISSING = object()
-
-
 class CachedProfileStore:
-    """A TTL cache in front of another profile store; caches misses too.
+    """A TTL cache in front of another profile reader; caches misses (None) too.
 
-    ``maxsize`` 0 or ``ttl`` 0 disables caching. Two threads missing the same key at
-    once may both ask the backend; that is cheaper than a per-key lock.
+    ``peek`` answers from the cache only; ``get`` asks the backend on a miss and fills
+    the cache. ``maxsize`` 0 or ``ttl`` 0 disables caching. Two threads missing the
+    same key at once may both ask the backend; that is cheaper than a per-key lock.
     """
 
-    def __init__(self, backend: ProfileStore, *, maxsize: int, ttl: float) -> None:
+    def __init__(self, backend: ProfileReader, *, maxsize: int, ttl: float) -> None:
         self.backend = backend
         self._enabled = maxsize > 0 and ttl > 0
         self._cache: TTLCache[str, Any] = TTLCache(maxsize=max(maxsize, 1), ttl=ttl or 1)
         self._lock = threading.Lock()  # TTLCache is not thread-safe
 
+    def peek(self, visitor_id: str) -> dict[str, Any] | None:
+        if not self._enabled:
+            return MISSING  # type: ignore[no-any-return]
+        with self._lock:
+            return self._cache.get(visitor_id, MISSING)  # type: ignore[no-any-return]
+
     def get(self, visitor_id: str) -> dict[str, Any] | None:
         if not self._enabled:
             return self.backend.get(visitor_id)
         with self._lock:
-            cached = self._cache.get(visitor_id, _MISSING)
-        if cached is not _MISSING:
+            cached = self._cache.get(visitor_id, MISSING)
+        if cached is not MISSING:
             return cached  # type: ignore[no-any-return]
         profile = self.backend.get(visitor_id)
         with self._lock:

@@ -66,7 +66,7 @@ import logging
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,6 +91,7 @@ from decision.profile import (
 from server.analytics.exposures import create_schema as create_exposures_schema
 from server.analytics.exposures import exposures_of
 from server.errors import StoreUnavailableError
+from server.profiles.store import MISSING, TrackResult
 from server.sqlite import immediate
 
 __all__ = ["BUSY_TIMEOUT", "SQLiteProfileStore", "TrackResult"]
@@ -121,7 +122,6 @@ _CHUNK = 500  # ids per "IN (...)" query: well under SQLite's variable limit
 _MAX_GROUP_BATCHES = 32  # batches committed together at most
 _INSERT_ROWS = 150  # events per INSERT statement: 900 variables, under the old 999 limit
 _ROW_MARKS = "(?, ?, ?, ?, ?, ?)"
-_MISSING = object()
 
 _GET = (
     "SELECT document FROM profiles WHERE visitor_id ="
@@ -153,14 +153,6 @@ def _loads(text: str) -> Any:
     ``decide profiles rebuild`` rewrites them. The event log is always read with
     ``json``, exactly.)"""
     return json.loads(text) if text[:1] == " " else orjson.loads(text)
-
-
-@dataclass(frozen=True, slots=True)
-class TrackResult:
-    """What ``track`` did: events stored, and events already stored (same event_id)."""
-
-    accepted: int
-    duplicates: int
 
 
 @dataclass(slots=True)
@@ -283,9 +275,9 @@ class SQLiteProfileStore:
         if not self._cache_enabled:
             return self._load(visitor_id)
         with self._cache_lock:
-            cached = self._cache.get(visitor_id, _MISSING)
+            cached = self._cache.get(visitor_id, MISSING)
             generation = self._generation
-        if cached is not _MISSING:
+        if cached is not MISSING:
             return cached  # type: ignore[no-any-return]
         profile = self._load(visitor_id)
         with self._cache_lock:
@@ -294,6 +286,11 @@ class SQLiteProfileStore:
             if generation == self._generation:
                 self._cache[visitor_id] = profile
         return profile
+
+    def peek(self, visitor_id: str) -> dict[str, Any] | None:
+        """``get``: a cache miss is one point read of the local file, which in WAL mode
+        does not wait for writers, so it is answered at once, never ``MISSING``."""
+        return self.get(visitor_id)
 
     def _load(self, visitor_id: str) -> dict[str, Any] | None:
         row = self._reader().execute(_GET, (visitor_id, visitor_id)).fetchone()
@@ -424,7 +421,7 @@ class SQLiteProfileStore:
         batch.result = TrackResult(accepted, len(batch.events) - accepted)
 
     def set_attributes(
-        self, visitor_id: str, attributes: dict[str, Any], now: datetime
+        self, visitor_id: str, attributes: Mapping[str, Any], now: datetime
     ) -> dict[str, Any]:
         """Set shop attributes (a null value removes one) as of ``now``; returns the new
         profile. Recorded as a ``set_attributes`` event, so rebuilds keep them. Raises

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from decision import Ruleset
 from server.errors import InvalidRulesError
 from server.rules.snapshot import Snapshot, build_snapshot
 from server.rules.sqlite import read_active
@@ -118,8 +119,15 @@ class Reloader:
             )
             self._record_error(version, f"version {version}: unexpected error: {exc!r}")
             return False
+        self._install(snapshot)
+        return True
+
+    def _install(self, snapshot: Snapshot) -> None:
+        version = snapshot.version
         self._failed = None
         self.snapshot = snapshot
+        if version > self.status.store_version:
+            self.status = replace(self.status, store_version=version)
         self.status = replace(self.status, last_error="", reload_count=self.status.reload_count + 1)
         logger.info(
             "loaded rules version %d (%s)",
@@ -129,7 +137,17 @@ class Reloader:
         )
         if self._on_load is not None:
             self._on_load(snapshot)
-        return True
+
+    def adopt(self, version: int, document: str, ruleset: Ruleset) -> bool:
+        """Serve a version this process has just published, compiled by the publish
+        (read-your-writes without compiling the document a second time). A newer
+        snapshot already loaded is kept. Returns True when the snapshot was swapped."""
+        with self._poll_lock:
+            current = self.snapshot
+            if current is not None and current.version >= version:
+                return False
+            self._install(build_snapshot(version, document, self._clock(), ruleset))
+            return True
 
     def _record_error(self, version: int, message: str) -> None:
         self.status = replace(

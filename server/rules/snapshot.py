@@ -56,9 +56,14 @@ class Snapshot:
         return to_json(value)
 
 
-def build_snapshot(version: int, document: str, loaded_at: datetime) -> Snapshot:
-    """Parse, compile and precompute; raises ``InvalidRulesError`` listing every problem."""
-    ruleset = documents.compile_text(document)
+def build_snapshot(
+    version: int, document: str, loaded_at: datetime, ruleset: Ruleset | None = None
+) -> Snapshot:
+    """Parse, compile and precompute; raises ``InvalidRulesError`` listing every problem.
+
+    ``ruleset``: the document already compiled (by the publish that stored it)."""
+    if ruleset is None:
+        ruleset = documents.compile_text(document)
     texts: dict[int, tuple[Any, str]] = {}
     values = [p.fallback for p in ruleset.placements.values()]
     values += [v.content for c in ruleset.campaigns.values() for v in c.variants]

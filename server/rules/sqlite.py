@@ -25,7 +25,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -34,52 +33,29 @@ import sqlite_utils
 
 import decision
 from server.errors import (
-    InvalidRulesError,
     StaleVersionError,
-    StoreBusyError,
     VersionNotFoundError,
 )
 from server.rules import documents
+from server.rules.store import SEED_AUTHOR, VersionInfo
 from server.sqlite import immediate
 
 __all__ = [
     "BUSY_TIMEOUT",
-    "SEED_AUTHOR",
-    "InvalidRulesError",
-    "RulesStore",
-    "StaleVersionError",
-    "StoreBusyError",
-    "VersionInfo",
-    "VersionNotFoundError",
+    "SQLiteRulesStore",
     "read_active",
 ]
 
 BUSY_TIMEOUT = 5.0
 """Seconds a writer waits for another process's write lock before StoreBusyError."""
 
-SEED_AUTHOR = "decide"
-"""Author recorded on versions the server writes by itself (the initial seed, --demo)."""
-
 SCHEMA_VERSION = 1
 
 _VERSION_COLUMNS = "version, content_hash, created_at, comment, author, restored_from"
 
 
-@dataclass(frozen=True, slots=True)
-class VersionInfo:
-    """Metadata of one stored version. ``restored_from`` is 0 unless it is a rollback."""
-
-    version: int
-    content_hash: str
-    created_at: datetime
-    comment: str
-    author: str
-    restored_from: int
-    active: bool
-
-
-class RulesStore:
-    """A rules store on one SQLite file. Thread-safe; safe to share the file between
+class SQLiteRulesStore:
+    """A ``RulesStore`` on one SQLite file. Thread-safe; safe to share the file between
     processes. Use as a context manager or call ``close()``."""
 
     def __init__(self, path: str | Path, *, seed: bool = True) -> None:
@@ -155,7 +131,7 @@ class RulesStore:
         ruleset = documents.compile_text(document_json)
         with self._write():
             self._check_expected(expected_version)
-            return self._insert(document_json, ruleset.version, comment, author, None)
+            return self._insert(document_json, ruleset, comment, author, None)
 
     def rollback(
         self,
@@ -175,7 +151,7 @@ class RulesStore:
             comment = f"rollback to version {version}"
         with self._write():
             self._check_expected(expected_version)
-            return self._insert(document_json, ruleset.version, comment, author, version)
+            return self._insert(document_json, ruleset, comment, author, version)
 
     def publish_if_pristine(
         self,
@@ -201,7 +177,7 @@ class RulesStore:
             )
             if not pristine:
                 return None
-            return self._insert(document_json, ruleset.version, comment, author, None)
+            return self._insert(document_json, ruleset, comment, author, None)
 
     # -- reads ----------------------------------------------------------------------
 
@@ -277,11 +253,12 @@ class RulesStore:
     def _insert(
         self,
         document_json: str,
-        content_hash: str,
+        ruleset: decision.Ruleset,
         comment: str,
         author: str,
         restored_from: int | None,
     ) -> VersionInfo:
+        content_hash = ruleset.version
         now = _now()
         created_at = _format_time(now)
         cursor = self._db.execute(
@@ -304,6 +281,7 @@ class RulesStore:
             author=author,
             restored_from=restored_from or 0,
             active=True,
+            ruleset=ruleset,
         )
 
 

@@ -351,10 +351,10 @@ class TestStatus:
 class TestServe:
     def test_flags_override_the_environment(self, decide, monkeypatch, tmp_path):
         """serve builds ServerConfig from flags over DECIDE_* variables, then serves it."""
-        import server.app
+        import server.processes
 
         seen = []
-        monkeypatch.setattr(server.app, "serve", lambda config: seen.append(config) or 0)
+        monkeypatch.setattr(server.processes, "serve", lambda config: seen.append(config) or 0)
         monkeypatch.setenv("DECIDE_PORT", "6000")
         monkeypatch.setenv("DECIDE_ADMIN_TOKEN", "from-env")
 

@@ -16,7 +16,7 @@ import pytest
 
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
-from server.api.decision_service import PID_KEY
+from server.api.rules_admin import PID_KEY
 
 pytestmark = pytest.mark.slow
 

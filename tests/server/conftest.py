@@ -67,7 +67,7 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(db_path: Path) -> Iterator[Any]:
     """An open RulesStore holding ``rules_json("v1")`` as version 1."""
-    from server.rules.sqlite import RulesStore
+    from server.rules.sqlite import SQLiteRulesStore as RulesStore
 
     rules_store = RulesStore(db_path, seed=False)
     try:
@@ -172,10 +172,20 @@ class Gate:
 
 
 class GatedProfileStore:
-    """A ProfileStore whose ``get`` blocks on a Gate: holds a Decide call in flight."""
+    """A profile reader like a networked store's: ``peek`` never answers, and ``get``
+    (called from the server's read pool) blocks on a Gate for visitors named
+    ``slow...``: it holds a Decide call in flight."""
 
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
+
+    def peek(self, visitor_id: str) -> Any:
+        from server.profiles.store import MISSING
+
+        return MISSING
+
+    def close(self) -> None:
+        pass
 
     def get(self, visitor_id: str) -> dict[str, Any] | None:
         if visitor_id.startswith("slow"):

@@ -15,11 +15,12 @@ import pytest
 import decision
 from protos import decisioning_pb2 as pb
 from protos import decisioning_pb2_grpc as pb_grpc
-from server.app import create_server, serve
+from server.app import create_server
+from server.processes import serve
 from server.config import ServerConfig
 from server.logs import JsonFormatter, configure_logging
 from server.profiles.cache import CachedProfileStore, merge_profile
-from server.rules.sqlite import RulesStore
+from server.rules.sqlite import SQLiteRulesStore as RulesStore
 
 
 class TestDemo:

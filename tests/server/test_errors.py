@@ -96,43 +96,55 @@ class TestStatus:
         assert (code_pb2.INTERNAL, errors.INTERNAL_MESSAGE) == (status.code, status.message)
 
 
-class _Context:
-    """Just enough of a ServicerContext to see what map_errors sends."""
-
-    def __init__(self) -> None:
-        self.status = None
-
-    def code(self):
-        return None
-
-    def abort_with_status(self, status):
-        self.status = status
-        raise RuntimeError("aborted")
-
-
-class TestMapErrors:
+class TestGrpcStatus:
     def test_unexpected_exception_is_internal_and_logged(self, caplog):
-        """An unmapped exception aborts with INTERNAL and logs its traceback."""
-        context = _Context()
-
-        with (
-            caplog.at_level(logging.ERROR, "decide.server"),
-            pytest.raises(RuntimeError),
-            errors.map_errors(context, "Decide"),
-        ):
+        """An unmapped exception becomes INTERNAL with a generic message; the log has
+        the traceback."""
+        log = errors.ErrorLog()
+        try:
             raise ZeroDivisionError("secret detail")
+        except ZeroDivisionError as exc:
+            with caplog.at_level(logging.ERROR, "decide.server"):
+                status = errors.grpc_status(exc, "Decide", log)
 
-        assert grpc.StatusCode.INTERNAL == context.status.code
-        assert "secret detail" not in context.status.details
+        assert grpc.StatusCode.INTERNAL == status.code
+        assert "secret detail" not in status.details
         assert "ZeroDivisionError" in caplog.text
 
-    def test_mapped_exception_aborts_with_its_status(self):
-        """A mapped exception aborts with its code and the BadRequest trailer."""
-        context = _Context()
+    def test_mapped_exception_has_its_status(self):
+        """A mapped exception has its code and the BadRequest trailer."""
+        status = errors.grpc_status(
+            InvalidRulesError([Problem("segments", "must be a list")]), "Decide", errors.ErrorLog()
+        )
 
-        with pytest.raises(RuntimeError), errors.map_errors(context, "Decide"):
-            raise InvalidRulesError([Problem("segments", "must be a list")])
-
-        keys = [key for key, _ in context.status.trailing_metadata]
-        assert grpc.StatusCode.INVALID_ARGUMENT == context.status.code
+        keys = [key for key, _ in status.trailing_metadata]
+        assert grpc.StatusCode.INVALID_ARGUMENT == status.code
         assert ["grpc-status-details-bin"] == keys
+
+
+class TestErrorLog:
+    def test_one_line_per_distinct_error_per_interval(self, caplog):
+        """The same error raised at the same place logs once per interval; the next
+        line says how many were left out; another error logs at once."""
+        clock = [0.0]
+        log = errors.ErrorLog(interval=60, clock=lambda: clock[0])
+
+        def fail(exc: Exception) -> None:
+            try:
+                raise exc
+            except Exception as raised:
+                log.unexpected("Decide", raised)
+
+        with caplog.at_level(logging.ERROR, "decide.server"):
+            for _ in range(5):
+                fail(KeyError("x"))
+            fail(ValueError("y"))
+            clock[0] = 61.0
+            fail(KeyError("x"))
+
+        messages = [r.getMessage() for r in caplog.records]
+        assert [
+            "unexpected error in Decide",
+            "unexpected error in Decide",
+            "unexpected error in Decide (4 more since the last report)",
+        ] == messages

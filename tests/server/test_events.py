@@ -424,18 +424,6 @@ class TestRegistration:
 
         assert [health_pb2.HealthCheckResponse.SERVING] * 2 == statuses
 
-    def test_read_only_profile_backend_gets_no_event_service(
-        self, start_server, store, gated_profiles
-    ):
-        """A server given a backend that cannot store events answers UNIMPLEMENTED."""
-        running = start_server(profiles=gated_profiles)
-        stub = pb_grpc.EventServiceStub(running.channel)
-
-        with pytest.raises(grpc.RpcError) as info:
-            stub.Track(pb.TrackRequest(events=[session("e")]), timeout=5)
-
-        assert grpc.StatusCode.UNIMPLEMENTED == info.value.code()
-
 
 class TestAuth:
     def test_events_need_the_api_key(self, api):

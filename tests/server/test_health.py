@@ -24,7 +24,7 @@ def _health(running, service: str) -> int:
 @pytest.fixture
 def bad_store(db_path, invalid_rules):
     """A store file whose only (active) version is invalid, written around the API."""
-    from server.rules.sqlite import RulesStore
+    from server.rules.sqlite import SQLiteRulesStore as RulesStore
 
     RulesStore(db_path, seed=False).close()
     raw = sqlite3.connect(db_path)

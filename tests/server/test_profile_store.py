@@ -783,7 +783,7 @@ class TestLifecycle:
 
     def test_shares_the_file_with_the_rules_store(self, db_path: Path):
         """The profile tables sit next to the rules tables in one file."""
-        from server.rules.sqlite import RulesStore
+        from server.rules.sqlite import SQLiteRulesStore as RulesStore
 
         with RulesStore(db_path) as rules, SQLiteProfileStore(db_path) as store:
             store.track(events(("s1", "session_start", 10)))

@@ -65,7 +65,7 @@ def test_new_versions_are_served_and_bad_ones_are_not(
 ):
     """Publishes by another connection are served within 1 s with no failed call; a bad
     document written with raw sqlite3 is never served and GetStatus reports it."""
-    from server.rules.sqlite import RulesStore
+    from server.rules.sqlite import SQLiteRulesStore as RulesStore
 
     server = start_server(poll_interval=0.2)  # the default interval
     markers = {1: "v1"}

@@ -1,7 +1,7 @@
-"""Servicer conversions, without a network: grpc_testing drives the servicers directly.
+"""Servicer conversions, without a network: the servicers' coroutines are run directly.
 
-(grpc_testing takes no interceptors and does not support abort_with_status,
-grpc/grpc#34734, so status codes are tested against a real server in test_status.py.)
+(grpc_testing cannot drive asyncio servicers, and status codes come from the edge
+around them, so they are tested against a real server in test_status.py.)
 """
 
 from __future__ import annotations
@@ -12,12 +12,16 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncio
+
 import grpc
-import grpc_testing
 import pytest
 
 from protos import decisioning_pb2 as pb
-from server.api.decision_service import DecisionServicer, RulesAdminServicer, new_decision_id
+from server.api.convert import new_decision_id
+from server.api.decision_service import DecisionServicer
+from server.api.rules_admin import RulesAdminServicer
+from server.executors import Pool
 from server.profiles.cache import EmptyProfileStore, ProfileMemos
 from server.rules.reloader import ReloadStatus
 from server.rules.snapshot import build_snapshot
@@ -57,10 +61,42 @@ class _Source:
     def poll_once(self) -> bool:
         return False
 
+    def adopt(self, version: int, document: str, ruleset: Any) -> bool:
+        return False
+
 
 class _Profiles:
-    def get(self, visitor_id: str) -> dict[str, Any] | None:
+    def peek(self, visitor_id: str) -> dict[str, Any] | None:
         return {"tier": "gold", "name": "Ada"} if visitor_id == "ada" else None
+
+    get = peek
+
+
+class _Context:
+    """What the servicers use of a grpc.aio ServicerContext."""
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    async def send_initial_metadata(self, metadata: Any) -> None:
+        pass
+
+
+class _Servicer:
+    """Runs a servicer's coroutines to completion, as a grpc.aio server would."""
+
+    def __init__(self, servicer: Any) -> None:
+        self.servicer = servicer
+
+    def call(self, method: str, request: Any) -> Any:
+        response = asyncio.run(getattr(self.servicer, method)(request, _Context()))
+        if isinstance(response, bytes):  # Decide answers with pre-encoded bytes
+            return pb.DecideResponse.FromString(response)
+        return response
+
+
+def _pool() -> Pool:
+    return Pool("test", threads=1, queue=10)
 
 
 @pytest.fixture
@@ -70,16 +106,13 @@ def snapshot():
 
 @pytest.fixture
 def decisions(snapshot):
-    servicer = DecisionServicer(_Source(snapshot), _Profiles(), clock=lambda: NOW)
-    return grpc_testing.server_from_dictionary(
-        {DECISION_SERVICE: servicer}, grpc_testing.strict_real_time()
+    return _Servicer(
+        DecisionServicer(_Source(snapshot), _Profiles(), reads=_pool(), clock=lambda: NOW)
     )
 
 
 def _call(test_server, service, method: str, request) -> tuple[Any, grpc.StatusCode]:
-    rpc = test_server.invoke_unary_unary(service.methods_by_name[method], (), request, None)
-    response, _, code, _ = rpc.termination()
-    return response, code
+    return test_server.call(method, request), grpc.StatusCode.OK
 
 
 def _decide(test_server, **fields) -> pb.DecideResponse:
@@ -101,8 +134,10 @@ class _SharedProfiles:
     def __init__(self) -> None:
         self.profiles: dict[str, dict[str, Any]] = {"ada": {"tier": "gold"}}
 
-    def get(self, visitor_id: str) -> dict[str, Any] | None:
+    def peek(self, visitor_id: str) -> dict[str, Any] | None:
         return self.profiles.get(visitor_id)
+
+    get = peek
 
 
 class TestProfileMemos:
@@ -134,9 +169,8 @@ class TestProfileMemos:
         """A memo never outlives its profile: overrides bypass it, a replaced profile
         object is evaluated afresh."""
         profiles = _SharedProfiles()
-        servicer = DecisionServicer(_Source(snapshot), profiles, clock=lambda: NOW)
-        test_server = grpc_testing.server_from_dictionary(
-            {DECISION_SERVICE: servicer}, grpc_testing.strict_real_time()
+        test_server = _Servicer(
+            DecisionServicer(_Source(snapshot), profiles, reads=_pool(), clock=lambda: NOW)
         )
 
         def reason(**fields: Any) -> int:
@@ -268,10 +302,7 @@ class TestDecisionIds:
 class TestAdmin:
     @pytest.fixture
     def admin(self, snapshot, store):
-        servicer = RulesAdminServicer(store, _Source(snapshot))
-        return grpc_testing.server_from_dictionary(
-            {ADMIN_SERVICE: servicer}, grpc_testing.strict_real_time()
-        )
+        return _Servicer(RulesAdminServicer(store, _Source(snapshot), pool=_pool()))
 
     def test_status_reports_the_snapshot_and_reload_counts(self, admin, snapshot):
         """GetStatus reports what is served, when it was loaded and the reload counters."""
@@ -313,5 +344,5 @@ class TestAdmin:
 
 
 def test_empty_profile_store_knows_nobody():
-    """The placeholder profile store returns None for everyone."""
-    assert None is EmptyProfileStore().get("anyone")
+    """The placeholder profile store returns None for everyone, at once."""
+    assert (None, None) == (EmptyProfileStore().peek("anyone"), EmptyProfileStore().get("anyone"))

@@ -152,8 +152,11 @@ class TestOtherCodes:
         """A crash in a dependency is INTERNAL with a generic message; the log has it all."""
 
         class Broken:
-            def get(self, visitor_id):
+            def peek(self, visitor_id):
                 raise RuntimeError("profile backend password=hunter2")
+
+            def close(self):
+                pass
 
         server = start_server(profiles=Broken())
 
@@ -214,7 +217,7 @@ def _store_with_only(db_path, document: str) -> None:
     """A store file whose only version holds ``document``, written around the API."""
     import sqlite3
 
-    from server.rules.sqlite import RulesStore
+    from server.rules.sqlite import SQLiteRulesStore as RulesStore
 
     RulesStore(db_path, seed=False).close()
     raw = sqlite3.connect(db_path)

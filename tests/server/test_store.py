@@ -8,12 +8,8 @@ import threading
 
 import pytest
 
-from server.rules.sqlite import (
-    InvalidRulesError,
-    RulesStore,
-    StaleVersionError,
-    VersionNotFoundError,
-)
+from server.errors import InvalidRulesError, StaleVersionError, VersionNotFoundError
+from server.rules.sqlite import SQLiteRulesStore as RulesStore
 
 
 class TestPublish:
