@@ -288,9 +288,13 @@ def create_server(
             opened.append(profiles.close)
         if config.demo:
             publish_demo(store)
-        profile_path = Path(getattr(profiles, "path", store.path))
-        exposures = ExposureRecorder(profile_path, metrics=metrics)
-        opened.append(exposures.close)
+        # Exposures and reports live with the profiles the server opened itself; an
+        # embedder that injects a profile store records no exposures.
+        profile_path = Path(config.profile_db_path or store.path)
+        exposures: ExposureRecorder | None = None
+        if owns_profiles:
+            exposures = ExposureRecorder(profile_path, metrics=metrics)
+            opened.append(exposures.close)
         loop = _Loop()
         opened.append(loop.close)
         health_servicer = health.aio.HealthServicer()
@@ -345,7 +349,9 @@ def create_server(
                 idle_timeout=config.idle_stream_timeout,
             ),
             "ProfileService": ProfileServicer(
-                _FlushFirst(profiles, exposures), clock=clock, pool=pools.writes
+                profiles if exposures is None else _FlushFirst(profiles, exposures),
+                clock=clock,
+                pool=pools.writes,
             ),
             "InsightsService": InsightsServicer(
                 reloader,

@@ -42,10 +42,11 @@ class TestDemo:
 
 class TestBinding:
     def test_port_in_use_is_an_error(self, running):
-        """A second server on a busy port fails instead of sharing it (no SO_REUSEPORT)."""
+        """A second server on a busy port fails, saying the address is in use, instead of
+        sharing it (no SO_REUSEPORT)."""
         config = ServerConfig(db_path=running.config.db_path, port=running.port)
 
-        with pytest.raises(OSError, match="cannot listen"):
+        with pytest.raises(OSError, match="cannot listen on .*: the address is already in use"):
             create_server(config)
 
     def test_serve_returns_1_when_it_cannot_start(self, running):

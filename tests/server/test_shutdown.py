@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos import decisioning_pb2 as pb
+from protos import decisioning_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.slow
 
@@ -78,15 +80,20 @@ class TestGracefulStop:
 
 
 class TestProcess:
-    def test_sigterm_exits_zero(self, tmp_path):
-        """`python -m server` serves, and on SIGTERM turns NOT_SERVING and exits 0."""
+    @pytest.mark.parametrize("processes", ["1", "2"])
+    def test_sigterm_drains_flushes_and_exits_zero(self, tmp_path, processes):
+        """`python -m server` with one or two processes serves; on SIGTERM every process
+        turns NOT_SERVING, writes the exposures still buffered, and the exit code is 0."""
+        db = tmp_path / "proc.db"
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
-            "DECIDE_DB_PATH": str(tmp_path / "proc.db"),
+            "DECIDE_DB_PATH": str(db),
             "DECIDE_PORT": "0",
+            "DECIDE_DEMO": "1",
             "DECIDE_LOG_JSON": "1",
             "DECIDE_GRACE": "2",
+            "DECIDE_PROCESSES": processes,
         }
         proc = subprocess.Popen(
             [sys.executable, "-m", "server"],
@@ -101,16 +108,30 @@ class TestProcess:
         )
         reader.start()
         try:
-            started = _wait_for_event(lines, "server_started", timeout=15)
-            with grpc.insecure_channel(f"127.0.0.1:{started['port']}") as channel:
-                status = (
-                    health_pb2_grpc.HealthStub(channel)
-                    .Check(health_pb2.HealthCheckRequest(), timeout=5)
-                    .status
-                )
+            started = [_wait_for_event(lines, "server_started", timeout=20)]
+            started += [
+                _wait_for_event(lines, "server_started", timeout=20)
+                for _ in range(int(processes) - 1)
+            ]
+            target = f"127.0.0.1:{started[0]['port']}"
+            served = 0
+            # Separate channels: separate connections, spread over the processes.
+            for i in range(8):
+                with grpc.insecure_channel(
+                    target, options=[("grpc.use_local_subchannel_pool", 1)]
+                ) as channel:
+                    status = (
+                        health_pb2_grpc.HealthStub(channel)
+                        .Check(health_pb2.HealthCheckRequest(), timeout=5)
+                        .status
+                    )
+                    response = pb_grpc.DecisionServiceStub(channel).Decide(
+                        pb.DecideRequest(visitor_id=f"v-{i}", placements=["home_hero"]), timeout=5
+                    )
+                    served += sum(1 for d in response.decisions if d.campaign_id)
 
             proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=15)
+            code = proc.wait(timeout=30)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -122,10 +143,14 @@ class TestProcess:
             line = lines.get()
             if line.startswith("{"):
                 events.append(json.loads(line)["event"] if "event" in line else None)
+        with sqlite3.connect(db) as conn:
+            (stored,) = conn.execute("SELECT count(*) FROM exposures").fetchone()
 
         assert health_pb2.HealthCheckResponse.SERVING == status
         assert 0 == code
-        assert "server_stopped" in events
+        assert int(processes) == events.count("server_stopped")
+        assert served == stored
+        assert served > 0
 
 
 def _wait_for_event(lines: queue.Queue, event: str, timeout: float) -> dict:
