@@ -189,7 +189,17 @@ def remote_for(args: argparse.Namespace, *, admin: bool) -> Remote:
             target, True, admin_token=token, root_certificates=roots, timeout=args.timeout
         )
     key = args.api_key or os.environ.get(ENV_API_KEY)
-    return Remote(target, False, api_key=key, root_certificates=roots, timeout=args.timeout)
+    # Sent with decision calls too: on a server without API keys, the admin token is
+    # what shows a visitor's segments and explanations (personal data).
+    token = getattr(args, "admin_token", None) or os.environ.get(ENV_ADMIN_TOKEN)
+    return Remote(
+        target,
+        False,
+        api_key=key,
+        admin_token=token,
+        root_certificates=roots,
+        timeout=args.timeout,
+    )
 
 
 @contextmanager

@@ -46,6 +46,11 @@ def add_parsers(commands: Any) -> None:
         metavar="KEY=VALUE",
         help="profile override, parsed like --context (repeatable)",
     )
+    query.add_argument(
+        "--admin-token",
+        metavar="T",
+        help="or DECIDE_ADMIN_TOKEN; shows segments and --explain on a server without API keys",
+    )
     query.add_argument("--explain", action="store_true", help="show why each campaign won or not")
     query.add_argument(
         "--record",

@@ -107,8 +107,12 @@ class ClientSettings:
         return grpc.ssl_channel_credentials(root_certificates=self.root_certificates)
 
     def decision_metadata(self) -> tuple[tuple[str, str], ...]:
-        """Metadata for DecisionService and EventService calls."""
-        return (("x-api-key", self.api_key),) if self.api_key else ()
+        """Metadata for DecisionService and EventService calls: the API key, and the
+        admin token when the client has one (on a server without API keys, the admin
+        token is what lets a caller see segments and explanations)."""
+        return (
+            (("x-api-key", self.api_key),) if self.api_key else ()
+        ) + self.admin_metadata()
 
     def admin_metadata(self) -> tuple[tuple[str, str], ...]:
         """Metadata for RulesAdmin and ProfileService calls."""

@@ -48,7 +48,8 @@ class DecisionClient:
 
     ``target`` is ``"host:port"``. TLS is used when ``secure`` is true or
     ``root_certificates`` (PEM bytes) are given. ``api_key`` is sent with decision and
-    event calls, ``admin_token`` with rules and profile calls. ``fallbacks`` maps placement ids to the content
+    event calls, ``admin_token`` with every call (admin calls need it; on a server
+    without API keys it is what lets decision calls see segments and explanations). ``fallbacks`` maps placement ids to the content
     ``decide`` serves when the call fails (see ``decide``); without it, ``decide`` raises.
 
     Every call has a deadline (``decide_timeout`` for ``decide`` and

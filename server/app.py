@@ -325,11 +325,8 @@ def create_server(
         opened.append(pools.shutdown)
         scan_pool = ScanPool(config.scan_processes or None, min_profiles=config.scan_min_profiles)
         opened.append(scan_pool.close)
-        edge = Edge(
-            Credentials(config.admin_token, config.api_keys),
-            metrics=metrics,
-            max_in_flight=dict(config.max_in_flight),
-        )
+        credentials = Credentials(config.admin_token, config.api_keys)
+        edge = Edge(credentials, metrics=metrics, max_in_flight=dict(config.max_in_flight))
         servicers = {
             "DecisionService": DecisionServicer(
                 reloader,
@@ -339,6 +336,7 @@ def create_server(
                 clock=clock,
                 metrics=metrics,
                 exposures=exposures,
+                credentials=credentials,
             ),
             "RulesAdmin": RulesAdminServicer(store, reloader, pool=pools.writes),
             "EventService": EventServicer(

@@ -8,6 +8,9 @@ checked once, here; the engine is called through ``decide_trusted`` so it does n
 check again, and the document the filters see is built once (profile, overrides on
 top, the request context under ``context``).
 
+Which segments a visitor is in is personal data: an anonymous caller gets no
+``matched_segments`` and cannot ask for an explanation (``server.api.interceptors``).
+
 The response is assembled from pre-encoded parts (``server.api.responses``): a
 decision's bytes depend on little more than its placement, campaign, variant and
 matched segments, so they are encoded once per ruleset and only the decision id is
@@ -26,8 +29,9 @@ from protos import decisioning_pb2 as pb
 from server import limits
 from server.analytics.exposures import HOLDOUT_VARIANT, ExposureRecorder
 from server.api.convert import new_decision_id, utcnow
+from server.api.interceptors import Credentials
 from server.api.responses import ResponseEncoder
-from server.errors import RulesNotLoadedError
+from server.errors import AuthenticationError, RulesNotLoadedError
 from server.executors import Pool
 from server.metrics import Metrics
 from server.profiles.cache import ProfileMemos
@@ -35,6 +39,11 @@ from server.profiles.store import MISSING, ProfileReader
 from server.rules.snapshot import Snapshot
 
 Clock = Callable[[], datetime]
+
+EXPLAIN_NEEDS_CREDENTIALS = (
+    "explain names the visitor's segments, which are personal data: send the API key"
+    " (x-api-key) or, on a server without API keys, the admin token"
+)
 
 
 class SnapshotSource(Protocol):
@@ -57,7 +66,9 @@ class DecisionServicer:
         clock: Clock = utcnow,
         metrics: Metrics | None = None,
         exposures: ExposureRecorder | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
+        self._credentials = credentials
         self._source = source
         self._profiles = profiles
         self._reads = reads
@@ -108,8 +119,14 @@ class DecisionServicer:
             raise InvalidRequestError(problems)
         return context, overrides
 
+    def _may_see_segments(self, context: Any) -> bool:
+        return self._credentials is None or self._credentials.caller_may_see_segments(context)
+
     async def Decide(self, request: pb.DecideRequest, context: Any) -> Any:
         snapshot = self._snapshot()
+        explain = request.explain
+        if explain and not self._may_see_segments(context):
+            raise AuthenticationError(EXPLAIN_NEEDS_CREDENTIALS)
         visitor_id = request.visitor_id
         placements = list(request.placements)
         request_context, overrides = self._request(request, placements)
@@ -120,11 +137,10 @@ class DecisionServicer:
             document = {**(stored or {}), **overrides, "context": request_context}
         else:
             memo = self._memos.get(visitor_id, stored, snapshot.ruleset)
-            document = {**stored, "context": request_context} if stored else {
-                "context": request_context
-            }
+            document = (
+                {**stored, "context": request_context} if stored else {"context": request_context}
+            )
         now = self._clock()
-        explain = request.explain
         decisions = decision.decide_trusted(
             snapshot.ruleset, visitor_id, document, placements, now, explain, memo
         )
@@ -151,7 +167,8 @@ class DecisionServicer:
                 recorder.record(served)  # a deque append; written by a background thread
         if explain:
             return self._encoder.message(decisions, ids, snapshot, explain=True)
-        return self._encoder.encode(decisions, ids, snapshot)
+        segments = any(d.matched_segments for d in decisions) and self._may_see_segments(context)
+        return self._encoder.encode(decisions, ids, snapshot, segments=segments)
 
     async def GetVisitorSegments(self, request: pb.GetVisitorSegmentsRequest, context: Any) -> Any:
         snapshot = self._snapshot()

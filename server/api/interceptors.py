@@ -18,10 +18,13 @@ in order:
      admin call is refused, with a message saying how to configure one;
    - ``decisioning.v1.DecisionService`` and ``EventService`` need ``x-api-key: <key>``
      when API keys are configured, and are open otherwise;
-   - ``DecisionService/GetVisitorSegments`` reveals which segments a stored visitor is
-     in (personal data, like a profile), so it needs an API key when keys are
-     configured and the admin token otherwise: a default server never tells an
-     anonymous caller anything about a stored visitor;
+   - what the decision API reveals about a stored visitor beyond the content to show
+     (which segments they are in) is personal data, like a profile:
+     ``GetVisitorSegments`` needs an API key when keys are configured and the admin
+     token otherwise, and Decide answers an anonymous caller (a server without API
+     keys, a call without the admin token) with its content, campaign and variant
+     but no ``matched_segments``, and refuses ``explain`` (which names segments) with
+     UNAUTHENTICATED (``caller_may_see_segments``);
    - health and reflection are always open (load balancers and tools must reach them);
 
 4. runs the servicer method, and turns any exception into its status
@@ -34,6 +37,7 @@ so timing says nothing about which key (if any) was a near miss.
 
 from __future__ import annotations
 
+import contextvars
 import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -63,6 +67,9 @@ NO_ADMIN_TOKEN_MESSAGE = (
     "the admin API is disabled: this server has no admin token configured "
     "(start it with --admin-token or DECIDE_ADMIN_TOKEN)"
 )
+
+_KEY_VERIFIED: contextvars.ContextVar[bool] = contextvars.ContextVar("key_verified", default=False)
+"""Set in a call's own context when the edge verified its API key."""
 
 Unary = Callable[[Any, Any], Awaitable[Any]]
 ServerStream = Callable[[Any, Any], AsyncIterator[Any]]
@@ -123,7 +130,19 @@ class Credentials:
         valid = False
         for expected in self.api_keys:
             valid |= _matches(key.strip(), expected)
-        return None if valid else "invalid API key"
+        if not valid:
+            return "invalid API key"
+        _KEY_VERIFIED.set(True)
+        return None
+
+    def caller_may_see_segments(self, context: Any) -> bool:
+        """Whether this decision call may learn a visitor's segments: it carried a
+        verified API key, or the admin token."""
+        if _KEY_VERIFIED.get():
+            return True
+        return (
+            self.admin_token is not None and self.check_admin(context.invocation_metadata()) is None
+        )
 
 
 class Malformed:
@@ -243,4 +262,3 @@ def _fail(context: Any, exc: BaseException, method: str, errors: ErrorLog) -> st
     context.set_details(status.details)
     context.set_trailing_metadata(status.trailing_metadata)
     return str(status.code.name)
-

@@ -72,16 +72,25 @@ class ResponseEncoder:
             parts = self._parts = _Parts(snapshot)
         return parts
 
-    def encode(self, decisions: Sequence[Decision], ids: Sequence[str], snapshot: Snapshot) -> bytes:
-        """The serialized DecideResponse of ``decisions`` (no traces), with ``ids``."""
+    def encode(
+        self,
+        decisions: Sequence[Decision],
+        ids: Sequence[str],
+        snapshot: Snapshot,
+        *,
+        segments: bool = True,
+    ) -> bytes:
+        """The serialized DecideResponse of ``decisions`` (no traces), with ``ids``;
+        without their ``matched_segments`` unless ``segments``."""
         parts = self._parts_for(snapshot)
         shapes = parts.shapes
         chunks = []
         for d, decision_id in zip(decisions, ids, strict=True):
-            key = (d.placement, d.reason, d.campaign_id, d.variant_id, d.matched_segments)
+            matched = d.matched_segments if segments else ()
+            key = (d.placement, d.reason, d.campaign_id, d.variant_id, matched)
             shape = shapes.get(key)
             if shape is None:
-                shape = _shape(d, snapshot)
+                shape = _shape(d, matched, snapshot)
                 if d.reason is not Reason.UNKNOWN_PLACEMENT and len(shapes) < MAX_SHAPES:
                     shapes[key] = shape
             chunks.append(shape[0])
@@ -91,7 +100,12 @@ class ResponseEncoder:
         return b"".join(chunks)
 
     def message(
-        self, decisions: Sequence[Decision], ids: Sequence[str], snapshot: Snapshot, *, explain: bool
+        self,
+        decisions: Sequence[Decision],
+        ids: Sequence[str],
+        snapshot: Snapshot,
+        *,
+        explain: bool,
     ) -> pb.DecideResponse:
         """The DecideResponse message of ``decisions``, with their traces when ``explain``."""
         response = pb.DecideResponse(
@@ -120,7 +134,7 @@ class ResponseEncoder:
         return response
 
 
-def _shape(d: Decision, snapshot: Snapshot) -> tuple[bytes, bytes]:
+def _shape(d: Decision, matched: tuple[str, ...], snapshot: Snapshot) -> tuple[bytes, bytes]:
     """``(head, tail)`` of a decision: its bytes are ``head + id + tail``."""
     placement = pb.Decision(placement=d.placement).SerializeToString()
     rest = pb.Decision(
@@ -129,7 +143,7 @@ def _shape(d: Decision, snapshot: Snapshot) -> tuple[bytes, bytes]:
         variant_id=d.variant_id or "",
         control=d.control,
         content_json=snapshot.content_json(d.content),
-        matched_segments=d.matched_segments,
+        matched_segments=matched,
     ).SerializeToString()
     length = len(placement) + len(_ID_TAG) + _ID_LENGTH + len(rest)
     return b"\x0a" + _varint(length) + placement + _ID_TAG, rest

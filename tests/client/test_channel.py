@@ -89,11 +89,13 @@ class TestCredentials:
 
         assert expected == ClientSettings("t", **kwargs).use_tls
 
-    def test_api_key_goes_to_decisions_and_token_to_admin(self):
-        """x-api-key is sent on decision calls, the bearer token on admin calls."""
+    def test_api_key_goes_to_decisions_and_token_to_every_call(self):
+        """x-api-key is sent on decision calls; the bearer token on admin calls and, when
+        the client has one, on decision calls too (segments are personal data)."""
         from client._config import ClientSettings
 
         settings = ClientSettings("t", api_key="k", admin_token="s")
 
-        assert (("x-api-key", "k"),) == settings.decision_metadata()
+        assert (("x-api-key", "k"), ("authorization", "Bearer s")) == settings.decision_metadata()
         assert (("authorization", "Bearer s"),) == settings.admin_metadata()
+        assert (("x-api-key", "k"),) == ClientSettings("t", api_key="k").decision_metadata()

@@ -128,3 +128,64 @@ class TestApiKeys:
         response = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
 
         assert health_pb2.HealthCheckResponse.SERVING == response.status
+
+
+class TestPersonalData:
+    """Which segments a visitor is in is personal data: shown only to callers with
+    credentials (README, "Security")."""
+
+    REQUEST = pb.DecideRequest(visitor_id="new-face", placements=["home_hero"])
+
+    def test_anonymous_decide_gets_content_but_no_segments(self, start_server):
+        """On a server without API keys, an anonymous Decide gets the campaign and its
+        content, with matched_segments left empty."""
+        server = start_server(demo=True)
+
+        hero = server.decisions.Decide(self.REQUEST, timeout=5).decisions[0]
+
+        assert ("welcome_offer", []) == (hero.campaign_id, list(hero.matched_segments))
+        assert hero.content_json.startswith('{"headline"')
+
+    def test_admin_token_shows_segments_and_explanations(self, start_server, admin_metadata):
+        """The same call with the admin token names the matched segments and may explain."""
+        server = start_server(demo=True)
+
+        plain = server.decisions.Decide(self.REQUEST, metadata=admin_metadata, timeout=5)
+        explained = server.decisions.Decide(
+            pb.DecideRequest(visitor_id="new-face", placements=["home_hero"], explain=True),
+            metadata=admin_metadata,
+            timeout=5,
+        )
+
+        assert ["new_visitors"] == list(plain.decisions[0].matched_segments)
+        assert explained.decisions[0].explanation.candidates
+
+    def test_anonymous_explain_and_segment_lookup_are_refused(self, start_server):
+        """explain and GetVisitorSegments without credentials are UNAUTHENTICATED, saying
+        which credential would do."""
+        server = start_server(demo=True)
+        explain = _status_error(
+            server.decisions.Decide,
+            pb.DecideRequest(visitor_id="new-face", placements=["home_hero"], explain=True),
+        )
+        segments = _status_error(
+            server.decisions.GetVisitorSegments, pb.GetVisitorSegmentsRequest(visitor_id="huge")
+        )
+
+        assert [grpc.StatusCode.UNAUTHENTICATED] * 2 == [explain.code(), segments.code()]
+        assert "personal data" in explain.details()
+        assert "admin" in segments.details()
+
+    def test_api_key_holders_get_the_full_answer(self, start_server):
+        """With API keys configured, a keyed call sees segments, explanations and
+        GetVisitorSegments; the admin token alone is not a key."""
+        server = start_server(demo=True, api_keys=("shop-key",))
+        keyed = (("x-api-key", "shop-key"),)
+
+        hero = server.decisions.Decide(self.REQUEST, metadata=keyed, timeout=5).decisions[0]
+        segments = server.decisions.GetVisitorSegments(
+            pb.GetVisitorSegmentsRequest(visitor_id="new-face"), metadata=keyed, timeout=5
+        )
+
+        assert ["new_visitors"] == list(hero.matched_segments)
+        assert "new_visitors" in segments.segment_ids
