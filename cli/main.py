@@ -9,6 +9,7 @@
     decide profiles rebuild [--db PATH]
     decide insights campaign|segments|estimate|export ... [--target ADDR] [--json]
     decide report --out report.html [--target ADDR] [--campaign C ...] [--demo-data]
+    decide store check [--db PATH] [--profile-db PATH]
     decide loadtest [--target ADDR] [--concurrency N | --rate R] [--baseline] [--json]
 
 One module per command group (``cli.serve``, ``cli.rules``, ``cli.query``,
@@ -22,7 +23,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import insights, profiles, query, rules, serve
+from cli import insights, profiles, query, rules, serve, store
 from cli.common import EXIT_USAGE, PROG, CliError, Parser, error
 
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``decide`` argument parser with every subcommand."""
     parser = Parser(prog=PROG, description="Personalization decisioning over gRPC.")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    for group in (serve, rules, query, profiles, insights):
+    for group in (serve, rules, query, profiles, insights, store):
         group.add_parsers(commands)
 
     from loadtest import cli as loadtest_cli  # argparse only; the run imports the rest

@@ -44,8 +44,8 @@ def add_parsers(commands: Any) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Build the config (arguments over DECIDE_* variables over defaults) and serve."""
-    from server.processes import serve
     from server.config import ConfigError, ServerConfig
+    from server.processes import serve
 
     overrides = {
         name: getattr(args, name)

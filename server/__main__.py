@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from server.processes import serve
 from server.config import ConfigError, ServerConfig
+from server.processes import serve
 
 
 def main() -> int:

@@ -77,6 +77,7 @@ from server.rules.reloader import Reloader
 from server.rules.snapshot import Snapshot
 from server.rules.sqlite import SQLiteRulesStore
 from server.rules.store import SEED_AUTHOR, RulesStore
+from server.sqlite import check_file
 
 logger = logging.getLogger("decide.server")
 
@@ -277,9 +278,15 @@ def create_server(
     opened: list[Callable[[], object]] = []  # undone in reverse on a failed start
     try:
         if store is None:
+            # A damaged file is refused at start (bounded: server.sqlite.check_integrity)
+            # rather than answering some calls with errors for as long as it serves.
+            if Path(config.db_path).exists():
+                check_file(config.db_path, "rules store")
             store = SQLiteRulesStore(config.db_path)
             opened.append(store.close)
         if profiles is None:
+            if config.profile_db_path and Path(config.profile_db_path).exists():
+                check_file(config.profile_db_path, "profile store")
             profiles = SQLiteProfileStore(
                 config.profile_db_path or store.path,
                 cache_size=config.profile_cache_size,

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from server.errors import (
     StoreBusyError,
@@ -36,7 +37,14 @@ from server.errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["QUICK_CHECK_PAGES", "check_integrity", "immediate", "store_error"]
+__all__ = [
+    "QUICK_CHECK_PAGES",
+    "check_file",
+    "check_integrity",
+    "immediate",
+    "reraise",
+    "store_error",
+]
 
 # SQLite primary result codes (the low byte of an extended code).
 _BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
@@ -77,6 +85,14 @@ def store_error(exc: sqlite3.Error, store: str, path: str | Path) -> Exception:
     return exc
 
 
+def reraise(exc: sqlite3.Error, store: str, path: str | Path) -> NoReturn:
+    """Raise the store error ``exc`` means (chained from it), or ``exc`` itself."""
+    mapped = store_error(exc, store, path)
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
+
+
 @contextmanager
 def immediate(
     conn: sqlite3.Connection,
@@ -97,21 +113,20 @@ def immediate(
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise store_error(exc, store, path) from exc
+            reraise(exc, store, path)
         try:
             yield
-        except BaseException as exc:
+        except sqlite3.Error as exc:
             _rollback(conn)
-            if isinstance(exc, sqlite3.Error):
-                mapped = store_error(exc, store, path)
-                if mapped is not exc:
-                    raise mapped from exc
+            reraise(exc, store, path)
+        except BaseException:
+            _rollback(conn)
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             _rollback(conn)
-            raise store_error(exc, store, path) from exc
+            reraise(exc, store, path)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -121,6 +136,30 @@ def _rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
         except sqlite3.Error:
             pass  # the connection is unusable; the original error is what matters
+
+
+def check_file(path: str | Path, store: str, *, full: bool = False) -> None:
+    """``check_integrity`` on a read-only connection of its own to the file at ``path``
+    (``full``: SQLite's complete ``integrity_check``, whatever the file's size)."""
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=5.0)
+    except sqlite3.Error as exc:
+        reraise(exc, store, path)
+    try:
+        if full:
+            try:
+                rows = [row[0] for row in conn.execute("PRAGMA integrity_check(20)")]
+            except sqlite3.Error as exc:
+                reraise(exc, store, path)
+            if rows != ["ok"]:
+                raise StoreCorruptError(store, str(path), "; ".join(rows))
+        else:
+            check_integrity(conn, store, path)
+    finally:
+        conn.close()
 
 
 def check_integrity(conn: sqlite3.Connection, store: str, path: str | Path) -> None:

@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from decision.profile import format_timestamp
+from server.logs import FaultLog
+from server.sqlite import store_error
 
 logger = logging.getLogger("decide.server")
 
@@ -198,6 +200,9 @@ class ExposureRecorder:
         self._write_lock = threading.Lock()  # the writer thread and flush() share a connection
         self._drop_lock = threading.Lock()
         self._encoder = _RowEncoder()  # used under _write_lock
+        self._faults = FaultLog(
+            logger, f"writing exposures to {self.path}", "exposures_write_failed"
+        )
         self.dropped = 0
         self.written = 0
         self._conn = sqlite3.connect(
@@ -289,13 +294,9 @@ class ExposureRecorder:
                     raise
             except sqlite3.Error as exc:
                 self._pending.extendleft(reversed(batch))
-                logger.warning(
-                    "cannot write %d exposures yet: %s",
-                    len(batch),
-                    exc,
-                    extra={"event": "exposures_write_failed"},
-                )
+                self._faults.failed(store_error(exc, "exposure store", self.path))
                 return False
+        self._faults.ok()
         self.written += len(rows)
         if self._metrics is not None:
             self._metrics.exposures_written.inc(len(rows))

@@ -91,8 +91,9 @@ from decision.profile import (
 from server.analytics.exposures import create_schema as create_exposures_schema
 from server.analytics.exposures import exposures_of
 from server.errors import StoreUnavailableError
+from server.logs import FaultLog
 from server.profiles.store import MISSING, TrackResult
-from server.sqlite import immediate
+from server.sqlite import immediate, reraise, store_error
 
 __all__ = ["BUSY_TIMEOUT", "SQLiteProfileStore", "TrackResult"]
 
@@ -197,18 +198,24 @@ class SQLiteProfileStore:
         self._cache_lock = threading.Lock()
         self._generation = 0  # bumped on every invalidation; see get()
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
-        conn = sqlite3.connect(
-            str(self.path),
-            timeout=BUSY_TIMEOUT,
-            isolation_level=None,
-            check_same_thread=False,
-        )
+        try:
+            conn = sqlite3.connect(
+                str(self.path),
+                timeout=BUSY_TIMEOUT,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            reraise(exc, "profile store", self.path)
         self._db = sqlite_utils.Database(conn)
         try:
             self._setup()
             self._checkpoint_db = sqlite3.connect(
                 str(self.path), timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
+        except sqlite3.Error as exc:
+            conn.close()
+            reraise(exc, "profile store", self.path)
         except BaseException:
             conn.close()
             raise
@@ -293,13 +300,22 @@ class SQLiteProfileStore:
         return self.get(visitor_id)
 
     def _load(self, visitor_id: str) -> dict[str, Any] | None:
-        row = self._reader().execute(_GET, (visitor_id, visitor_id)).fetchone()
+        try:
+            row = self._reader().execute(_GET, (visitor_id, visitor_id)).fetchone()
+        except sqlite3.Error as exc:
+            reraise(exc, "profile store", self.path)
         return None if row is None else _loads(row[0])
 
     def export_visitor(self, visitor_id: str) -> dict[str, Any]:
         """Everything held about the visitor: ``{"visitor_id", "aliases", "profile",
         "events"}``. ``visitor_id`` is the canonical id; events are in ``(timestamp,
         event_id)`` order, each with the visitor id it was sent with."""
+        try:
+            return self._export(visitor_id)
+        except sqlite3.Error as exc:
+            reraise(exc, "profile store", self.path)
+
+    def _export(self, visitor_id: str) -> dict[str, Any]:
         conn = self._reader()
         conn.execute("BEGIN")
         try:
@@ -540,11 +556,16 @@ class SQLiteProfileStore:
         return frames, copied
 
     def _checkpoint_loop(self) -> None:
+        faults = FaultLog(
+            logger, f"profile store {self.path}: background checkpoint", "checkpoint_failed"
+        )
         while not self._stop.wait(CHECKPOINT_INTERVAL):
             try:
                 self.checkpoint()
             except sqlite3.Error as exc:  # the writer's autocheckpoint is the fallback
-                logger.warning("profile store %s: background checkpoint failed: %s", self.path, exc)
+                faults.failed(store_error(exc, "profile store", self.path))
+            else:
+                faults.ok()
 
     def close(self) -> None:
         """Stop the checkpointer and close every connection. Idempotent."""

@@ -38,7 +38,7 @@ from server.errors import (
 )
 from server.rules import documents
 from server.rules.store import SEED_AUTHOR, VersionInfo
-from server.sqlite import immediate
+from server.sqlite import immediate, reraise
 
 __all__ = [
     "BUSY_TIMEOUT",
@@ -62,15 +62,21 @@ class SQLiteRulesStore:
         self.path = Path(path)
         self._lock = threading.RLock()
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
-        conn = sqlite3.connect(
-            str(self.path),
-            timeout=BUSY_TIMEOUT,
-            isolation_level=None,
-            check_same_thread=False,
-        )
+        try:
+            conn = sqlite3.connect(
+                str(self.path),
+                timeout=BUSY_TIMEOUT,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            reraise(exc, "rules store", self.path)
         self._db = sqlite_utils.Database(conn)
         try:
             self._setup(seed)
+        except sqlite3.Error as exc:
+            conn.close()
+            reraise(exc, "rules store", self.path)
         except BaseException:
             conn.close()
             raise
@@ -233,11 +239,14 @@ class SQLiteRulesStore:
     def _read(self) -> Iterator[None]:
         """One read transaction, so the active pointer and the rows read agree."""
         with self._lock:
-            self._db.execute("BEGIN")
             try:
-                yield
-            finally:
-                self._db.execute("COMMIT")
+                self._db.execute("BEGIN")
+                try:
+                    yield
+                finally:
+                    self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                reraise(exc, "rules store", self.path)
 
     def _active(self) -> int:
         row = self._db.execute("SELECT version FROM active WHERE id = 1").fetchone()
