@@ -3,9 +3,13 @@
 A run: start a server unless ``--target`` names one (``decide serve --demo`` on an
 ephemeral loopback port, a store in a temporary folder), seed the visitors' profiles
 through EventService.Track, run the load, then with ``--baseline`` run the same load
-against the no-logic server, stop what was started, and print the report. It exits 0
-when every call succeeded, 1 when some failed, 2 for bad arguments, 3 when a server
-could not be started or reached.
+against the no-logic server, stop what was started, and print the report. It exits 0 when every call succeeded, 1 when
+some failed, 2 for bad arguments, 3 when a server could not be started or reached.
+
+A server named by ``--target`` holds someone's data: unless ``--allow-writes`` is given,
+the load writes nothing into it (Decide with ``preview`` set, so no exposure is recorded
+and no decision counted; no Track calls; no profiles seeded). A server the run starts
+itself has a throwaway store, so there the load writes as a storefront would.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "visitors": 10_000,
     "zipf": 1.1,
     "placements_per_call": "1-5",
-    "track_ratio": 0.1,
+    "track_ratio": 0.1,  # 0 when the run may not write (see build_settings)
     "track_batch": 10,
     "max_in_flight": 1000,
     "seed": 1,
@@ -55,6 +59,14 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     where.add_argument("--target", metavar="ADDR", help="HOST:PORT to load (default: start one)")
     where.add_argument(
         "--allow-remote", action="store_true", help="allow a target that is not loopback"
+    )
+    where.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help=(
+            "with --target: record decisions as exposures, send Track calls and seed "
+            "profiles (default: Decide previews only, nothing written)"
+        ),
     )
     where.add_argument("--api-key", metavar="K", help="x-api-key for Decide and Track calls")
     where.add_argument("--rules", type=Path, metavar="FILE", help="started server: these rules")
@@ -123,6 +135,15 @@ def build_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The run's settings from the arguments, checked; ValueError names the bad option."""
     s = {name: _option(args, name) for name in DEFAULTS}
     s["rate"] = args.rate
+    # A started server's store is thrown away; a --target's is someone's data.
+    s["writes"] = args.target is None or args.allow_writes
+    if not s["writes"]:
+        if args.track_ratio:
+            raise ValueError(
+                "--track-ratio: Track calls store events in the target's store; "
+                "add --allow-writes if that is what you want"
+            )
+        s["track_ratio"] = 0.0
     s["placements_per_call"] = _range(str(s["placements_per_call"]))
     if args.placements:
         s["placements"] = tuple(p.strip() for p in args.placements.split(",") if p.strip())
@@ -169,6 +190,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 
         workload = WorkloadSpec(
             visitors=settings["visitors"],
+            writes=settings["writes"],
             zipf_s=settings["zipf"],
             placements=settings["placements"],
             placements_per_call=settings["placements_per_call"],
@@ -252,7 +274,7 @@ def _seed(
 ) -> str | None:
     from loadtest.targets import TargetError, seed_profiles
 
-    if args.no_seed:
+    if args.no_seed or not settings["writes"]:
         return None
     seeded = seed_profiles(target, workload.visitors, api_key)
     if seeded is None:

@@ -68,6 +68,7 @@ class Report:
                 f"(after {s['warmup']:g} s warm-up)"
             ),
             f"mix: {_mix(s)}",
+            f"writes: {_writes(s)}",
             "",
         ]
         base = self.baseline
@@ -137,3 +138,12 @@ def _mix(settings: dict[str, Any]) -> str:
     if seeded:
         mix += f", profiles seeded ({seeded})"
     return mix
+
+
+def _writes(settings: dict[str, Any]) -> str:
+    if settings.get("writes"):
+        return "allowed (decisions recorded as exposures; Track calls and seeding store events)"
+    return (
+        "none (Decide with preview: no exposure recorded, not counted in "
+        "decide_decisions_total; no Track, no seeding; --allow-writes to write)"
+    )

@@ -60,11 +60,12 @@ class TestRunAgainstAServer:
     def test_the_cli_seeds_profiles_mixes_track_and_prints_json(
         self, server_target: str, capsys: pytest.CaptureFixture[str]
     ):
-        """``decide loadtest --json`` seeds profiles, sends Decide and Track calls, and
-        prints a report whose calls all succeeded."""
+        """``decide loadtest --allow-writes --json`` seeds profiles, sends Decide and Track
+        calls, and prints a report whose calls all succeeded."""
         code = main(
             ["loadtest", "--target", server_target, "--duration", "1.3", "--warmup", "0"]
             + ["--visitors", "60", "--track-ratio", "0.2", "--concurrency", "4", "--json"]
+            + ["--allow-writes"]
         )
         out, err = capsys.readouterr()
         report = json.loads(out)
