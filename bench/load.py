@@ -175,6 +175,9 @@ class Bench:
             for base in started.values():
                 base.stop()
             raise
+        loop = started["aio"].info.get("loop")
+        self.results["aio_loop"] = loop
+        print(f"  started baselines: sync, aio on {loop}; {processes} process(es) each")
         return started
 
     def load(
@@ -604,7 +607,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--visitors", type=int, default=10_000)
     parser.add_argument("--soak-seconds", type=float, default=600.0)
-    parser.add_argument("--server-workers", type=int, help="thread pool of both servers")
+    parser.add_argument(
+        "--server-workers", type=int, help="thread pool of decide and the sync baseline"
+    )
     parser.add_argument("--server-pythonpath", help="run the servers from this checkout")
     parser.add_argument(
         "--before-pythonpath",

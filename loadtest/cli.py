@@ -307,6 +307,8 @@ def _load_baselines(
             workers=args.server_workers,
             decide_response=response,
         )
+        if base.info.get("loop"):
+            settings["aio_loop"] = base.info["loop"]  # uvloop when installed
         try:
             summaries[kind] = _load(
                 f"baseline {kind}", base.target, settings, workload, None, args, base.pids

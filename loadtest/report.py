@@ -87,9 +87,13 @@ class Report:
         ]
         faster = self.faster_baseline
         if faster is not None:
+            kinds = ", ".join(
+                f"{kind} on {s['aio_loop']}" if kind == "aio" and s.get("aio_loop") else kind
+                for kind in self.baselines
+            )
             lines.append(
-                f"baselines: {', '.join(self.baselines)} ({_processes(s)}); ratios against "
-                f"{faster}, the faster in this run"
+                f"baselines: {kinds} ({_processes(s)}); ratios against {faster}, "
+                "the faster in this run"
             )
         lines.append("")
         kinds = list(self.baselines)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.baseline import loop_name
 from loadtest.recording import Interval, Recorder, merge, new_histogram
 from loadtest.report import Report
 from loadtest.runner import ProgressLine, RunSummary, run_load
@@ -113,6 +114,7 @@ class TestStartedServerAndBaseline:
         faster = max(baselines, key=lambda kind: baselines[kind]["calls_per_second"])
 
         assert EXIT_OK == code
+        assert loop_name("auto") == report["settings"]["aio_loop"]
         assert report["settings"]["writes"] is True
         assert {"sync", "aio"} == set(baselines) == set(report["ratios_by_baseline"])
         assert faster == report["ratios_against"]
