@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,48 +59,55 @@ def _run_experiment(client: DecisionClient, shoppers: int = 40) -> None:
         client.track(events)
 
 
+def _report_around_a_load_test(server: Any, *extra: str) -> tuple[Any, Any, dict[str, Any]]:
+    """Run the experiment on ``server``, then a short ``decide loadtest --target`` with
+    ``extra`` arguments; the campaign report before and after, and the load test's JSON
+    report."""
+    start = datetime.now(UTC) - timedelta(days=1)
+    end = start + timedelta(days=2)
+    with DecisionClient(
+        server.target,
+        api_key=server.api_key,
+        admin_token=server.admin_token,
+        decide_timeout=5,
+    ) as client:
+        _run_experiment(client)
+        before = client.campaign_report(CAMPAIGN, start=start, end=end).to_dict()
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            code = main(
+                ["loadtest", "--target", server.target, "--api-key", server.api_key]
+                + ["--duration", "1", "--warmup", "0", "--concurrency", "4", "--json"]
+                + ["--quiet", *extra]
+            )
+        after = client.campaign_report(CAMPAIGN, start=start, end=end).to_dict()
+    assert EXIT_OK == code, output.getvalue()
+    return before, after, json.loads(output.getvalue())
+
+
 class TestAgainstAStoreWithAnExperiment:
-    def test_by_default_the_report_is_unchanged_and_with_allow_writes_it_changes(
-        self, demo_server: Any, capsys: pytest.CaptureFixture[str]
-    ):
-        """After the README's experiment, a default load test against the server leaves
-        the campaign report exactly as it was; with --allow-writes it records exposures
-        and purchases that enter the report."""
-        start = datetime.now(UTC) - timedelta(days=1)
-        end = start + timedelta(days=2)
-        with DecisionClient(
-            demo_server.target,
-            api_key=demo_server.api_key,
-            admin_token=demo_server.admin_token,
-            decide_timeout=5,
-        ) as client:
-            _run_experiment(client)
-            before = client.campaign_report(CAMPAIGN, start=start, end=end).to_dict()
-            capsys.readouterr()
+    def test_by_default_the_campaign_report_is_unchanged(self, demo_server: Any):
+        """After the README's experiment, a load test against the server with default
+        flags sends Decide calls only, as previews, and the report stays as it was."""
+        before, after, load = _report_around_a_load_test(demo_server)
 
-            read_only_code = main(
-                ["loadtest", "--target", demo_server.target, "--api-key", demo_server.api_key]
-                + ["--duration", "1", "--warmup", "0", "--concurrency", "4", "--json"]
-            )
-            read_only = json.loads(capsys.readouterr().out)
-            after_read_only = client.campaign_report(CAMPAIGN, start=start, end=end).to_dict()
+        assert before == after
+        assert load["result"]["methods"]["Decide"]["calls"] > 0
+        assert {} == load["result"]["errors"]
+        assert {"Decide"} == set(load["result"]["methods"])
+        assert load["settings"]["writes"] is False
 
-            writing_code = main(
-                ["loadtest", "--target", demo_server.target, "--api-key", demo_server.api_key]
-                + ["--duration", "1", "--warmup", "0", "--concurrency", "4", "--json"]
-                + ["--visitors", "200", "--allow-writes"]
-            )
-            writing = json.loads(capsys.readouterr().out)
-            after_writes = client.campaign_report(CAMPAIGN, start=start, end=end).to_dict()
+    def test_with_allow_writes_the_load_enters_the_report(self, demo_server: Any):
+        """--allow-writes records the load's decisions as exposures (and sends Track
+        calls), so the report changes: what the default protects against."""
+        before, after, load = _report_around_a_load_test(
+            demo_server, "--allow-writes", "--visitors", "200"
+        )
 
-        assert (EXIT_OK, EXIT_OK) == (read_only_code, writing_code)
-        assert (False, True) == (read_only["settings"]["writes"], writing["settings"]["writes"])
-        assert read_only["result"]["methods"]["Decide"]["calls"] > 0
-        assert {} == read_only["result"]["errors"] == writing["result"]["errors"]
-        assert {"Decide"} == set(read_only["result"]["methods"])
-        assert {"Decide", "Track"} == set(writing["result"]["methods"])
-        assert before == after_read_only
-        assert _exposed(after_writes) > _exposed(before)
+        assert load["settings"]["writes"] is True
+        assert {"Decide", "Track"} == set(load["result"]["methods"])
+        assert {} == load["result"]["errors"]
+        assert _exposed(after) > _exposed(before)
 
     def test_track_calls_against_a_target_need_allow_writes(
         self, demo_server: Any, capsys: pytest.CaptureFixture[str]
