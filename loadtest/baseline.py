@@ -6,8 +6,9 @@ that was serialized once before the first call. There are two kinds, each made a
 as we could make it, because decide's figures are reported as ratios of the faster one
 measured in the same run: a change of server kind must not flatter the ratio.
 
-- ``sync``: ``grpc.server`` on a thread pool (``--workers``, default 2: on this 2-core
-  machine fewer threads hand the GIL around less; see bench/README.md "Load").
+- ``sync``: ``grpc.server`` on a thread pool (``--workers``, default 2: on the 2-core
+  development machine 2 threads served more calls with less CPU per call than 1 or 4;
+  see bench/README.md "Two baselines").
 - ``aio``: ``grpc.aio.server``, a coroutine handler on one event loop: uvloop's when
   uvloop is installed (``--loop auto``, the default), which grpc.aio runs on and which
   served more calls with less CPU per call than asyncio's own loop.
@@ -125,8 +126,9 @@ def _add_handlers(server: Any, decide_response: bytes | None, make: Callable[[by
             make(response), request_deserializer=parse, response_serializer=None
         )
     for service, methods in by_service.items():
-        # Registered methods are looked up in C by path; a generic handler is a Python
-        # call per RPC. No interceptors: a no-logic server has nothing to intercept.
+        # Registered as decide's generated add_*Servicer_to_server registers them (gRPC
+        # matches the path in C first); a generic handler measured the same. No
+        # interceptors: a no-logic server has nothing to intercept.
         server.add_registered_method_handlers(service, methods)
 
 
