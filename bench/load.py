@@ -1,9 +1,12 @@
-"""Load benchmarks: decide against the no-logic baseline, on all cores, under publishes, soak.
+"""Load benchmarks: decide against the no-logic baselines, on all cores, under publishes, soak.
 
-Every figure is a median of ``--runs`` runs, and every comparison is against a baseline
-measured in the same invocation on the same machine (the issue's reasoning: a Python
-gRPC server that does nothing is the ceiling here, and the load generator shares the
-cores). Nothing here asserts; it prints figures and a verdict per target.
+Every figure is a median of ``--runs`` runs, and every comparison is against the
+baselines measured in the same invocation on the same machine (the issue's reasoning: a
+Python gRPC server that does nothing is the ceiling here, and the load generator shares
+the cores). There are two baselines, sync (``grpc.server``, thread pool) and asyncio
+(``grpc.aio``); each run's ratio is against the faster of the two in that run, and the
+summary says which that was. Nothing here asserts; it prints figures and a verdict per
+target.
 
     .venv/bin/python bench/load.py [--scenarios target,h2load,processes,publish,soak]
         [--runs 3] [--duration 10] [--soak-seconds 600] [--json results.json]
@@ -12,19 +15,22 @@ Scenarios (rules: ``synthetic.make_document(200, 100)``; visitors' profiles seed
 through EventService.Track first):
 
 - ``target``: Decide with 3 placements and a stored profile, 16 calls in flight from
-  the Python load tester; decide vs baseline calls/s and p99.
+  the Python load tester; decide vs the faster baseline, calls/s and p99.
 - ``h2load``: the same calls from h2load (a C client, so the cores go to the server);
   skipped with an install hint when h2load is missing (apt-get install nghttp2-client).
 - ``processes``: ``decide serve --processes 2`` vs 1 process, 64 calls in flight (h2load
-  when installed, else two Python client processes).
+  when installed, else two Python client processes), and both baselines at the same
+  process counts (SO_REUSEPORT), so each count has its own ratio.
 - ``workers``: the ``target`` load against servers with 16, 8, 4 and 2 request threads.
 - ``publish``: 100 rule publishes through RulesAdmin during a 60-second load of the
   default mix (Decide, 10% Track); counts failed calls.
 - ``soak``: the default mix for ``--soak-seconds``; server RSS sampled every 30 s,
   failed calls counted.
 
-``--server-pythonpath DIR`` runs the servers from another checkout (e.g. ``git
-worktree add /tmp/before <commit>``) to compare before and after a change.
+``--server-pythonpath DIR`` runs decide from another checkout (e.g. ``git worktree add
+/tmp/before <commit>``) to compare before and after a change; the baselines always run
+from this one, so every arm is compared with the same no-logic servers. Only options
+the other checkout's ``decide serve`` has are passed to it.
 ``--before-pythonpath DIR`` adds a third server to the ``target`` and ``h2load``
 scenarios, decide from that checkout, measured in the same runs (the order rotates
 each run): on a machine shared with other jobs, before and after measured minutes
@@ -43,6 +49,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import synthetic
 
 from loadtest import h2load
+from loadtest.baseline import KINDS as BASELINE_KINDS
 from loadtest.runner import RunSummary, measure
 from loadtest.targets import (
     ServerProcess,
@@ -148,14 +156,29 @@ class Bench:
             return None
         return self.server(pythonpath=self.args.before_pythonpath)
 
-    def baseline(self, server: ServerProcess) -> ServerProcess:
+    def baselines(self, server: ServerProcess, processes: int = 1) -> dict[str, ServerProcess]:
+        """Each kind of no-logic server in ``processes`` processes, answering Decide with
+        a response captured from ``server``; run from this checkout."""
         request = decide_requests(self.decide_only, 1, 1)[0]
-        with server_pythonpath(self.args.server_pythonpath):
-            return start_baseline(
-                self.workdir,
-                workers=self.args.server_workers,
-                decide_response=sample_response(server.target, request, None),
-            )
+        response = sample_response(server.target, request, None)
+        started: dict[str, ServerProcess] = {}
+        try:
+            for kind in BASELINE_KINDS:
+                started[kind] = start_baseline(
+                    self.workdir,
+                    kind=kind,
+                    processes=processes,
+                    workers=self.args.server_workers,
+                    decide_response=response,
+                )
+        except BaseException:
+            for base in started.values():
+                base.stop()
+            raise
+        loop = started["aio"].info.get("loop")
+        self.results["aio_loop"] = loop
+        print(f"  started baselines: sync, aio on {loop}; {processes} process(es) each")
+        return started
 
     def load(
         self,
@@ -192,28 +215,36 @@ def compare(
     bench: Bench,
     title: str,
     ours: Callable[[], dict[str, float]],
-    theirs: Callable[[], dict[str, float]],
+    baselines: dict[str, Callable[[], dict[str, float]]],
     before: Callable[[], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
-    """Run each ``runs`` times, rotating which goes first; medians and median ratios.
+    """Run each arm ``runs`` times, rotating which goes first; medians and median ratios.
 
-    ``before`` (decide from ``--before-pythonpath``) adds a third arm, and ratios of
-    decide to it: calls/s, and server CPU per call (the figure least disturbed by other
-    jobs on the machine).
+    Each run's ratios are against the faster baseline of that run (by calls/s), and the
+    summary counts which kind that was. ``before`` (decide from ``--before-pythonpath``)
+    adds an arm, and ratios of decide to it: calls/s, and server CPU per call (the
+    figure least disturbed by other jobs on the machine).
     """
-    arms = [("decide", ours), ("baseline", theirs)]
+    arms = [("decide", ours)] + [(f"baseline_{kind}", fn) for kind, fn in baselines.items()]
     if before is not None:
         arms.append(("before", before))
     runs: list[dict[str, Any]] = []
     for i in range(bench.args.runs):
         shift = i % len(arms)
         order = arms[shift:] + arms[:shift]
-        figures = {label: fn() for label, fn in order}
-        figures["ratio_cps"] = figures["decide"]["cps"] / figures["baseline"]["cps"]
-        figures["ratio_p99"] = figures["decide"]["p99"] / figures["baseline"]["p99"]
+        figures: dict[str, Any] = {label: fn() for label, fn in order}
+        faster = max(baselines, key=lambda kind: figures[f"baseline_{kind}"]["cps"])
+        base = figures[f"baseline_{faster}"]
+        figures["faster"] = faster
+        figures["ratio_cps"] = figures["decide"]["cps"] / base["cps"]
+        figures["ratio_p99"] = figures["decide"]["p99"] / base["p99"]
+        figures["ratio_cpu"] = figures["decide"]["server_us_per_call"] / max(
+            base["server_us_per_call"], 1e-9
+        )
         line = (
-            f"  run {i + 1}: calls/s ratio {figures['ratio_cps']:.3f}, "
-            f"p99 ratio {figures['ratio_p99']:.3f}"
+            f"  run {i + 1}: against {faster} (the faster): calls/s ratio "
+            f"{figures['ratio_cps']:.3f}, p99 ratio {figures['ratio_p99']:.3f}, "
+            f"server us/call ratio {figures['ratio_cpu']:.3f}"
         )
         if before is not None:
             figures["vs_before_cps"] = figures["decide"]["cps"] / figures["before"]["cps"]
@@ -226,14 +257,18 @@ def compare(
             )
         runs.append(figures)
         print(line)
-    summary: dict[str, Any] = {"runs": runs}
+    summary: dict[str, Any] = {"runs": runs, "load_average": os.getloadavg()[0]}
     for label, _ in arms:
         summary[label] = {
             key: round(median([r[label][key] for r in runs]), 3) for key in runs[0][label]
         }
-    ratios = ["ratio_cps", "ratio_p99"] + (["vs_before_cps", "vs_before_cpu"] if before else [])
+    ratios = ["ratio_cps", "ratio_p99", "ratio_cpu"]
+    ratios += ["vs_before_cps", "vs_before_cpu"] if before else []
     for key in ratios:
         summary[key] = round(median([r[key] for r in runs]), 3)
+    wins = {kind: sum(1 for r in runs if r["faster"] == kind) for kind in baselines}
+    summary["faster_baseline_runs"] = wins
+    summary["faster_baseline"] = max(wins, key=lambda kind: wins[kind])
     if before is not None:
         print(
             f"  {title}: vs before (medians of per-run ratios): calls/s "
@@ -243,12 +278,15 @@ def compare(
         )
     cps_ok = summary["ratio_cps"] >= TARGET_CPS_RATIO
     p99_ok = summary["ratio_p99"] <= TARGET_P99_RATIO
+    bases = ", ".join(f"{kind} {summary[f'baseline_{kind}']['cps']:,.0f}" for kind in baselines)
+    faster_in = ", ".join(f"{kind} in {n}" for kind, n in wins.items() if n)
     print(
         f"  {title}: medians of {len(runs)}: decide {summary['decide']['cps']:,.0f} calls/s, "
-        f"baseline {summary['baseline']['cps']:,.0f}; ratio {summary['ratio_cps']:.2f}x "
-        f"(target >= {TARGET_CPS_RATIO}: {'met' if cps_ok else 'MISSED'}); p99 ratio "
-        f"{summary['ratio_p99']:.2f}x (target <= {TARGET_P99_RATIO}: "
-        f"{'met' if p99_ok else 'MISSED'})"
+        f"baselines {bases}; faster baseline: {faster_in} of {len(runs)} runs; ratio to the "
+        f"faster {summary['ratio_cps']:.2f}x (target >= {TARGET_CPS_RATIO}: "
+        f"{'met' if cps_ok else 'MISSED'}); p99 ratio {summary['ratio_p99']:.2f}x (target <= "
+        f"{TARGET_P99_RATIO}: {'met' if p99_ok else 'MISSED'}); server us/call ratio "
+        f"{summary['ratio_cpu']:.2f}x; load average {summary['load_average']:.2f}"
     )
     return summary
 
@@ -270,7 +308,7 @@ def scenario_target(bench: Bench) -> None:
         "\n[target] Decide, 3 placements, stored profiles, 200 segments / 100 campaigns, 16 in flight"
     )
     server = bench.server()
-    base = bench.baseline(server)
+    bases = bench.baselines(server)
     old = bench.before()
     try:
 
@@ -283,11 +321,12 @@ def scenario_target(bench: Bench) -> None:
             bench,
             "target",
             lambda: run(server, "decide"),
-            lambda: run(base, "baseline"),
+            {kind: partial(run, base, kind) for kind, base in bases.items()},
             None if old is None else lambda: run(old, "before"),
         )
     finally:
-        base.stop()
+        for base in bases.values():
+            base.stop()
         server.stop()
         if old is not None:
             old.stop()
@@ -298,7 +337,8 @@ def _h2load_figures(
 ) -> dict[str, float]:
     from loadtest.targets import cpu_seconds
 
-    body = h2load.decide_body(3, visitors=bench.args.visitors)
+    # Recorded decisions, as a storefront's: the bench's servers have throwaway stores.
+    body = h2load.decide_body(3, visitors=bench.args.visitors, writes=True)
     options = {"connections": connections, "streams": streams, "body": body}
     if bench.args.warmup > 0:  # a separate warm-up, so the CPU below is the measured run's
         h2load.run(target.target, duration=bench.args.warmup, warmup=0, **options)
@@ -329,53 +369,95 @@ def scenario_h2load(bench: Bench) -> None:
         bench.results["h2load"] = {"skipped": h2load.INSTALL_HINT}
         return
     server = bench.server()
-    base = bench.baseline(server)
+    bases = bench.baselines(server)
     old = bench.before()
     try:
         bench.results["h2load"] = compare(
             bench,
             "h2load",
             lambda: _h2load_figures(server, "decide", 1, 16, bench),
-            lambda: _h2load_figures(base, "baseline", 1, 16, bench),
+            {
+                kind: partial(_h2load_figures, base, kind, 1, 16, bench)
+                for kind, base in bases.items()
+            },
             None if old is None else lambda: _h2load_figures(old, "before", 1, 16, bench),
         )
     finally:
-        base.stop()
+        for base in bases.values():
+            base.stop()
         server.stop()
         if old is not None:
             old.stop()
 
 
 def scenario_processes(bench: Bench) -> None:
-    print("\n[processes] decide serve --processes 2 vs 1 process, 64 calls in flight")
+    print(
+        "\n[processes] decide serve --processes 2 vs 1 process, 64 calls in flight; "
+        "the baselines in as many processes"
+    )
     use_h2load = h2load.available()
-    results: dict[str, list[dict[str, float]]] = {"1": [], "2": []}
+    arms = ("decide", *(f"baseline_{kind}" for kind in BASELINE_KINDS))
+    results: dict[str, dict[str, list[dict[str, float]]]] = {
+        count: {arm: [] for arm in arms} for count in ("1", "2")
+    }
     for i in range(bench.args.runs):
         for processes in (1, 2) if i % 2 == 0 else (2, 1):
             server = bench.server(processes)
+            bases = bench.baselines(server, processes)
+            targets = {"decide": server} | {f"baseline_{k}": b for k, b in bases.items()}
             try:
-                if use_h2load:
-                    figures = _h2load_figures(server, f"{processes} proc", 16, 4, bench)
-                else:
-                    summary = bench.load(server, bench.decide_only, concurrency=32, processes=2)
-                    print(_row(f"{processes} proc", summary))
-                    figures = _figures(summary)
+                for arm, target in targets.items():
+                    label = f"{arm.removeprefix('baseline_')} x{processes}"
+                    if use_h2load:
+                        figures = _h2load_figures(target, label, 16, 4, bench)
+                    else:
+                        summary = bench.load(target, bench.decide_only, concurrency=32, processes=2)
+                        print(_row(label, summary))
+                        figures = _figures(summary)
+                    results[str(processes)][arm].append(figures)
             finally:
+                for base in bases.values():
+                    base.stop()
                 server.stop()
-            results[str(processes)].append(figures)
-    ratios = [two["cps"] / one["cps"] for one, two in zip(results["1"], results["2"], strict=True)]
-    summary = {
+    one, two = results["1"]["decide"], results["2"]["decide"]
+    ratios = [b["cps"] / a["cps"] for a, b in zip(one, two, strict=True)]
+    summary: dict[str, Any] = {
         "client": "h2load 16 connections x 4 streams" if use_h2load else "2 Python processes x 32",
-        "one": {k: median([r[k] for r in results["1"]]) for k in results["1"][0]},
-        "two": {k: median([r[k] for r in results["2"]]) for k in results["2"][0]},
+        "one": {k: median([r[k] for r in one]) for k in one[0]},
+        "two": {k: median([r[k] for r in two]) for k in two[0]},
         "ratio_cps": round(median(ratios), 3),
         "ratios": [round(r, 3) for r in ratios],
+        "load_average": os.getloadavg()[0],
     }
+    for count, by_arm in results.items():
+        # Against the faster baseline of each run, as in the other scenarios.
+        against = [
+            max(BASELINE_KINDS, key=lambda kind: by_arm[f"baseline_{kind}"][run]["cps"])
+            for run in range(bench.args.runs)
+        ]
+        summary[f"baselines_{count}"] = {
+            kind: {k: median([r[k] for r in by_arm[f"baseline_{kind}"]]) for k in one[0]}
+            for kind in BASELINE_KINDS
+        }
+        summary[f"ratio_to_baseline_{count}"] = round(
+            median(
+                [
+                    by_arm["decide"][run]["cps"] / by_arm[f"baseline_{kind}"][run]["cps"]
+                    for run, kind in enumerate(against)
+                ]
+            ),
+            3,
+        )
+        summary[f"faster_baseline_{count}"] = against
     ok = summary["ratio_cps"] >= TARGET_PROCESSES_RATIO
     print(
         f"  processes: medians: 1 process {summary['one']['cps']:,.0f} calls/s, 2 processes "
         f"{summary['two']['cps']:,.0f}; ratio {summary['ratio_cps']:.2f}x "
-        f"(target >= {TARGET_PROCESSES_RATIO}: {'met' if ok else 'MISSED'})"
+        f"(target >= {TARGET_PROCESSES_RATIO}: {'met' if ok else 'MISSED'}); against the faster "
+        f"baseline in as many processes: 1 process {summary['ratio_to_baseline_1']:.2f}x "
+        f"({', '.join(summary['faster_baseline_1'])}), 2 processes "
+        f"{summary['ratio_to_baseline_2']:.2f}x ({', '.join(summary['faster_baseline_2'])}); "
+        f"load average {summary['load_average']:.2f}"
     )
     bench.results["processes"] = summary
 
@@ -525,7 +607,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--visitors", type=int, default=10_000)
     parser.add_argument("--soak-seconds", type=float, default=600.0)
-    parser.add_argument("--server-workers", type=int, help="thread pool of both servers")
+    parser.add_argument(
+        "--server-workers", type=int, help="thread pool of decide and the sync baseline"
+    )
     parser.add_argument("--server-pythonpath", help="run the servers from this checkout")
     parser.add_argument(
         "--before-pythonpath",

@@ -3,9 +3,14 @@
 A run: start a server unless ``--target`` names one (``decide serve --demo`` on an
 ephemeral loopback port, a store in a temporary folder), seed the visitors' profiles
 through EventService.Track, run the load, then with ``--baseline`` run the same load
-against the no-logic server, stop what was started, and print the report. It exits 0
-when every call succeeded, 1 when some failed, 2 for bad arguments, 3 when a server
-could not be started or reached.
+against each no-logic server (sync and asyncio, as many processes as decide's), stop
+what was started, and print the report. It exits 0 when every call succeeded, 1 when
+some failed, 2 for bad arguments, 3 when a server could not be started or reached.
+
+A server named by ``--target`` holds someone's data: unless ``--allow-writes`` is given,
+the load writes nothing into it (Decide with ``preview`` set, so no exposure is recorded
+and no decision counted; no Track calls; no profiles seeded). A server the run starts
+itself has a throwaway store, so there the load writes as a storefront would.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "visitors": 10_000,
     "zipf": 1.1,
     "placements_per_call": "1-5",
-    "track_ratio": 0.1,
+    "track_ratio": 0.1,  # 0 when the run may not write (see build_settings)
     "track_batch": 10,
     "max_in_flight": 1000,
     "seed": 1,
@@ -56,13 +61,31 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     where.add_argument(
         "--allow-remote", action="store_true", help="allow a target that is not loopback"
     )
+    where.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help=(
+            "with --target: record decisions as exposures, send Track calls and seed "
+            "profiles (default: Decide previews only, nothing written)"
+        ),
+    )
     where.add_argument("--api-key", metavar="K", help="x-api-key for Decide and Track calls")
     where.add_argument("--rules", type=Path, metavar="FILE", help="started server: these rules")
     where.add_argument(
-        "--server-processes", type=int, default=1, metavar="N", help="started server: --processes"
+        "--server-processes",
+        type=_processes,
+        default=1,
+        metavar="N|auto",
+        help="started server: --processes (auto: one per available core; default 1)",
     )
     where.add_argument(
-        "--server-workers", type=int, metavar="N", help="started and baseline servers: threads"
+        "--server-workers", type=int, metavar="N", help="started and sync baseline: threads"
+    )
+    where.add_argument(
+        "--baseline-processes",
+        type=int,
+        metavar="N",
+        help="processes of each baseline (default: the started server's, else 1)",
     )
 
     load = parser.add_argument_group("load")
@@ -98,7 +121,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
     out = parser.add_argument_group("report")
     out.add_argument(
-        "--baseline", action="store_true", help="also load the no-logic server; print ratios"
+        "--baseline",
+        action="store_true",
+        help="also load the no-logic servers (sync, asyncio); ratios against the faster",
     )
     out.add_argument("--json", action="store_true", help="print the report as JSON")
     out.add_argument("--quiet", action="store_true", help="no progress line on stderr")
@@ -109,6 +134,16 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 def _option(args: argparse.Namespace, name: str) -> Any:
     value = getattr(args, name, None)
     return DEFAULTS[name] if value is None else value
+
+
+def _processes(text: str) -> int:
+    if text == "auto":
+        # The cores this process may run on, which is what a server started from here gets.
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
 
 
 def _range(text: str) -> tuple[int, int]:
@@ -123,6 +158,15 @@ def build_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The run's settings from the arguments, checked; ValueError names the bad option."""
     s = {name: _option(args, name) for name in DEFAULTS}
     s["rate"] = args.rate
+    # A started server's store is thrown away; a --target's is someone's data.
+    s["writes"] = args.target is None or args.allow_writes
+    if not s["writes"]:
+        if args.track_ratio:
+            raise ValueError(
+                "--track-ratio: Track calls store events in the target's store; "
+                "add --allow-writes if that is what you want"
+            )
+        s["track_ratio"] = 0.0
     s["placements_per_call"] = _range(str(s["placements_per_call"]))
     if args.placements:
         s["placements"] = tuple(p.strip() for p in args.placements.split(",") if p.strip())
@@ -146,6 +190,7 @@ def build_settings(args: argparse.Namespace) -> dict[str, Any]:
         ("--zipf", s["zipf"] >= 0),
         ("--max-in-flight", s["max_in_flight"] >= 1),
         ("--server-processes", args.server_processes >= 1),
+        ("--baseline-processes", args.baseline_processes is None or args.baseline_processes >= 1),
     ]
     for option, ok in checks:
         if not ok:
@@ -156,6 +201,9 @@ def build_settings(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("--rules and --server-processes apply only to a server it starts")
     s["target"] = args.target
     s["baseline"] = args.baseline
+    s["baseline_processes"] = args.baseline_processes or (
+        1 if args.target else args.server_processes
+    )
     return s
 
 
@@ -169,6 +217,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 
         workload = WorkloadSpec(
             visitors=settings["visitors"],
+            writes=settings["writes"],
             zipf_s=settings["zipf"],
             placements=settings["placements"],
             placements_per_call=settings["placements_per_call"],
@@ -199,7 +248,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 def run(settings: dict[str, Any], workload: Any, args: argparse.Namespace) -> Any:
     """Start what is needed, seed, load, compare, stop; returns the ``Report``."""
     from loadtest.report import Report
-    from loadtest.targets import start_baseline, start_decide
+    from loadtest.targets import start_decide
 
     api_key = args.api_key or os.environ.get("DECIDE_API_KEY")
     notes: list[str] = []
@@ -220,17 +269,9 @@ def run(settings: dict[str, Any], workload: Any, args: argparse.Namespace) -> An
         ours = _load(
             "decide", target, settings, workload, api_key, args, server.pids if server else None
         )
-        baseline = None
+        baselines = {}
         if args.baseline:
-            from loadtest.targets import sample_response
-            from loadtest.workload import decide_requests
-
-            response = sample_response(
-                target, decide_requests(workload, workload.seed, 1)[0], api_key
-            )
-            base = start_baseline(workdir, workers=args.server_workers, decide_response=response)
-            stack.callback(base.stop)
-            baseline = _load("baseline", base.target, settings, workload, None, args, base.pids)
+            baselines = _load_baselines(settings, workload, args, target, api_key, workdir)
         if server is not None:
             code = server.stop()
             if code != 0:
@@ -239,7 +280,42 @@ def run(settings: dict[str, Any], workload: Any, args: argparse.Namespace) -> An
         "placements": list(settings["placements"]),
         "target": target,
     }
-    return Report(report_settings, ours, baseline, notes)
+    return Report(report_settings, ours, baselines, notes)
+
+
+def _load_baselines(
+    settings: dict[str, Any],
+    workload: Any,
+    args: argparse.Namespace,
+    target: str,
+    api_key: str | None,
+    workdir: Path,
+) -> dict[str, Any]:
+    """The same load against each kind of no-logic server, one after the other, each
+    answering Decide with a response captured from ``target``."""
+    from loadtest.baseline import KINDS
+    from loadtest.targets import sample_response, start_baseline
+    from loadtest.workload import decide_requests
+
+    response = sample_response(target, decide_requests(workload, workload.seed, 1)[0], api_key)
+    summaries = {}
+    for kind in KINDS:
+        base = start_baseline(
+            workdir,
+            kind=kind,
+            processes=settings["baseline_processes"],
+            workers=args.server_workers,
+            decide_response=response,
+        )
+        if base.info.get("loop"):
+            settings["aio_loop"] = base.info["loop"]  # uvloop when installed
+        try:
+            summaries[kind] = _load(
+                f"baseline {kind}", base.target, settings, workload, None, args, base.pids
+            )
+        finally:
+            base.stop()
+    return summaries
 
 
 def _seed(
@@ -252,7 +328,7 @@ def _seed(
 ) -> str | None:
     from loadtest.targets import TargetError, seed_profiles
 
-    if args.no_seed:
+    if args.no_seed or not settings["writes"]:
         return None
     seeded = seed_profiles(target, workload.visitors, api_key)
     if seeded is None:

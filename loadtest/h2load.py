@@ -14,8 +14,12 @@ same visitor and context. It checks only the HTTP status, which is 200 for every
 call: the gRPC status travels in the trailers, which h2load does not read. Check for
 errors another way (a Python run, or the server's ``grpc_server_handled_total``).
 
-    python -m loadtest.h2load body --out decide.bin [--placements-per-call 3]
+The request is a preview (no exposure recorded, not counted in decide_decisions_total)
+unless ``--allow-writes`` is given: the target may be a store with real experiments.
+
+    python -m loadtest.h2load body --out decide.bin [--placements-per-call 3] [--allow-writes]
     python -m loadtest.h2load run --target 127.0.0.1:50051 [--duration 10] [--streams 16]
+        [--allow-writes]
 """
 
 from __future__ import annotations
@@ -42,9 +46,16 @@ def frame(message: bytes) -> bytes:
     return b"\x00" + struct.pack(">I", len(message)) + message
 
 
-def decide_body(placements_per_call: int = 3, seed: int = 1, **workload: Any) -> bytes:
-    """One framed DecideRequest drawn like the load tester draws them."""
-    spec = WorkloadSpec(placements_per_call=(placements_per_call, placements_per_call), **workload)
+def decide_body(
+    placements_per_call: int = 3, seed: int = 1, *, writes: bool = False, **workload: Any
+) -> bytes:
+    """One framed DecideRequest drawn like the load tester draws them; a preview unless
+    ``writes`` (then the server records an exposure per call, as for a storefront)."""
+    spec = WorkloadSpec(
+        placements_per_call=(placements_per_call, placements_per_call),
+        writes=writes,
+        **workload,
+    )
     return frame(decide_requests(spec, seed, 1)[0])
 
 
@@ -152,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     body.add_argument("--out", type=Path, required=True)
     body.add_argument("--placements-per-call", type=int, default=3)
     body.add_argument("--seed", type=int, default=1)
+    body.add_argument("--allow-writes", action="store_true", help="record exposures")
     go = sub.add_parser("run", help="run h2load against a server's Decide")
     go.add_argument("--target", default="127.0.0.1:50051")
     go.add_argument("--duration", type=float, default=10.0)
@@ -159,9 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     go.add_argument("--connections", type=int, default=1)
     go.add_argument("--streams", type=int, default=16, help="concurrent calls per connection")
     go.add_argument("--placements-per-call", type=int, default=3)
+    go.add_argument("--allow-writes", action="store_true", help="record exposures")
     args = parser.parse_args(argv)
     if args.command == "body":
-        args.out.write_bytes(decide_body(args.placements_per_call, args.seed))
+        args.out.write_bytes(
+            decide_body(args.placements_per_call, args.seed, writes=args.allow_writes)
+        )
         return 0
     from loadtest.targets import TargetError, check_loopback
 
@@ -177,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             connections=args.connections,
             streams=args.streams,
-            body=decide_body(args.placements_per_call),
+            body=decide_body(args.placements_per_call, writes=args.allow_writes),
         )
     except FileNotFoundError as e:
         print(str(e), file=sys.stderr)

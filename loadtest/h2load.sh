@@ -6,7 +6,9 @@
 #
 # Needs h2load (Debian/Ubuntu: apt-get install -y nghttp2-client) and this repository's
 # Python environment (PYTHON, default .venv/bin/python) to build the request body: a
-# 5-byte gRPC length prefix and a serialized DecideRequest with 3 placements.
+# 5-byte gRPC length prefix and a serialized DecideRequest with 3 placements, sent as a
+# preview: the server records no exposure and counts no decision (the target may hold
+# real experiments; `python -m loadtest.h2load body --allow-writes` builds one that does).
 # h2load reports HTTP statuses only: every gRPC call is HTTP 200, its gRPC status is in
 # the trailers. See loadtest/h2load.py.
 set -eu

@@ -1,4 +1,5 @@
-"""The final report: one run's figures, the baseline's, and ours as ratios of theirs."""
+"""The final report: one run's figures, each baseline's, and ours as ratios of the faster
+baseline's."""
 
 from __future__ import annotations
 
@@ -30,23 +31,36 @@ def ratios(ours: RunSummary, baseline: RunSummary) -> dict[str, float | None]:
 
 @dataclass
 class Report:
-    """A whole ``decide loadtest`` run: settings, our summary, and the baseline's."""
+    """A whole ``decide loadtest`` run: settings, our summary, and each baseline's by kind
+    (``sync``, ``aio``)."""
 
     settings: dict[str, Any]
     ours: RunSummary
-    baseline: RunSummary | None = None
+    baselines: dict[str, RunSummary] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
     def failed_calls(self) -> int:
         return sum(self.ours.errors.values())
 
+    @property
+    def faster_baseline(self) -> str | None:
+        """The kind of the baseline with the most calls/s: the one ratios are against."""
+        if not self.baselines:
+            return None
+        return max(self.baselines, key=lambda kind: self.baselines[kind].calls_per_second)
+
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON values (what ``--json`` prints)."""
         data: dict[str, Any] = {"settings": self.settings, "result": self.ours.as_dict()}
-        if self.baseline is not None:
-            data["baseline"] = self.baseline.as_dict()
-            data["ratios"] = ratios(self.ours, self.baseline)
+        faster = self.faster_baseline
+        if faster is not None:
+            data["baselines"] = {kind: s.as_dict() for kind, s in self.baselines.items()}
+            data["ratios_against"] = faster
+            data["ratios"] = ratios(self.ours, self.baselines[faster])
+            data["ratios_by_baseline"] = {
+                kind: ratios(self.ours, s) for kind, s in self.baselines.items()
+            }
         data["notes"] = self.notes
         return data
 
@@ -54,7 +68,8 @@ class Report:
         return json.dumps(self.as_dict(), indent=2)
 
     def to_text(self) -> str:
-        """The report for people: a table, with a baseline and ratio column if measured."""
+        """The report for people: a table, with a column per baseline and decide's ratio
+        to the faster one if measured."""
         s = self.settings
         loop = (
             f"open loop at {s['rate']:,.0f} calls/s"
@@ -68,30 +83,53 @@ class Report:
                 f"(after {s['warmup']:g} s warm-up)"
             ),
             f"mix: {_mix(s)}",
-            "",
+            f"writes: {_writes(s)}",
         ]
-        base = self.baseline
-        header = f"{'':18}{'decide':>12}"
-        if base is not None:
-            header += f"{'baseline':>12}{'ratio':>9}"
+        faster = self.faster_baseline
+        if faster is not None:
+            kinds = ", ".join(
+                f"{kind} on {s['aio_loop']}" if kind == "aio" and s.get("aio_loop") else kind
+                for kind in self.baselines
+            )
+            lines.append(
+                f"baselines: {kinds} ({_processes(s)}); ratios against {faster}, "
+                "the faster in this run"
+            )
+        lines.append("")
+        kinds = list(self.baselines)
+        header = f"{'':18}{'decide':>12}" + "".join(f"{kind:>12}" for kind in kinds)
+        if faster is not None:
+            header += f"{'ratio':>9}"
         lines.append(header)
-        rows: list[tuple[str, str, float, float | None]] = [
-            ("calls/s", ",.0f", self.ours.calls_per_second, _get(base, "calls_per_second"))
+        rows: list[tuple[str, str, float, list[float | None]]] = [
+            (
+                "calls/s",
+                ",.0f",
+                self.ours.calls_per_second,
+                [b.calls_per_second for b in self.baselines.values()],
+            )
         ]
         for key in LATENCY_KEYS:
-            other = base.latency_ms[key] if base is not None else None
-            rows.append((f"latency {key} ms", ".2f", self.ours.latency_ms[key], other))
+            others: list[float | None] = [b.latency_ms[key] for b in self.baselines.values()]
+            rows.append((f"latency {key} ms", ".2f", self.ours.latency_ms[key], others))
         ours_cpu = self.ours.server.get("cpu_us_per_call")
         if ours_cpu:
-            other = base.server.get("cpu_us_per_call") if base is not None else None
-            rows.append(("server CPU us/call", ",.0f", ours_cpu, other))
+            others = [b.server.get("cpu_us_per_call") for b in self.baselines.values()]
+            rows.append(("server CPU us/call", ",.0f", ours_cpu, others))
         rows.append(
-            ("client CPU %", ".0f", self.ours.client_cpu_percent, _get(base, "client_cpu_percent"))
+            (
+                "client CPU %",
+                ".0f",
+                self.ours.client_cpu_percent,
+                [b.client_cpu_percent for b in self.baselines.values()],
+            )
         )
-        for label, fmt, value, other in rows:
+        for label, fmt, value, others in rows:
             line = f"{label:18}{format(value, fmt):>12}"
-            if base is not None:
+            for other in others:
                 line += f"{format(other, fmt) if other is not None else '-':>12}"
+            if faster is not None:
+                other = others[kinds.index(faster)]
                 line += f"{value / other:8.2f}x" if other else f"{'-':>9}"
             lines.append(line)
         lines.append("")
@@ -121,10 +159,6 @@ class Report:
         return "\n".join(lines)
 
 
-def _get(summary: RunSummary | None, name: str) -> float | None:
-    return float(getattr(summary, name)) if summary is not None else None
-
-
 def _mix(settings: dict[str, Any]) -> str:
     low, high = settings["placements_per_call"]
     placements = f"{low}" if low == high else f"{low}-{high}"
@@ -137,3 +171,17 @@ def _mix(settings: dict[str, Any]) -> str:
     if seeded:
         mix += f", profiles seeded ({seeded})"
     return mix
+
+
+def _writes(settings: dict[str, Any]) -> str:
+    if settings.get("writes"):
+        return "allowed (decisions recorded as exposures; Track calls and seeding store events)"
+    return (
+        "none (Decide with preview: no exposure recorded, not counted in "
+        "decide_decisions_total; no Track, no seeding; --allow-writes to write)"
+    )
+
+
+def _processes(settings: dict[str, Any]) -> str:
+    n = settings.get("baseline_processes", 1)
+    return f"{n} process{'es' if n != 1 else ''} each"

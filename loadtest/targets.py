@@ -2,9 +2,10 @@
 
 ``start_decide`` runs ``decide serve`` in a subprocess on an ephemeral loopback port,
 with a SQLite store in a temporary folder (demo rules, or a rules file published before
-start). ``start_baseline`` runs the no-logic server (``loadtest.baseline``). Both log to
-a file, which is read for the bound port and shown when start-up fails. Process CPU and
-memory come from ``/proc`` (Linux); elsewhere they are simply not reported.
+start), passing only options that checkout's ``decide serve`` has. ``start_baseline``
+runs a no-logic server (``loadtest.baseline``, sync or asyncio). All log to a file,
+which is read for the bound port and shown when start-up fails. Process CPU and memory
+come from ``/proc`` (Linux); elsewhere they are simply not reported.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -26,6 +28,11 @@ import grpc
 from loadtest.workload import DECIDE_METHOD, TRACK_METHOD, seed_batches
 
 START_TIMEOUT = 60.0
+
+SERVE_COMMANDS = (("-m", "cli", "serve"), ("-m", "server.cli", "serve"))
+"""How a checkout's ``decide serve`` is started (by module: no installed script needed):
+today's layout, then the one before the CLI got its own package (``--before-pythonpath``
+may name such a checkout)."""
 
 
 class TargetError(RuntimeError):
@@ -112,6 +119,78 @@ def _wait_for_event(
     raise TargetError(f"{name} did not start (exit code {process.returncode}):\n{tail}")
 
 
+def serve_flags() -> tuple[tuple[str, ...], frozenset[str]]:
+    """The command that starts ``decide serve`` in the checkout this process would start
+    (the working directory and PYTHONPATH decide which), and the options it accepts,
+    read from its ``--help``.
+
+    An older checkout (``bench/load.py --before-pythonpath``) lacks some of today's
+    options, and argparse refuses an unknown one: ask before passing it.
+    """
+    key = (os.getcwd(), os.environ.get("PYTHONPATH", ""))
+    found = _SERVE_FLAGS.get(key)
+    if found is None:
+        errors = []
+        for command in SERVE_COMMANDS:
+            done = subprocess.run(
+                [sys.executable, *command, "--help"],
+                capture_output=True,
+                text=True,
+                timeout=START_TIMEOUT,
+                check=False,
+            )
+            if done.returncode == 0 and "--port" in done.stdout:
+                flags = frozenset(re.findall(r"(?<![\w-])--[a-z][\w-]*", done.stdout))
+                found = _SERVE_FLAGS[key] = (command, flags)
+                break
+            errors.append(done.stderr.strip()[-300:])
+        else:
+            raise TargetError(f"decide serve --help failed: {' / '.join(errors)}")
+    return found
+
+
+_SERVE_FLAGS: dict[tuple[str, str], tuple[tuple[str, ...], frozenset[str]]] = {}
+
+
+def serve_command(
+    db_path: Path,
+    admin_token: str,
+    *,
+    demo: bool,
+    processes: int,
+    flags: frozenset[str],
+    extra_args: tuple[str, ...] = (),
+    command: tuple[str, ...] = SERVE_COMMANDS[0],
+) -> list[str]:
+    """The ``decide serve`` command line for a checkout whose serve has ``flags``.
+
+    ``--processes`` is passed whenever the server has it (its default may be one process
+    per core); an older server without it runs one process, so asking for more raises.
+    """
+    if "--processes" in flags:
+        processes_flag = ["--processes", str(processes)]
+    elif processes == 1:
+        processes_flag = []
+    else:
+        raise TargetError("this decide serve has no --processes option: it runs one process")
+    return [
+        sys.executable,
+        *command,
+        "--db",
+        str(db_path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--admin-token",
+        admin_token,
+        "--log-json",
+        *(["--demo"] if demo else []),
+        *processes_flag,
+        *extra_args,
+    ]
+
+
 def start_decide(
     workdir: Path,
     *,
@@ -120,9 +199,21 @@ def start_decide(
     max_workers: int | None = None,
     extra_args: tuple[str, ...] = (),
 ) -> ServerProcess:
-    """``decide serve`` on 127.0.0.1:0 with a fresh store in ``workdir``."""
+    """``decide serve`` on 127.0.0.1:0 with a fresh store in ``workdir``, in ``processes``
+    processes."""
     db_path = workdir / "loadtest.db"
     log_path = workdir / "decide-server.log"
+    token = secrets.token_hex(16)  # hex: a token starting with "-" would read as an option
+    serve, flags = serve_flags()
+    command = serve_command(
+        db_path,
+        token,
+        demo=rules_file is None,
+        processes=processes,
+        flags=flags,
+        extra_args=extra_args,
+        command=serve,
+    )
     if rules_file is not None:
         from server.rules.sqlite import SQLiteRulesStore as RulesStore
 
@@ -131,31 +222,14 @@ def start_decide(
             store.publish(rules_file.read_text(), comment="decide loadtest", author="loadtest")
         finally:
             store.close()
-    token = secrets.token_hex(16)  # hex: a token starting with "-" would read as an option
-    command = [
-        sys.executable,
-        "-m",
-        "cli",
-        "serve",
-        "--db",
-        str(db_path),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--admin-token",
-        token,
-        "--log-json",
-        *([] if rules_file is not None else ["--demo"]),
-        *(["--processes", str(processes)] if processes > 1 else []),
-        *extra_args,
-    ]
     env = dict(os.environ)
     if max_workers is not None:
         env["DECIDE_MAX_WORKERS"] = str(max_workers)
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
-    wanted = {"processes_started"} if processes > 1 else {"server_started"}
+    # Several processes: the parent's line, once every child listens (each child logs its
+    # own server_started before that).
+    wanted = {"processes_started"} if processes > 1 else {"server_started", "processes_started"}
     info = _wait_for_event(process, log_path, wanted, "decide serve")
     return ServerProcess(
         "decide", process, int(str(info["port"])), log_path, db_path, token, dict(info)
@@ -163,11 +237,18 @@ def start_decide(
 
 
 def start_baseline(
-    workdir: Path, *, workers: int | None = None, decide_response: bytes | None = None
+    workdir: Path,
+    *,
+    kind: str = "sync",
+    processes: int = 1,
+    workers: int | None = None,
+    decide_response: bytes | None = None,
 ) -> ServerProcess:
-    """The no-logic baseline server on 127.0.0.1:0."""
-    log_path = workdir / "baseline.log"
-    command = [sys.executable, "-m", "loadtest.baseline", "--port", "0"]
+    """A no-logic baseline server (``loadtest.baseline``) of ``kind`` on 127.0.0.1:0, in
+    ``processes`` processes sharing the port."""
+    log_path = workdir / f"baseline-{kind}.log"
+    command = [sys.executable, "-m", "loadtest.baseline", "--kind", kind, "--port", "0"]
+    command += ["--processes", str(processes)]
     if workers is not None:
         command += ["--workers", str(workers)]
     if decide_response is not None:
@@ -176,8 +257,10 @@ def start_baseline(
         command += ["--response-file", str(response_path)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=log)
-    info = _wait_for_event(process, log_path, {"baseline_started"}, "the baseline server")
-    return ServerProcess("baseline", process, int(str(info["port"])), log_path, info=dict(info))
+    info = _wait_for_event(process, log_path, {"baseline_started"}, f"the {kind} baseline server")
+    return ServerProcess(
+        f"baseline-{kind}", process, int(str(info["port"])), log_path, info=dict(info)
+    )
 
 
 # -- talking to a target ------------------------------------------------------------------

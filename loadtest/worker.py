@@ -20,7 +20,7 @@ import grpc
 
 from loadtest.recording import DONE, MEASURE, WARMUP, Interval, Recorder, WorkerResult
 from loadtest.schedule import OpenLoopSchedule, latency_us
-from loadtest.workload import Call, WorkloadSpec, call_source
+from loadtest.workload import VISITOR_PREFIX, Call, WorkloadSpec, call_source
 
 API_KEY_KEY = "x-api-key"
 
@@ -94,7 +94,7 @@ async def run_worker(
     next_call = call_source(
         spec.workload,
         seed=spec.workload.seed + 1000 * spec.index,
-        prefix=f"lt-{spec.run_id}-{spec.index}",
+        prefix=f"{VISITOR_PREFIX}{spec.run_id}-{spec.index}",
     )
     close: Callable[[], Awaitable[None]] | None = None
     if sender is None:

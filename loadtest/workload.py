@@ -40,9 +40,14 @@ POOL_SIZE = 4096
 """Distinct pre-built Decide requests per client process; the loop cycles through them."""
 
 
+VISITOR_PREFIX = "loadtest-"
+"""Every visitor id the load tester sends starts with this, so that its visitors are
+never mistaken for (or mixed with) a store's real ones."""
+
+
 def visitor_id(rank: int) -> str:
     """The id of the visitor with Zipf rank ``rank`` (1 is the most active)."""
-    return f"lt-visitor-{rank}"
+    return f"{VISITOR_PREFIX}visitor-{rank}"
 
 
 class ZipfSampler:
@@ -93,7 +98,12 @@ def decide_context(rng: random.Random) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class WorkloadSpec:
-    """How requests are drawn. ``placements_per_call`` is an inclusive (min, max) range."""
+    """How requests are drawn. ``placements_per_call`` is an inclusive (min, max) range.
+
+    ``writes``: whether the load may write into the target's store. Without it every
+    Decide is a preview (no exposure recorded, not counted in decide_decisions_total)
+    and the mix has no Track calls.
+    """
 
     visitors: int = 10_000
     zipf_s: float = 1.1
@@ -102,6 +112,7 @@ class WorkloadSpec:
     track_ratio: float = 0.0
     track_batch: int = 10
     seed: int = 1
+    writes: bool = True
 
     def __post_init__(self) -> None:
         low, high = self.placements_per_call
@@ -111,12 +122,15 @@ class WorkloadSpec:
             raise ValueError("at least one placement id is needed")
         if not 0.0 <= self.track_ratio <= 1.0:
             raise ValueError(f"the track ratio must be within 0-1, got {self.track_ratio}")
+        if not self.writes and self.track_ratio > 0:
+            raise ValueError("a load that may not write sends no Track calls (track ratio 0)")
         if not 1 <= self.track_batch <= 1000:
             raise ValueError(f"a Track batch holds 1-1000 events, got {self.track_batch}")
 
 
 def decide_requests(spec: WorkloadSpec, seed: int, count: int = POOL_SIZE) -> list[bytes]:
-    """``count`` serialized DecideRequests: Zipf visitors, realistic contexts.
+    """``count`` serialized DecideRequests: Zipf visitors, realistic contexts, previews
+    when ``spec.writes`` is off.
 
     Placements are drawn without replacement from ``spec.placements`` (a request may
     not name one twice), so a call asks for at most all of them.
@@ -131,7 +145,10 @@ def decide_requests(spec: WorkloadSpec, seed: int, count: int = POOL_SIZE) -> li
         context = struct_pb2.Struct()
         context.update(decide_context(rng))
         request = pb.DecideRequest(
-            visitor_id=visitor_id(sampler.sample(rng)), placements=chosen, context=context
+            visitor_id=visitor_id(sampler.sample(rng)),
+            placements=chosen,
+            context=context,
+            preview=not spec.writes,
         )
         pool.append(request.SerializeToString())
     return pool
@@ -217,7 +234,7 @@ def seed_batches(visitors: int, batch_events: int = 500, seed: int = 1) -> Itera
 
     Each visitor gets a session start, page and product views and, for every third
     visitor, a purchase, so profile-based segments have something to match. Event ids
-    are deterministic (``seed-<visitor>-<n>``): seeding a store twice stores nothing new.
+    are deterministic (``loadtest-seed-<visitor>-<n>``): seeding a store twice stores nothing new.
     """
     rng = random.Random(seed)
     start = datetime.now(UTC) - timedelta(days=1)
@@ -242,7 +259,7 @@ def seed_batches(visitors: int, batch_events: int = 500, seed: int = 1) -> Itera
                 (
                     "purchase",
                     {
-                        "order_id": f"seed-order-{rank}",
+                        "order_id": f"{VISITOR_PREFIX}seed-order-{rank}",
                         "value": round(rng.uniform(20, 900), 2),
                         "currency": "EUR",
                         "articles": rng.randint(1, 6),
@@ -252,7 +269,7 @@ def seed_batches(visitors: int, batch_events: int = 500, seed: int = 1) -> Itera
         for n, (kind, properties) in enumerate(kinds):
             pending.append(
                 {
-                    "event_id": f"seed-{rank}-{n}",
+                    "event_id": f"{VISITOR_PREFIX}seed-{rank}-{n}",
                     "visitor_id": visitor,
                     "type": kind,
                     "timestamp": (start + timedelta(seconds=n)).isoformat(),

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from cli import EXIT_OK, EXIT_USAGE, main
+from loadtest.baseline import loop_name
 from loadtest.recording import Interval, Recorder, merge, new_histogram
-from loadtest.runner import ProgressLine, run_load
+from loadtest.report import Report
+from loadtest.runner import ProgressLine, RunSummary, run_load
 from loadtest.targets import TargetError, check_loopback
 from loadtest.worker import WorkerSpec
 from loadtest.workload import DEFAULT_PLACEMENTS, WorkloadSpec
@@ -60,11 +62,12 @@ class TestRunAgainstAServer:
     def test_the_cli_seeds_profiles_mixes_track_and_prints_json(
         self, server_target: str, capsys: pytest.CaptureFixture[str]
     ):
-        """``decide loadtest --json`` seeds profiles, sends Decide and Track calls, and
-        prints a report whose calls all succeeded."""
+        """``decide loadtest --allow-writes --json`` seeds profiles, sends Decide and Track
+        calls, and prints a report whose calls all succeeded."""
         code = main(
             ["loadtest", "--target", server_target, "--duration", "1.3", "--warmup", "0"]
             + ["--visitors", "60", "--track-ratio", "0.2", "--concurrency", "4", "--json"]
+            + ["--allow-writes"]
         )
         out, err = capsys.readouterr()
         report = json.loads(out)
@@ -96,24 +99,48 @@ class TestRunAgainstAServer:
 
 
 class TestStartedServerAndBaseline:
-    def test_without_target_it_starts_a_server_and_compares_with_the_baseline(
+    def test_without_target_it_starts_a_server_and_compares_with_the_baselines(
         self, capsys: pytest.CaptureFixture[str]
     ):
-        """No --target: a demo server is started and stopped; --baseline adds the no-logic
-        server's figures, the ratios and the servers' CPU per call."""
+        """No --target: a demo server is started and stopped, and written to; --baseline
+        adds both no-logic servers' figures, decide's ratios to each and to the faster,
+        and the servers' CPU per call."""
         code = main(
             ["loadtest", "--duration", "1", "--warmup", "0.2", "--visitors", "50"]
             + ["--track-ratio", "0", "--concurrency", "4", "--baseline", "--json", "--quiet"]
         )
         report = json.loads(capsys.readouterr().out)
+        baselines = report["baselines"]
+        faster = max(baselines, key=lambda kind: baselines[kind]["calls_per_second"])
 
         assert EXIT_OK == code
-        assert {} == report["result"]["errors"] == report["baseline"]["errors"]
+        assert loop_name("auto") == report["settings"]["aio_loop"]
+        assert report["settings"]["writes"] is True
+        assert {"sync", "aio"} == set(baselines) == set(report["ratios_by_baseline"])
+        assert faster == report["ratios_against"]
+        assert report["ratios_by_baseline"][faster] == report["ratios"]
+        assert {} == report["result"]["errors"]
+        assert [{}, {}] == [baseline["errors"] for baseline in baselines.values()]
         assert report["ratios"]["calls_per_second"] > 0
         assert {"calls_per_second", "p50", "p99", "p99.9"} <= set(report["ratios"])
         assert report["result"]["server"]["cpu_us_per_call"] > 0
-        assert report["baseline"]["server"]["cpu_us_per_call"] > 0
+        assert all(b["server"]["cpu_us_per_call"] > 0 for b in baselines.values())
         assert [] == report["notes"]
+
+    def test_a_started_multi_process_server_is_compared_with_as_many_baseline_processes(
+        self, capsys: pytest.CaptureFixture[str]
+    ):
+        """--server-processes 2 starts decide and each baseline with two processes."""
+        code = main(
+            ["loadtest", "--duration", "1", "--warmup", "0", "--visitors", "20", "--no-seed"]
+            + ["--track-ratio", "0", "--concurrency", "2", "--server-processes", "2"]
+            + ["--baseline", "--json", "--quiet"]
+        )
+        report = json.loads(capsys.readouterr().out)
+
+        assert EXIT_OK == code
+        assert 2 == report["settings"]["baseline_processes"]
+        assert {} == report["result"]["errors"]
 
 
 class TestRefusals:
@@ -194,3 +221,41 @@ class TestRecording:
         assert 0 == drawn_after_one
         assert 1 == len(lines)
         assert "25 calls/s" in lines[0] and "errors 1" in lines[0]
+
+
+def _summary(calls_per_second: float, p99: float) -> RunSummary:
+    latency = {"p50": p99 / 3, "p90": p99 / 2, "p99": p99, "p99.9": p99, "mean": 1.0, "max": p99}
+    return RunSummary("t", 1.0, int(calls_per_second), calls_per_second, latency, {}, {}, 50.0)
+
+
+class TestReport:
+    def test_ratios_are_against_the_faster_baseline(self):
+        """With two baselines the ratios are decide's to the one with more calls/s, and
+        both baselines' figures and ratios are kept."""
+        report = Report(
+            {"concurrency": 16, "processes": 1, "duration": 1, "warmup": 0},
+            _summary(1000, 20.0),
+            {"sync": _summary(4000, 8.0), "aio": _summary(5000, 5.0)},
+        )
+        data = report.as_dict()
+
+        assert "aio" == report.faster_baseline == data["ratios_against"]
+        assert 0.2 == data["ratios"]["calls_per_second"]
+        assert 4.0 == data["ratios"]["p99"]
+        assert 0.25 == data["ratios_by_baseline"]["sync"]["calls_per_second"]
+        assert {"sync", "aio"} == set(data["baselines"])
+
+    def test_the_text_has_a_column_per_baseline_and_names_the_faster(self):
+        """The table shows decide, sync, aio and the ratio, and says what it is against."""
+        settings = {
+            "concurrency": 16, "processes": 1, "duration": 1, "warmup": 0, "writes": True,
+            "placements_per_call": (3, 3), "visitors": 10, "zipf": 1.1, "baseline_processes": 2,
+        }  # fmt: skip
+        text = Report(
+            settings,
+            _summary(1000, 20.0),
+            {"sync": _summary(4000, 8.0), "aio": _summary(2000, 5.0)},
+        ).to_text()
+
+        assert "baselines: sync, aio (2 processes each); ratios against sync" in text
+        assert "calls/s" in text and "0.25x" in text

@@ -86,13 +86,28 @@ class TestDecideRequests:
         assert {len(r.placements) for r in requests} == {1, 2, 3, 4}
 
     def test_visitors_come_from_the_population(self):
-        """Visitor ids are lt-visitor-1..N, and the same seed gives the same requests."""
+        """Visitor ids are loadtest-visitor-1..N, and the same seed gives the same requests."""
         spec = WorkloadSpec(visitors=20)
         pool = decide_requests(spec, 5, 100)
         ids = {pb.DecideRequest.FromString(b).visitor_id for b in pool}
 
         assert ids <= {visitor_id(k) for k in range(1, 21)}
+        assert all(i.startswith("loadtest-") for i in ids)
         assert pool == decide_requests(spec, 5, 100)
+
+    def test_a_load_that_may_not_write_sends_previews(self):
+        """writes=False makes every Decide a preview; writes=True (the default) none."""
+        read_only = WorkloadSpec(writes=False, track_ratio=0.0)
+        requests = [pb.DecideRequest.FromString(b) for b in decide_requests(read_only, 1, 50)]
+        recorded = [pb.DecideRequest.FromString(b) for b in decide_requests(WorkloadSpec(), 1, 50)]
+
+        assert {True} == {r.preview for r in requests}
+        assert {False} == {r.preview for r in recorded}
+
+    def test_a_load_that_may_not_write_refuses_track_calls(self):
+        """A Track ratio above 0 contradicts writes=False."""
+        with pytest.raises(ValueError, match="no Track calls"):
+            WorkloadSpec(writes=False, track_ratio=0.1)
 
     def test_a_fixed_placement_count(self):
         """placements_per_call (3, 3) asks for exactly three placements every time."""
