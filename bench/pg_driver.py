@@ -12,6 +12,10 @@ cluster (tests/postgres_cluster.py) or ``--dsn``. For each driver:
   statements over ``unnest`` of arrays.
 - ``notify``: from ``pg_notify`` on one pooled connection to the notification seen by a
   task listening on another connection.
+- ``rpc``: a grpc.aio unary method served from the same loop, called by a client in
+  another process with 16 calls in flight: answering with a constant ~1 KB document,
+  and with the visitor's profile read through the pool. The difference is what a
+  profile read adds to an RPC in the server's CPU.
 
 For each: wall time per operation (latency), operations per second, and CPU time of this
 Python process per operation (``time.process_time``: what the event loop pays, and the
@@ -245,6 +249,16 @@ async def run_psycopg(dsn: str, scale: float, seed: int) -> dict[str, Measure]:
         results["batch unnest 4"] = await measure(batch_unnest, n_batches, 4)
 
         results["notify"] = await notify_psycopg(dsn, pool, int(300 * scale))
+
+        async def fetch_doc(visitor: str) -> str:
+            async with pool.connection() as conn:
+                cur = await conn.execute(read_sql, (visitor,))
+                row = await cur.fetchone()
+                assert row is not None
+                return str(row[0])
+
+        results["rpc constant 16"] = await rpc_measure(None, int(3000 * scale))
+        results["rpc + read 16"] = await rpc_measure(fetch_doc, int(3000 * scale))
     finally:
         await pool.close()
     return results
@@ -343,6 +357,12 @@ async def run_asyncpg(dsn: str, scale: float, seed: int, reset: bool) -> dict[st
         results["batch unnest 4"] = await measure(batch_unnest, n_batches, 4)
 
         results["notify"] = await notify_asyncpg(dsn, pool, int(300 * scale))
+
+        async def fetch_doc(visitor: str) -> str:
+            return str(await pool.fetchval(read_sql, visitor))
+
+        results["rpc constant 16"] = await rpc_measure(None, int(3000 * scale))
+        results["rpc + read 16"] = await rpc_measure(fetch_doc, int(3000 * scale))
     finally:
         await pool.close()
     return results
@@ -373,6 +393,63 @@ async def notify_asyncpg(dsn: str, pool: Any, count: int) -> Measure:
         return await measure(one, count, 1)
     finally:
         await listener.close()
+
+
+# -- in a grpc.aio server ----------------------------------------------------------
+
+# A client in another process, so only the server's work counts in our CPU time: 16
+# calls in flight, each sending a visitor id and getting the profile document back.
+RPC_CLIENT = r"""
+import asyncio, random, sys, time, grpc
+async def main(port, calls, concurrency):
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        get = channel.unary_unary("/bench.Bench/Get")
+        rng = random.Random(7)
+        ids = [f"visitor-{rng.randrange(10000):06d}".encode() for _ in range(calls)]
+        for visitor in ids[:200]:
+            await get(visitor)
+        print("start", flush=True)
+        todo = iter(ids)
+        async def worker():
+            for visitor in todo:
+                await get(visitor)
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        print("end", flush=True)
+asyncio.run(main(*map(int, sys.argv[1:4])))
+"""
+
+_CONSTANT = profile_doc(random.Random(0), visitor_id(0)).encode()
+
+
+async def rpc_measure(fetch: Callable[[str], Awaitable[str]] | None, calls: int) -> Measure:
+    """A grpc.aio unary method on this loop that answers a visitor id with its profile
+    (``fetch``) or with a constant document (None): the server's CPU time per call."""
+    import grpc
+
+    async def get(request: bytes, _context: Any) -> bytes:
+        if fetch is None:
+            return _CONSTANT
+        return (await fetch(request.decode())).encode()
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "bench.Bench", {"Get": grpc.unary_unary_rpc_method_handler(get)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        client = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", RPC_CLIENT, str(port), str(calls), str(POOL),
+            stdout=asyncio.subprocess.PIPE)
+        assert client.stdout is not None
+        assert (await client.stdout.readline()).strip() == b"start"
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        assert (await client.stdout.readline()).strip() == b"end"
+        measured = Measure(calls, time.perf_counter() - wall0, time.process_time() - cpu0)
+        if await client.wait() != 0:
+            raise RuntimeError("the gRPC client failed")
+        return measured
+    finally:
+        await server.stop(None)
 
 
 # -- driver ------------------------------------------------------------------------
@@ -458,7 +535,8 @@ def report(args: argparse.Namespace, drivers: list[str], dsn: str) -> None:
     tables = [
         ("CPU us per op (this process)", lambda f: f"{f['cpu_us_per_op']:,.1f}"),
         ("operations per second", lambda f: f"{f['ops_per_s']:,.0f}"),
-        ("latency p50 / p99 us", lambda f: f"{f['p50_us']:,.0f} / {f['p99_us']:,.0f}"),
+        ("latency p50 / p99 us", lambda f: f"{f['p50_us']:,.0f} / {f['p99_us']:,.0f}"
+         if "p50_us" in f else "-"),
     ]
     for title, cell in tables:
         print(title)
