@@ -8,7 +8,7 @@ empty database per test.
 - ``postgres_dsn``: ``postgresql://decide@127.0.0.1:PORT/<db>`` of a database created
   for this test alone (a copy of the session's empty template) and dropped after it.
 
-Every test that uses either gets the ``postgres`` marker, so ``-m "not postgres"`` leaves
+Every test that uses any of them gets the ``postgres`` marker, so ``-m "not postgres"`` leaves
 them out. Without PostgreSQL's server binaries they skip, saying how to install them;
 with ``DECIDE_REQUIRE_POSTGRES=1`` (``.ci/run`` sets it) a missing PostgreSQL is a
 failure, and so is a ``postgres`` test that skips for any reason: in CI they must run.
@@ -55,7 +55,9 @@ def postgres_bindir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_cluster(postgres_bindir: Path, pytestconfig: pytest.Config) -> Iterator[PostgresCluster]:
+def postgres_cluster(
+    postgres_bindir: Path, pytestconfig: pytest.Config
+) -> Iterator[PostgresCluster]:
     """A throwaway PostgreSQL cluster on a free loopback port for the whole session, with
     an empty ``decide_template`` database to copy; stopped and removed at the end."""
     cluster = PostgresCluster(postgres_bindir)
@@ -71,7 +73,9 @@ def postgres_cluster(postgres_bindir: Path, pytestconfig: pytest.Config) -> Iter
 
 
 @pytest.fixture
-def postgres_dsn(postgres_cluster: PostgresCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+def postgres_dsn(
+    postgres_cluster: PostgresCluster, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """The DSN of a new empty database for this test alone, dropped when it ends (with
     any connection the test left open)."""
     slug = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")
@@ -100,7 +104,9 @@ def pytest_runtest_makereport(
             and item.get_closest_marker(MARKER) is not None):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
-        report.longrepr = f"{ENV_REQUIRE} is set: PostgreSQL tests must run, but this one skipped: {reason}"
+        report.longrepr = (
+            f"{ENV_REQUIRE} is set: PostgreSQL tests must run, but this one skipped: {reason}"
+        )
     return report
 
 
