@@ -24,7 +24,9 @@ serve: $(STAMP)
 	@echo "        (export DECIDE_ADMIN_TOKEN=$(DEV_ADMIN_TOKEN) for decide rules/status)"
 	$(BIN)/decide serve --demo --host 127.0.0.1 --port 50051 --admin-token $(DEV_ADMIN_TOKEN)
 
+# PostgreSQL's tests skip without its server; as root with apt, install it (best effort).
 test: $(STAMP)
+	@.ci/install-postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -10,6 +10,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+# A real PostgreSQL (postgres_cluster, postgres_dsn) and the DECIDE_REQUIRE_POSTGRES policy;
+# pytester runs pytest inside a test (tests/test_postgres_fixture.py checks that policy).
+pytest_plugins = ["pytester", "tests.postgres_plugin"]
+
 ADMIN_TOKEN = "test-admin-token"
 API_KEY = "test-api-key"
 
