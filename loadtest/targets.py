@@ -130,22 +130,22 @@ def serve_flags() -> tuple[tuple[str, ...], frozenset[str]]:
     key = (os.getcwd(), os.environ.get("PYTHONPATH", ""))
     found = _SERVE_FLAGS.get(key)
     if found is None:
-        errors = []
-        for command in SERVE_COMMANDS:
-            done = subprocess.run(
-                [sys.executable, *command, "--help"],
-                capture_output=True,
-                text=True,
-                timeout=START_TIMEOUT,
-                check=False,
-            )
-            if done.returncode == 0 and "--port" in done.stdout:
-                flags = frozenset(re.findall(r"(?<![\w-])--[a-z][\w-]*", done.stdout))
-                found = _SERVE_FLAGS[key] = (command, flags)
-                break
-            errors.append(done.stderr.strip()[-300:])
-        else:
-            raise TargetError(f"decide serve --help failed: {' / '.join(errors)}")
+        # A checkout from before the cli package has server/cli.py instead; started from
+        # its folder, "-m cli" would find this checkout's installed package instead.
+        here = Path.cwd()
+        old = not (here / "cli" / "__main__.py").exists() and (here / "server" / "cli.py").exists()
+        command = SERVE_COMMANDS[1] if old else SERVE_COMMANDS[0]
+        done = subprocess.run(
+            [sys.executable, *command, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise TargetError(f"decide serve --help failed: {done.stderr.strip()[-500:]}")
+        flags = frozenset(re.findall(r"(?<![\w-])--[a-z][\w-]*", done.stdout))
+        found = _SERVE_FLAGS[key] = (command, flags)
     return found
 
 
