@@ -55,6 +55,14 @@ Filters are MongoDB query filters (``decision.filters``). A filter may use
 and must not form a cycle. The document a filter sees is the visitor's profile with
 the request context under ``context``.
 
+A document validates only if the engine can evaluate it. Evaluation recurses once per
+level of a filter and per ``$segment`` reference, so references nest at most
+``MAX_SEGMENT_REFERENCE_DEPTH`` deep and a filter, counted through the filters of the
+segments it references (a referenced filter starts one level below its ``$segment``
+clause), at most ``MAX_FILTER_DEPTH`` levels: about 150 Python frames at worst, well
+inside any recursion limit. The segment (or campaign filter) where a chain first goes
+over a limit is reported; those referring to it are not reported again.
+
 ``version`` is the first 16 hex digits of the SHA-256 of the document serialized with
 ``json.dumps(document, separators=(",", ":"), ensure_ascii=False)``. Keys are not
 sorted: key order is content (MongoDB equality on objects compares it).
@@ -80,7 +88,7 @@ from typing import Any
 
 from decision import bucketing
 from decision.errors import FilterError, Problem, RulesetError
-from decision.filters import Predicate, compile_filter
+from decision.filters import MAX_FILTER_DEPTH, Predicate, compile_filter
 from decision.model import (
     BUCKETS,
     JSON,
@@ -93,6 +101,11 @@ from decision.model import (
     Segment,
     Variant,
 )
+
+MAX_SEGMENT_REFERENCE_DEPTH = 32
+"""Longest chain of ``$segment`` references (s2 refers to s1, which refers to s0: 2).
+A chain of 32 refinements is past any audience a marketer builds; together with
+``MAX_FILTER_DEPTH`` it bounds the stack evaluation needs."""
 
 _ID = re.compile(r"[A-Za-z0-9_.-]+")
 _TOP_LEVEL = ("segments", "placements", "exclusion_groups", "campaigns")
@@ -162,6 +175,8 @@ class _Compiler:
             "exclusion group": {},
             "campaign": {},
         }
+        # Segment id -> (reference depth, filter depth counted through references).
+        self.nesting: dict[str, tuple[int, int]] = {}
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -332,6 +347,7 @@ class _Compiler:
         for segment_id, segment in segments.items():
             self.references(segment.filter, paths[segment_id])
         self.cycles(segments, paths)
+        self.depths(segments, paths)
         return segments
 
     def references(self, predicate: Predicate, path: str) -> None:
@@ -364,6 +380,52 @@ class _Compiler:
                 elif child not in done:
                     stack.append((child, _refs(segments, child)))
                     on_stack.add(child)
+
+    def depths(self, segments: Mapping[str, Segment], paths: Mapping[str, str]) -> None:
+        """Fills ``nesting`` for every segment, referenced segments first (an iterative
+        depth-first walk: a chain may be thousands long); references closing a cycle
+        are left out (the cycle is reported already)."""
+        entered: set[str] = set()
+        for root in segments:
+            if root in entered:
+                continue
+            entered.add(root)
+            stack = [(root, iter(_refs(segments, root)))]
+            while stack:
+                node, children = stack[-1]
+                child = next((c for c in children if c not in entered), None)
+                if child is not None:
+                    entered.add(child)
+                    stack.append((child, iter(_refs(segments, child))))
+                    continue
+                stack.pop()
+                self.nesting[node] = self.limit_nesting(segments[node].filter, paths[node])
+
+    def limit_nesting(self, predicate: Predicate, path: str) -> tuple[int, int]:
+        """``(reference depth, filter depth through references)`` of a filter whose
+        referenced segments are in ``nesting``; reports a limit it is the first to pass."""
+        references, levels = 0, predicate.depth
+        inherited = False  # a referenced segment is over a limit: reported there
+        for ref, level in predicate.reference_depths.items():
+            found = self.nesting.get(ref)
+            if found is None:  # unknown, or closing a cycle: reported elsewhere
+                continue
+            references = max(references, found[0] + 1)
+            levels = max(levels, level + 1 + found[1])
+            inherited |= found[0] > MAX_SEGMENT_REFERENCE_DEPTH or found[1] > MAX_FILTER_DEPTH
+        if not inherited and references > MAX_SEGMENT_REFERENCE_DEPTH:
+            self.add(
+                path,
+                f"$segment references nest {references} deep; "
+                f"at most {MAX_SEGMENT_REFERENCE_DEPTH}",
+            )
+        if not inherited and levels > MAX_FILTER_DEPTH:
+            self.add(
+                path,
+                f"nests {levels} levels deep counting the segments it references; "
+                f"at most {MAX_FILTER_DEPTH}",
+            )
+        return references, levels
 
     def placements(self, items: list[Any]) -> dict[str, Placement]:
         placements: dict[str, Placement] = {}
@@ -505,6 +567,7 @@ class _Compiler:
             predicate = self.expect_filter(obj["filter"], f"{path}.filter")
             if predicate is not None:
                 self.references(predicate, f"{path}.filter")
+                self.limit_nesting(predicate, f"{path}.filter")
         return Audience(include, match, exclude, predicate)
 
     def variants(
