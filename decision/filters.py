@@ -41,7 +41,9 @@ LIMITS: a filter nests at most ``MAX_FILTER_DEPTH`` levels (each object or array
 clauses and operands is one; a dotted path counts one per part beyond the first, as the
 document it walks nests), so that compiling and evaluating it needs a bounded stack:
 about two Python frames per level. ``depth`` and ``reference_depths`` of a Predicate let
-the ruleset compiler extend that bound through ``$segment`` references.
+the ruleset compiler extend that bound through ``$segment`` references. Arrays of
+``$in``, ``$nin`` and ``$all`` hold at most ``MAX_ARRAY_OPERAND`` values, a ``$regex``
+at most ``MAX_REGEX_LENGTH`` characters.
 """
 
 from __future__ import annotations
@@ -334,6 +336,11 @@ MAX_DAYS_AGO = 366_000
 inside datetime's range."""
 MAX_FILTER_DEPTH = 64
 """Deepest nesting of a filter; the ruleset compiler counts referenced segments too."""
+MAX_ARRAY_OPERAND = 10_000
+"""Most values in the array of a ``$in``, ``$nin`` or ``$all``: a list of SKUs, ids or
+postcodes fits; beyond it, a segment built from the data belongs in the profile."""
+MAX_REGEX_LENGTH = 1024
+"""Longest ``$regex`` pattern, in characters."""
 # $elemMatch objects starting with these are queries on the elements, not operators.
 _QUERY_OPERATORS = frozenset({"$and", "$or", "$nor", "$comment", "$segment"})
 _UNSUPPORTED = frozenset(
@@ -617,6 +624,7 @@ class _Compiler:
     def op_all(self, op: str, operand: Any, path: str, depth: int, spec: Any) -> list[_Op]:
         if type(operand) is not list:
             raise FilterError(path, f"$all needs an array, got {_kind(operand)}")
+        _check_length(operand, op, path)
         if not operand:
             return [_Leaf(_never)]  # {$all: []} matches nothing
         elem_matches = [type(x) is dict and "$elemMatch" in x for x in operand]
@@ -757,6 +765,7 @@ class _Compiler:
         """``$in``: equal to one of ``values`` or matching one of the regexes among them."""
         if type(values) is not list:
             raise FilterError(path, f"{op} needs an array, got {_kind(values)}")
+        _check_length(values, op, path)
         strings: set[str] = set()
         numbers: set[int | float] = set()
         booleans: set[bool] = set()
@@ -827,6 +836,10 @@ class _Compiler:
             raise FilterError(path, f"$regex needs a string, got {_kind(pattern)}")
         if type(flags) is not str:
             raise FilterError(path, f"$options needs a string, got {_kind(flags)}")
+        if len(pattern) > MAX_REGEX_LENGTH:
+            raise FilterError(
+                path, f"$regex is {len(pattern)} characters long; at most {MAX_REGEX_LENGTH}"
+            )
         try:
             return compile_regex(pattern, flags)
         except RegexError as error:
@@ -867,6 +880,11 @@ _OPS: dict[str, Callable[[_Compiler, str, Any, str, int, Any], list[_Op]]] = {
     "$elemMatch": _Compiler.op_elem_match,
 }
 """The field operators: an explicit registry, so no other method is reachable by name."""
+
+
+def _check_length(values: list[Any], op: str, path: str) -> None:
+    if len(values) > MAX_ARRAY_OPERAND:
+        raise FilterError(path, f"{op} has {len(values)} values; at most {MAX_ARRAY_OPERAND}")
 
 
 def _parse_date(value: Any, path: str) -> datetime:
