@@ -394,7 +394,7 @@ class _Compiler:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.add(path, "must be a number from 0 to 100")
             return default
-        if not math.isfinite(value) or not 0 <= value <= 100:
+        if not 0 <= value <= 100:  # also NaN; a huge int compares exactly (no float())
             self.add(path, f"must be from 0 to 100, not {_shown(value)}")
             return default
         exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)

@@ -373,3 +373,18 @@ class TestEditorSchema:
         }
 
         assert expected == actual
+
+
+class TestFoundByFuzzing:
+    def test_huge_integer_percentage_is_a_problem(self):
+        """traffic_allocation 10**400 (math.isfinite raised OverflowError on it) is refused
+        with its path."""
+        document = edited("campaigns[0].variants[0].weight", 1)
+        document["campaigns"][0]["traffic_allocation"] = 10**400
+
+        [problem] = validate_ruleset(document)
+
+        assert ("campaigns[0].traffic_allocation", True) == (
+            problem.path,
+            problem.message.startswith("must be from 0 to 100, not 1000"),
+        )
