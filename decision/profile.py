@@ -391,6 +391,8 @@ def _identifier(value: Any, path: str, problems: list[Problem]) -> str | None:
 
 def control_character_problem(text: str) -> str | None:
     """The problem with ``text`` if it holds one of ``CONTROL_CHARACTERS``, else None."""
+    if text.isprintable():  # the common case, several times cheaper than a search
+        return None
     found = CONTROL_CHARACTERS.search(text)
     if found is None:
         return None
