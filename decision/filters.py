@@ -36,6 +36,14 @@ EXTENSIONS (ours, not MongoDB's):
   ``$and/$or/$nor``, not inside ``$elemMatch``) that is true when the document is in that
   segment, evaluated once per call through ``EvalContext.segment``. ``references``
   lists the ids; the ruleset compiler checks they exist and form no cycle.
+
+LIMITS: a filter nests at most ``MAX_FILTER_DEPTH`` levels (each object or array of
+clauses and operands is one; a dotted path counts one per part beyond the first, as the
+document it walks nests), so that compiling and evaluating it needs a bounded stack:
+about two Python frames per level. ``depth`` and ``reference_depths`` of a Predicate let
+the ruleset compiler extend that bound through ``$segment`` references. Arrays of
+``$in``, ``$nin`` and ``$all`` hold at most ``MAX_ARRAY_OPERAND`` values, a ``$regex``
+at most ``MAX_REGEX_LENGTH`` characters.
 """
 
 from __future__ import annotations
@@ -86,7 +94,16 @@ class EvalContext:
 class Predicate:
     """A compiled filter. Call it with a document; it never raises on document data."""
 
-    __slots__ = ("__call__", "_match", "fields", "references", "spec", "uses_now")
+    __slots__ = (
+        "__call__",
+        "_match",
+        "depth",
+        "fields",
+        "reference_depths",
+        "references",
+        "spec",
+        "uses_now",
+    )
 
     if TYPE_CHECKING:
 
@@ -105,6 +122,8 @@ class Predicate:
         references: frozenset[str],
         uses_now: bool,
         fields: frozenset[str] | None = None,
+        depth: int = 0,
+        reference_depths: Mapping[str, int] | None = None,
     ) -> None:
         self.spec = spec
         self._match = match
@@ -113,6 +132,13 @@ class Predicate:
         # The top-level fields of the document the filter reads, not counting those of
         # referenced segments; None: unknown (treat as any field).
         self.fields = fields
+        # The deepest level of its own clauses (the filter object is level 0), and per
+        # referenced segment the level of the deepest object holding a $segment clause
+        # naming it: that segment's filter evaluates one level further down.
+        self.depth = depth
+        self.reference_depths: Mapping[str, int] = (
+            dict.fromkeys(references, 0) if reference_depths is None else reference_depths
+        )
         # Calling an object runs its class's __call__, one Python frame before the
         # matcher's own: a third of the cost of a simple filter. The instance's
         # __call__ slot lets a filter that never reads its context (no relative dates,
@@ -176,6 +202,8 @@ def compile_filter(spec: Any) -> Predicate:
         frozenset(compiler.references),
         compiler.uses_now,
         frozenset(compiler.fields),
+        compiler.depth,
+        compiler.references,
     )
 
 
@@ -303,8 +331,16 @@ _COMPARATORS: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
     "$lte": (operator.le, "<="),
 }
 _DATE_OPERANDS = ("$daysAgo", "$hoursAgo", "$date")
-_MAX_DAYS_AGO = 366_000  # about 1000 years: keeps now - N inside datetime's range
-_MAX_DEPTH = 64
+MAX_DAYS_AGO = 366_000
+"""Largest ``$daysAgo`` (``$hoursAgo`` likewise): about 1000 years, which keeps now - N
+inside datetime's range."""
+MAX_FILTER_DEPTH = 64
+"""Deepest nesting of a filter; the ruleset compiler counts referenced segments too."""
+MAX_ARRAY_OPERAND = 10_000
+"""Most values in the array of a ``$in``, ``$nin`` or ``$all``: a list of SKUs, ids or
+postcodes fits; beyond it, a segment built from the data belongs in the profile."""
+MAX_REGEX_LENGTH = 1024
+"""Longest ``$regex`` pattern, in characters."""
 # $elemMatch objects starting with these are queries on the elements, not operators.
 _QUERY_OPERATORS = frozenset({"$and", "$or", "$nor", "$comment", "$segment"})
 _UNSUPPORTED = frozenset(
@@ -376,7 +412,9 @@ class _Compiler:
     """
 
     def __init__(self) -> None:
-        self.references: set[str] = set()
+        # Referenced segment id -> the deepest level of a $segment clause naming it.
+        self.references: dict[str, int] = {}
+        self.depth = 0
         self.uses_now = False
         self.fields: set[str] = set()
         # Conjunctions of plain comparisons, as closures that work but are slow, and the
@@ -402,6 +440,12 @@ class _Compiler:
             return _bson.generate_matcher(tuple(p[0] for p in parts if p), any_of=True)
         return _any_of([self.finish(m) for m in matchers])
 
+    def check_depth(self, path: str, depth: int) -> None:
+        """Refuse a level beyond MAX_FILTER_DEPTH; remember the deepest one."""
+        if depth > MAX_FILTER_DEPTH:
+            raise FilterError(path, f"the filter nests more than {MAX_FILTER_DEPTH} levels deep")
+        self.depth = max(self.depth, depth)
+
     def finish(self, matcher: Matcher) -> Matcher:
         """``matcher`` as generated code, if it is a conjunction of plain comparisons."""
         tests = self.pending.get(matcher)
@@ -412,7 +456,7 @@ class _Compiler:
     def query(self, spec: Any, path: str, depth: int, in_elem_match: bool = False) -> Matcher:
         if type(spec) is not dict:
             raise FilterError(path, f"a filter must be an object, got {_kind(spec)}")
-        _check_depth(path, depth)
+        self.check_depth(path, depth)
         clauses = []
         for key, value in spec.items():
             if type(key) is not str:
@@ -435,7 +479,7 @@ class _Compiler:
             elif key == "$segment":
                 if in_elem_match:
                     raise FilterError(path, "$segment is not allowed inside $elemMatch")
-                clauses.append(self.segment(value, here))
+                clauses.append(self.segment(value, here, depth))
             elif key in _UNSUPPORTED:
                 raise FilterError(path, f"{key} is not supported")
             elif key != "$comment":
@@ -444,10 +488,10 @@ class _Compiler:
                 raise FilterError(path, f"unknown top-level operator {key!r}{hint}")
         return self.all_of(clauses)
 
-    def segment(self, segment_id: Any, path: str) -> Matcher:
+    def segment(self, segment_id: Any, path: str, depth: int) -> Matcher:
         if type(segment_id) is not str or not segment_id:
             raise FilterError(path, f"$segment needs a segment id string, got {segment_id!r}")
-        self.references.add(segment_id)
+        self.references[segment_id] = max(depth, self.references.get(segment_id, 0))
 
         def in_segment(doc: Any, ctx: EvalContext) -> bool:
             return ctx.segment(segment_id)
@@ -458,6 +502,9 @@ class _Compiler:
         parts = tuple(key.split("."))
         if "" in parts:
             raise FilterError(path, f"invalid field path {key!r}: empty field name")
+        # Walking a path nests like the document it walks: a level per part.
+        depth += len(parts) - 1
+        self.check_depth(path, depth)
         if _is_operator_object(value):
             ops = self.operators(value, path, depth)
         else:
@@ -466,7 +513,7 @@ class _Compiler:
 
     def operators(self, spec: dict[Any, Any], path: str, depth: int) -> list[_Op]:
         """Compile an operator object such as ``{"$gte": 1, "$lt": 5}``."""
-        _check_depth(path, depth)
+        self.check_depth(path, depth)
         fields = [k for k in spec if type(k) is not str or not k.startswith("$")]
         if fields:
             raise FilterError(
@@ -577,6 +624,7 @@ class _Compiler:
     def op_all(self, op: str, operand: Any, path: str, depth: int, spec: Any) -> list[_Op]:
         if type(operand) is not list:
             raise FilterError(path, f"$all needs an array, got {_kind(operand)}")
+        _check_length(operand, op, path)
         if not operand:
             return [_Leaf(_never)]  # {$all: []} matches nothing
         elem_matches = [type(x) is dict and "$elemMatch" in x for x in operand]
@@ -692,9 +740,9 @@ class _Compiler:
             if key == "$date":
                 moment = _parse_date(amount, here)
             else:
-                if type(amount) not in _bson.NUMBER_TYPES or not 0 <= amount <= _MAX_DAYS_AGO:
+                if type(amount) not in _bson.NUMBER_TYPES or not 0 <= amount <= MAX_DAYS_AGO:
                     raise FilterError(
-                        here, f"{key} needs a number from 0 to {_MAX_DAYS_AGO}, got {amount!r}"
+                        here, f"{key} needs a number from 0 to {MAX_DAYS_AGO}, got {amount!r}"
                     )
                 delta = timedelta(days=amount) if key == "$daysAgo" else timedelta(hours=amount)
                 self.uses_now = True
@@ -717,6 +765,7 @@ class _Compiler:
         """``$in``: equal to one of ``values`` or matching one of the regexes among them."""
         if type(values) is not list:
             raise FilterError(path, f"{op} needs an array, got {_kind(values)}")
+        _check_length(values, op, path)
         strings: set[str] = set()
         numbers: set[int | float] = set()
         booleans: set[bool] = set()
@@ -787,6 +836,10 @@ class _Compiler:
             raise FilterError(path, f"$regex needs a string, got {_kind(pattern)}")
         if type(flags) is not str:
             raise FilterError(path, f"$options needs a string, got {_kind(flags)}")
+        if len(pattern) > MAX_REGEX_LENGTH:
+            raise FilterError(
+                path, f"$regex is {len(pattern)} characters long; at most {MAX_REGEX_LENGTH}"
+            )
         try:
             return compile_regex(pattern, flags)
         except RegexError as error:
@@ -794,7 +847,7 @@ class _Compiler:
 
     def literal(self, value: Any, path: str, depth: int) -> Any:
         """A private copy of a JSON operand, so later changes to the spec cannot leak in."""
-        _check_depth(path, depth)
+        self.check_depth(path, depth)
         value_type = type(value)
         if value_type is dict:
             for key in value:
@@ -829,9 +882,9 @@ _OPS: dict[str, Callable[[_Compiler, str, Any, str, int, Any], list[_Op]]] = {
 """The field operators: an explicit registry, so no other method is reachable by name."""
 
 
-def _check_depth(path: str, depth: int) -> None:
-    if depth > _MAX_DEPTH:
-        raise FilterError(path, f"the filter nests more than {_MAX_DEPTH} levels deep")
+def _check_length(values: list[Any], op: str, path: str) -> None:
+    if len(values) > MAX_ARRAY_OPERAND:
+        raise FilterError(path, f"{op} has {len(values)} values; at most {MAX_ARRAY_OPERAND}")
 
 
 def _parse_date(value: Any, path: str) -> datetime:

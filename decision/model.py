@@ -24,6 +24,11 @@ JSON: TypeAlias = Any
 BUCKETS = 10_000
 """Bucketing resolution: hashes map to 0..9999, so 1 bucket is 0.01 % of traffic."""
 
+MAX_EXACT_INTEGER = 2**53
+"""Largest magnitude of an integer in an event or a rules document. Every integer up to
+it is exactly a double, so JSON readers in every language (JavaScript's ``Number``, a
+protobuf ``Struct``) read it as written."""
+
 
 class Reason(enum.Enum):
     """Why a placement got the content it got."""

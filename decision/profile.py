@@ -19,20 +19,37 @@ built for that; every aggregate is one of:
   keeping every session id in the state would make it grow without bound.
 - a min/max (``first_seen``, ``last_seen``; every event except ``set_attributes``,
   which records a shop's write, not visitor activity).
-- a map keyed by an id: orders by ``order_id``, returns by ``event_id``. A purchase
-  whose ``order_id`` is already known keeps whichever of the two has the smaller
-  ``(timestamp, event_id)``, so which one arrived first does not matter.
 - a bounded "most recent" map value -> latest timestamp (categories, brands, products,
   campaigns seen/clicked/converted). When it is over its bound the entry with the
-  smallest ``(timestamp, value)`` is evicted. That is exact incrementally: an entry of
-  the true top N can only be evicted by N entries with larger keys, which would then be
-  the top N.
+  smallest ``(timestamp, value)`` is evicted. That is exact incrementally: an entry's
+  key only grows, so an entry of the true top N can only be evicted by N entries with
+  larger keys, which would then be the top N.
+- a bounded map keyed by an id whose entries carry the ``(timestamp, event_id)`` of the
+  event that wrote them, kept the same way (the entry with the smallest ``(timestamp,
+  event_id, id)`` is evicted): orders by ``order_id`` (``MAX_ORDERS``), returns by
+  ``event_id`` (``MAX_RETURNS``). A purchase whose ``order_id`` is already known
+  replaces it when its ``(timestamp, event_id)`` is larger: the latest purchase of an
+  order wins (an order sent again, say corrected, counts once with its latest values).
+  Keeping the *earliest* instead, as state version 1 did, cannot be bounded: an order
+  evicted early could no longer win against a later purchase of it, and the result
+  would depend on arrival order. The customer segment aggregates therefore cover the
+  most recent ``MAX_ORDERS`` orders and ``MAX_RETURNS`` returns.
 - last-writer-wins per attribute by ``(timestamp, event_id)``; a ``null`` value removes
   the attribute (the tombstone stays in the state, so an older write cannot revive it).
+  At most ``MAX_ATTRIBUTES`` names, tombstones included, are kept, as above.
 - the cart: every purchase event (duplicate order or not: the visitor checked out)
   raises a cutoff ``(timestamp, event_id)``, a max. Cart events at or below the cutoff
   are dropped, the others are kept by ``event_id`` and replayed in ``(timestamp,
-  event_id)`` order when rendering. The cutoff only grows, so dropping is safe.
+  event_id)`` order when rendering. The cutoff only grows, so dropping is safe. Only the
+  ``MAX_CART_EVENTS`` most recent are kept (evicted as above): a raised cutoff removes
+  a set of the oldest, so what remains is still the true most recent.
+
+Numbers are bounded on the way in (``MAX_AMOUNT``, ``MAX_COUNT``, ``MAX_EXACT_INTEGER``)
+and again in the fold: an event log may hold events stored before those bounds existed
+(a purchase of 1e308 made the sums overflow), so ``apply`` clamps an amount or a count
+into its bound and counts what is not a number as 0. ``apply``, ``rebuild`` and
+``render`` never raise for such events; ``STATE_VERSION`` 2 makes stores rebuild the
+states of version 1 from the log, which heals a profile that held such a value.
 
 Sums of money are taken with ``math.fsum`` over the stored items in a fixed order, so a
 float total does not depend on the order events arrived in. Timestamps in the state are
@@ -52,16 +69,18 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
 from decision.errors import InvalidRequestError, Problem
-from decision.model import JSON
+from decision.model import JSON, MAX_EXACT_INTEGER
 
 __all__ = [
+    "CONTROL_CHARACTERS",
     "EVENT_TYPES",
     "INTERNAL_EVENT_TYPES",
     "MAX_FUTURE",
@@ -69,6 +88,7 @@ __all__ = [
     "PROPERTY_SCHEMAS",
     "Event",
     "apply",
+    "control_character_problem",
     "format_timestamp",
     "new_state",
     "rebuild",
@@ -105,8 +125,41 @@ MAX_PRODUCTS = 50
 MAX_CAMPAIGNS = 50
 """Bounds of the "most recent first" lists of the profile document."""
 
-STATE_VERSION = 1
-"""Stored in every state; a store rebuilds states of another version from the log."""
+MAX_AMOUNT = 1_000_000_000_000
+"""Largest money amount (purchase ``value``, ``price``, campaign ``value``), in the
+currency's units: above the price of anything sold online in any currency (10^12
+Vietnamese dong are about 40 million US dollars), and small enough that the sums of a
+profile stay far inside a double's range (``MAX_ORDERS`` orders total at most 10^15)."""
+
+MAX_COUNT = 1_000_000
+"""Largest ``articles`` of a purchase or return and ``quantity`` of a cart change: more
+than any one order a shop ships; a cart line adds up at most ``MAX_CART_EVENTS`` of
+them, far below 2**53."""
+
+MAX_ORDERS = 1000
+"""Orders a profile keeps, the most recent: three years of daily orders. Aggregates of
+``customer_segment`` cover these."""
+
+MAX_RETURNS = 1000
+"""Returns a profile keeps, the most recent."""
+
+MAX_CART_EVENTS = 200
+"""Cart changes since the latest purchase a profile keeps, the most recent: a cart is
+rebuilt from these."""
+
+MAX_ATTRIBUTES = 128
+"""Attribute names (removed ones included) a profile keeps, the most recently written:
+a shop sets a few dozen at most."""
+
+STATE_VERSION = 2
+"""Stored in every state; a store rebuilds states of another version from the log.
+2: bounded orders, returns, cart and attributes, an order's latest purchase wins,
+numbers clamped."""
+
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""What no id and no object key may hold: C0 and C1 control characters (NUL, newline,
+escape, DEL, ...) and unpaired surrogates. They make ids that print alike but differ,
+break logs and exports, and a surrogate cannot be stored as UTF-8."""
 
 # -- event types ----------------------------------------------------------------------
 
@@ -329,9 +382,21 @@ def _identifier(value: Any, path: str, problems: list[Problem]) -> str | None:
         problems.append(Problem(path, f"must be a string, got {_kind(value)}"))
     elif len(value) > MAX_ID_LENGTH:
         problems.append(Problem(path, f"must be at most {MAX_ID_LENGTH} characters"))
+    elif (problem := control_character_problem(value)) is not None:
+        problems.append(Problem(path, problem))
     else:
         return value
     return None
+
+
+def control_character_problem(text: str) -> str | None:
+    """The problem with ``text`` if it holds one of ``CONTROL_CHARACTERS``, else None."""
+    if text.isprintable():  # the common case, several times cheaper than a search
+        return None
+    found = CONTROL_CHARACTERS.search(text)
+    if found is None:
+        return None
+    return f"must not contain control characters ({found.group()!r} at {found.start()})"
 
 
 def _timestamp(value: Any, path: str, latest: datetime, problems: list[Problem]) -> datetime | None:
@@ -420,6 +485,10 @@ def _number(value: Any, integer: bool, path: str, problems: list[Problem]) -> JS
     if value < 0:
         problems.append(Problem(path, "must be >= 0"))
         return None
+    limit = MAX_COUNT if integer else MAX_AMOUNT
+    if value > limit:
+        problems.append(Problem(path, f"must be <= {limit}"))
+        return None
     # Counts arrive as doubles from protobuf Structs: store 2.0 as 2.
     return int(value) if integer else value
 
@@ -455,6 +524,9 @@ def _check_json(
             if not isinstance(key, str) or not key:
                 problems.append(Problem(path, "keys must be non-empty strings"))
                 continue
+            if CONTROL_CHARACTERS.search(key):
+                problems.append(Problem(path, f"key {key!r} must not contain control characters"))
+                continue
             if addressable and ("." in key or key.startswith("$")):
                 problems.append(
                     Problem(f"{path}.{key}", "a key must not contain '.' or start with '$'")
@@ -466,6 +538,9 @@ def _check_json(
             _check_json(item, f"{path}[{position}]", depth + 1, addressable, problems)
     elif isinstance(value, float) and not math.isfinite(value):
         problems.append(Problem(path, "must be a finite number"))
+    elif type(value) is int and not -MAX_EXACT_INTEGER <= value <= MAX_EXACT_INTEGER:
+        bound = MAX_EXACT_INTEGER
+        problems.append(Problem(path, f"must be an integer from {-bound} to {bound}"))
     elif value is not None and not isinstance(value, str | int | float | bool):
         problems.append(Problem(path, f"is not a JSON value ({_kind(value)})"))
 
@@ -541,18 +616,25 @@ def apply(state: dict[str, Any], event: Event) -> None:
             quantity = props.get("quantity")
             if quantity is None and kind == "add_to_cart":
                 quantity = 1
-            state["cart"][event.event_id] = [
+            price = props.get("price")
+            cart = state["cart"]
+            cart[event.event_id] = [
                 ts,
                 "add" if kind == "add_to_cart" else "remove",
                 props["sku"],
-                quantity,
-                props.get("price"),
+                None if quantity is None else _count(quantity),
+                None if price is None else _amount(price),
             ]
+            if len(cart) > MAX_CART_EVENTS:
+                _forget_oldest(cart, MAX_CART_EVENTS, _by_event)
     elif kind == "purchase":
-        order = [ts, event.event_id, props["value"], props["articles"]]
-        known = state["orders"].get(props["order_id"])
-        if known is None or order[:2] < known[:2]:
-            state["orders"][props["order_id"]] = order
+        order = [ts, event.event_id, _amount(props.get("value")), _count(props.get("articles"))]
+        orders = state["orders"]
+        known = orders.get(props["order_id"])
+        if known is None or order[:2] > known[:2]:
+            orders[props["order_id"]] = order
+            if len(orders) > MAX_ORDERS:
+                _forget_oldest(orders, MAX_ORDERS, _by_write)
         cutoff = state["cart_cutoff"]
         if cutoff is None or key > cutoff:
             state["cart_cutoff"] = key
@@ -560,7 +642,10 @@ def apply(state: dict[str, Any], event: Event) -> None:
                 eid: item for eid, item in state["cart"].items() if [item[0], eid] > key
             }
     elif kind == "return":
-        state["returns"][event.event_id] = [ts, props["order_id"], props["articles"]]
+        returns = state["returns"]
+        returns[event.event_id] = [ts, props["order_id"], _count(props.get("articles"))]
+        if len(returns) > MAX_RETURNS:
+            _forget_oldest(returns, MAX_RETURNS, _by_event)
     elif kind in _CAMPAIGN_LISTS:
         _touch(state, _CAMPAIGN_LISTS[kind], props["campaign"], ts)
     elif kind == "set_attributes":
@@ -569,6 +654,8 @@ def apply(state: dict[str, Any], event: Event) -> None:
             known = attributes.get(name)
             if known is None or key > known[:2]:
                 attributes[name] = [ts, event.event_id, value]
+        if len(attributes) > MAX_ATTRIBUTES:
+            _forget_oldest(attributes, MAX_ATTRIBUTES, _by_write)
     # identify and custom events only move first_seen / last_seen here; the store
     # merges profiles on identify.
 
@@ -582,6 +669,50 @@ def _touch(state: dict[str, Any], name: str, value: str, ts: int) -> None:
         if len(recent) > _TOPS[name]:
             oldest = min(recent.items(), key=lambda item: (item[1], item[0]))
             del recent[oldest[0]]
+
+
+def _amount(value: Any) -> int | float:
+    """An amount as the fold counts it: clamped into 0..MAX_AMOUNT (infinity included);
+    NaN, negatives and what is not a number count as 0. Only events stored before the
+    bound existed need this."""
+    if type(value) is int or type(value) is float:
+        if 0 <= value <= MAX_AMOUNT:
+            return value
+        if value > MAX_AMOUNT:
+            return MAX_AMOUNT
+    return 0
+
+
+def _count(value: Any) -> int:
+    """A count as the fold counts it: an integer in 0..MAX_COUNT, as ``_amount``."""
+    if type(value) is int and 0 <= value <= MAX_COUNT:
+        return value
+    if (type(value) is int or type(value) is float) and value > 0:
+        return MAX_COUNT if value >= MAX_COUNT else int(value)
+    return 0
+
+
+def _forget_oldest(
+    entries: dict[str, list[Any]],
+    bound: int,
+    order: Callable[[tuple[str, list[Any]]], tuple[Any, ...]],
+) -> None:
+    """Evict the entries that come first in ``order`` until ``bound`` are left."""
+    while len(entries) > bound:
+        del entries[min(entries.items(), key=order)[0]]
+
+
+def _by_event(item: tuple[str, list[Any]]) -> tuple[Any, ...]:
+    """The order of an ``event_id -> [timestamp, ...]`` entry: its event's."""
+    event_id, entry = item
+    return entry[0], event_id
+
+
+def _by_write(item: tuple[str, list[Any]]) -> tuple[Any, ...]:
+    """The order of an ``id -> [timestamp, event_id, ...]`` entry: the event that wrote
+    it, then the id (one event writes several attributes)."""
+    name, entry = item
+    return entry[0], entry[1], name
 
 
 def rebuild(events: Iterable[Event]) -> dict[str, Any]:

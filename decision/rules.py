@@ -55,6 +55,20 @@ Filters are MongoDB query filters (``decision.filters``). A filter may use
 and must not form a cycle. The document a filter sees is the visitor's profile with
 the request context under ``context``.
 
+A document validates only if the engine can evaluate it. Evaluation recurses once per
+level of a filter and per ``$segment`` reference, so references nest at most
+``MAX_SEGMENT_REFERENCE_DEPTH`` deep and a filter, counted through the filters of the
+segments it references (a referenced filter starts one level below its ``$segment``
+clause), at most ``MAX_FILTER_DEPTH`` levels: about 150 Python frames at worst, well
+inside any recursion limit. The segment (or campaign filter) where a chain first goes
+over a limit is reported; those referring to it are not reported again.
+
+Every number, string and list has a bound (the ``MAX_*`` constants below, one table in
+the README's "Errors and limits"), each refused with the path of what goes over it. A
+document holds only JSON values (string keys, no NaN or infinities, integers within
++-2**53) nested at most ``MAX_DOCUMENT_DEPTH`` deep; that is checked first, without
+recursion, so that nothing deeper reaches ``json.dumps`` or ``copy.deepcopy``.
+
 ``version`` is the first 16 hex digits of the SHA-256 of the document serialized with
 ``json.dumps(document, separators=(",", ":"), ensure_ascii=False)``. Keys are not
 sorted: key order is content (MongoDB equality on objects compares it).
@@ -80,10 +94,11 @@ from typing import Any
 
 from decision import bucketing
 from decision.errors import FilterError, Problem, RulesetError
-from decision.filters import Predicate, compile_filter
+from decision.filters import MAX_FILTER_DEPTH, Predicate, compile_filter
 from decision.model import (
     BUCKETS,
     JSON,
+    MAX_EXACT_INTEGER,
     Audience,
     Campaign,
     ExclusionGroup,
@@ -94,7 +109,66 @@ from decision.model import (
     Variant,
 )
 
+MAX_SEGMENT_REFERENCE_DEPTH = 32
+"""Longest chain of ``$segment`` references (s2 refers to s1, which refers to s0: 2).
+A chain of 32 refinements is past any audience a marketer builds; together with
+``MAX_FILTER_DEPTH`` it bounds the stack evaluation needs."""
+
+MAX_SEGMENTS = 10_000
+"""Segments in a document: the engine is measured at this size (``bench/engine.py``:
+decide() 1.1 times its time with 200 segments)."""
+
+MAX_PLACEMENTS = 1_000
+MAX_CAMPAIGNS = 1_000
+MAX_EXCLUSION_GROUPS = 100
+"""Placements, campaigns and exclusion groups in a document: ten times a large shop's."""
+
+MAX_VARIANTS = 100
+"""Variants of one campaign: an A/B/n test past a dozen arms never reaches significance."""
+
+MAX_ID_LENGTH = 128
+"""Longest id (segment, placement, exclusion group, campaign, variant): the longest
+placement id a Decide request may name, ``server.limits.MAX_PLACEMENT_ID_LENGTH``."""
+
+MAX_NAME_LENGTH = 256
+"""Longest ``name``, ``salt`` and ``$schema``."""
+
+MAX_DESCRIPTION_LENGTH = 4096
+"""Longest segment ``description``."""
+
+MAX_PRIORITY = 1_000_000
+"""Largest magnitude of a campaign's ``priority``."""
+
+MAX_WEIGHT = 1_000_000
+"""Largest variant ``weight``: splits finer than one in a million have no use, and the
+sum of a campaign's weights stays exact."""
+
+MAX_PERCENT_DECIMALS = 2
+"""Decimals of ``traffic_allocation`` and ``holdout``: 0.01 % is one bucket."""
+
+MAX_CONTENT_BYTES = 64 * 1024
+"""Largest variant ``content`` or placement ``fallback``, as compact UTF-8 JSON: a
+Decide for the most placements a request may name (32) stays at 2 MiB, within gRPC's
+default 4 MiB a client receives."""
+
+MAX_CONTENT_DEPTH = 32
+"""Deepest nesting of a ``content`` or ``fallback`` (the value itself is level 1): half of
+the 64 levels some JSON readers stop at by default (.NET's System.Text.Json)."""
+
+MAX_DOCUMENT_DEPTH = 160
+"""Deepest nesting of objects and arrays in the whole document. Nothing valid comes
+close (a filter at MAX_FILTER_DEPTH spans about 130), so this only stops a document
+deeper than the serializers recurse."""
+
+_LIST_BOUNDS = {
+    "segments": MAX_SEGMENTS,
+    "placements": MAX_PLACEMENTS,
+    "exclusion_groups": MAX_EXCLUSION_GROUPS,
+    "campaigns": MAX_CAMPAIGNS,
+}
+
 _ID = re.compile(r"[A-Za-z0-9_.-]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _TOP_LEVEL = ("segments", "placements", "exclusion_groups", "campaigns")
 _SEGMENT_KEYS = ({"id", "filter"}, {"name", "description"})
 _PLACEMENT_KEYS = ({"id"}, {"name", "fallback"})
@@ -162,6 +236,8 @@ class _Compiler:
             "exclusion group": {},
             "campaign": {},
         }
+        # Segment id -> (reference depth, filter depth counted through references).
+        self.nesting: dict[str, tuple[int, int]] = {}
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -193,12 +269,17 @@ class _Compiler:
             self.add(path, "must not be empty")
         return value
 
-    def expect_string(self, value: Any, path: str, *, non_empty: bool = False) -> str | None:
+    def expect_string(
+        self, value: Any, path: str, *, non_empty: bool = False, max_length: int = MAX_NAME_LENGTH
+    ) -> str | None:
         if not isinstance(value, str):
             self.add(path, "must be a string")
             return None
         if non_empty and not value:
             self.add(path, "must not be empty")
+            return None
+        if len(value) > max_length:
+            self.add(path, f"must be at most {max_length} characters, not {len(value)}")
             return None
         return value
 
@@ -206,7 +287,74 @@ class _Compiler:
         if not isinstance(value, str) or not _ID.fullmatch(value):
             self.add(path, "must be a non-empty string of letters, digits, '_', '.' or '-'")
             return None
+        if len(value) > MAX_ID_LENGTH:
+            self.add(path, f"must be at most {MAX_ID_LENGTH} characters, not {len(value)}")
+            return None
         return value
+
+    def plain_json(self, document: dict[str, Any]) -> bool:
+        """Whether ``document`` holds only JSON values (string keys, valid Unicode)
+        nested at most MAX_DOCUMENT_DEPTH deep; reports each other value at its path.
+        Iterative, so any depth is safe here."""
+        before = len(self.problems)
+        stack: list[tuple[Any, str, int]] = [(document, "", 1)]
+        while stack:
+            value, path, depth = stack.pop()
+            kind = type(value)
+            if kind is dict or kind is list:
+                if depth > MAX_DOCUMENT_DEPTH:
+                    self.add(path, f"nests deeper than {MAX_DOCUMENT_DEPTH} levels")
+                    continue
+                children: list[tuple[Any, str, int]] = []
+                if kind is list:
+                    children = [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+                for key, item in value.items() if kind is dict else ():
+                    if type(key) is not str:
+                        self.add(path, f"keys must be strings, not {_shown(key)}")
+                    elif _SURROGATE.search(key):
+                        self.add(path, f"key {_shown(key)} is not valid Unicode")
+                    else:
+                        children.append((item, _join(path, key), depth + 1))
+                stack.extend(reversed(children))  # document order
+            elif kind is str:
+                if _SURROGATE.search(value):
+                    self.add(path, "is not valid Unicode (an unpaired surrogate)")
+            elif value is not None and kind not in (bool, int, float):
+                self.add(path, f"is not a JSON value ({kind.__name__})")
+        return len(self.problems) == before
+
+    def exact_numbers(self, value: Any, path: str, max_depth: int | None = None) -> bool:
+        """Whether the JSON ``value`` holds only finite numbers and integers within
+        +-MAX_EXACT_INTEGER (and, with ``max_depth``, nests at most that deep: ``value``
+        is level 1); reports each other number at its path."""
+        before = len(self.problems)
+        stack: list[tuple[Any, str, int]] = [(value, path, 1)]
+        while stack:
+            item, here, depth = stack.pop()
+            kind = type(item)
+            if kind is dict or kind is list:
+                if max_depth is not None and depth > max_depth:
+                    self.add(here, f"nests deeper than {max_depth} levels")
+                    continue
+                pairs = item.items() if kind is dict else enumerate(item)
+                stack.extend(
+                    (child, _join(here, k) if kind is dict else f"{here}[{k}]", depth + 1)
+                    for k, child in reversed(list(pairs))
+                )
+            elif kind is float and not math.isfinite(item):
+                self.add(here, "must be a finite number")
+            elif kind is int and not -MAX_EXACT_INTEGER <= item <= MAX_EXACT_INTEGER:
+                bound = MAX_EXACT_INTEGER
+                self.add(here, f"must be an integer from {-bound} to {bound}")
+        return len(self.problems) == before
+
+    def content(self, value: Any, path: str) -> None:
+        """A variant's content or a placement's fallback: any JSON within the bounds."""
+        if not self.exact_numbers(value, path, MAX_CONTENT_DEPTH):
+            return
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > MAX_CONTENT_BYTES:
+            self.add(path, f"is {size} bytes as JSON; at most {MAX_CONTENT_BYTES}")
 
     def unique_id(self, obj: dict[str, Any], path: str, kind: str) -> str | None:
         """The item's id if valid and not used before in its list. A missing id is
@@ -234,9 +382,9 @@ class _Compiler:
             if not isinstance(item, str) or not item:
                 self.add(item_path, f"must be a {kind} id")
             elif item not in known:
-                self.add(item_path, f"unknown {kind} {item!r}")
+                self.add(item_path, f"unknown {kind} {_shown(item)}")
             elif item in ids:
-                self.add(item_path, f"duplicate {kind} {item!r}")
+                self.add(item_path, f"duplicate {kind} {_shown(item)}")
             else:
                 ids.append(item)
         return tuple(ids)
@@ -246,13 +394,17 @@ class _Compiler:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.add(path, "must be a number from 0 to 100")
             return default
-        if not math.isfinite(value) or not 0 <= value <= 100:
-            self.add(path, f"must be from 0 to 100, not {value!r}")
+        if not 0 <= value <= 100:  # also NaN; a huge int compares exactly (no float())
+            self.add(path, f"must be from 0 to 100, not {_shown(value)}")
             return default
         exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
         exponent = exact.as_tuple().exponent
-        if isinstance(exponent, int) and exponent < -2:
-            self.add(path, f"allows at most 2 decimals (0.01 % steps), not {value!r}")
+        if isinstance(exponent, int) and exponent < -MAX_PERCENT_DECIMALS:
+            self.add(
+                path,
+                f"allows at most {MAX_PERCENT_DECIMALS} decimals (0.01 % steps), "
+                f"not {_shown(value)}",
+            )
             return default
         return bucketing.percent_to_buckets(value)
 
@@ -266,16 +418,18 @@ class _Compiler:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            self.add(path, f"is not an ISO-8601 timestamp: {value!r}")
+            self.add(path, f"is not an ISO-8601 timestamp: {_shown(value)}")
             return None
         if parsed.tzinfo is None or parsed.utcoffset() is None:
-            self.add(path, f"needs a UTC offset or 'Z': {value!r}")
+            self.add(path, f"needs a UTC offset or 'Z': {_shown(value)}")
             return None
         return parsed.astimezone(UTC)
 
     def expect_filter(self, spec: Any, path: str) -> Predicate | None:
         if not isinstance(spec, dict):
             self.add(path, "must be an object (a MongoDB filter)")
+            return None
+        if not self.exact_numbers(spec, path):
             return None
         try:
             return compile_filter(spec)
@@ -288,6 +442,8 @@ class _Compiler:
     def compile(self, document: Any) -> Ruleset | None:
         if not isinstance(document, dict):
             self.add("", "the rules document must be a JSON object")
+            return None
+        if not self.plain_json(document):
             return None
         try:
             version = ruleset_version(document)
@@ -302,6 +458,9 @@ class _Compiler:
         if "$schema" in top:
             self.expect_string(top["$schema"], "$schema")
         lists = {key: self.expect_list(top.get(key, []), key) for key in _TOP_LEVEL}
+        for key, bound in _LIST_BOUNDS.items():
+            if len(lists[key]) > bound:
+                self.add(key, f"has {len(lists[key])} items; at most {bound}")
 
         segments = self.segments(lists["segments"])
         placements = self.placements(lists["placements"])
@@ -322,7 +481,11 @@ class _Compiler:
                 continue
             segment_id = self.unique_id(obj, f"{path}.id", "segment")
             name = self.expect_string(obj.get("name", segment_id or ""), f"{path}.name")
-            description = self.expect_string(obj.get("description", ""), f"{path}.description")
+            description = self.expect_string(
+                obj.get("description", ""),
+                f"{path}.description",
+                max_length=MAX_DESCRIPTION_LENGTH,
+            )
             predicate = (
                 self.expect_filter(obj.get("filter"), f"{path}.filter") if "filter" in obj else None
             )
@@ -332,13 +495,14 @@ class _Compiler:
         for segment_id, segment in segments.items():
             self.references(segment.filter, paths[segment_id])
         self.cycles(segments, paths)
+        self.depths(segments, paths)
         return segments
 
     def references(self, predicate: Predicate, path: str) -> None:
         known = self.declared["segment"]
         for ref in sorted(predicate.references):
             if ref not in known:
-                self.add(path, f"$segment references unknown segment {ref!r}")
+                self.add(path, f"$segment references unknown segment {_shown(ref)}")
 
     def cycles(self, segments: Mapping[str, Segment], paths: Mapping[str, str]) -> None:
         """Reports each ``$segment`` reference cycle once, at its first segment."""
@@ -365,6 +529,52 @@ class _Compiler:
                     stack.append((child, _refs(segments, child)))
                     on_stack.add(child)
 
+    def depths(self, segments: Mapping[str, Segment], paths: Mapping[str, str]) -> None:
+        """Fills ``nesting`` for every segment, referenced segments first (an iterative
+        depth-first walk: a chain may be thousands long); references closing a cycle
+        are left out (the cycle is reported already)."""
+        entered: set[str] = set()
+        for root in segments:
+            if root in entered:
+                continue
+            entered.add(root)
+            stack = [(root, iter(_refs(segments, root)))]
+            while stack:
+                node, children = stack[-1]
+                child = next((c for c in children if c not in entered), None)
+                if child is not None:
+                    entered.add(child)
+                    stack.append((child, iter(_refs(segments, child))))
+                    continue
+                stack.pop()
+                self.nesting[node] = self.limit_nesting(segments[node].filter, paths[node])
+
+    def limit_nesting(self, predicate: Predicate, path: str) -> tuple[int, int]:
+        """``(reference depth, filter depth through references)`` of a filter whose
+        referenced segments are in ``nesting``; reports a limit it is the first to pass."""
+        references, levels = 0, predicate.depth
+        inherited = False  # a referenced segment is over a limit: reported there
+        for ref, level in predicate.reference_depths.items():
+            found = self.nesting.get(ref)
+            if found is None:  # unknown, or closing a cycle: reported elsewhere
+                continue
+            references = max(references, found[0] + 1)
+            levels = max(levels, level + 1 + found[1])
+            inherited |= found[0] > MAX_SEGMENT_REFERENCE_DEPTH or found[1] > MAX_FILTER_DEPTH
+        if not inherited and references > MAX_SEGMENT_REFERENCE_DEPTH:
+            self.add(
+                path,
+                f"$segment references nest {references} deep; "
+                f"at most {MAX_SEGMENT_REFERENCE_DEPTH}",
+            )
+        if not inherited and levels > MAX_FILTER_DEPTH:
+            self.add(
+                path,
+                f"nests {levels} levels deep counting the segments it references; "
+                f"at most {MAX_FILTER_DEPTH}",
+            )
+        return references, levels
+
     def placements(self, items: list[Any]) -> dict[str, Placement]:
         placements: dict[str, Placement] = {}
         for index, item in enumerate(items):
@@ -374,6 +584,8 @@ class _Compiler:
                 continue
             placement_id = self.unique_id(obj, f"{path}.id", "placement")
             name = self.expect_string(obj.get("name", placement_id or ""), f"{path}.name")
+            if "fallback" in obj:
+                self.content(obj["fallback"], f"{path}.fallback")
             if placement_id and name is not None:
                 placements[placement_id] = Placement(placement_id, name, obj.get("fallback"))
         return placements
@@ -423,13 +635,19 @@ class _Compiler:
 
         status = obj.get("status", "active")
         if status not in ("active", "paused"):
-            self.add(f"{path}.status", f"must be 'active' or 'paused', not {status!r}")
+            self.add(f"{path}.status", f"must be 'active' or 'paused', not {_shown(status)}")
 
         schedule = self.schedule(obj.get("schedule", {}), f"{path}.schedule")
 
         priority = obj.get("priority", 0)
         if isinstance(priority, bool) or not isinstance(priority, int):
-            self.add(f"{path}.priority", f"must be an integer, not {priority!r}")
+            self.add(f"{path}.priority", f"must be an integer, not {_shown(priority)}")
+            priority = 0
+        elif not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+            self.add(
+                f"{path}.priority",
+                f"must be from {-MAX_PRIORITY} to {MAX_PRIORITY}, not {_shown(priority)}",
+            )
             priority = 0
 
         audience = self.audience(obj.get("audience", {}), f"{path}.audience")
@@ -440,7 +658,7 @@ class _Compiler:
             if not isinstance(value, str) or not value:
                 self.add(f"{path}.exclusion_group", "must be an exclusion group id")
             elif value not in self.declared["exclusion group"]:
-                self.add(f"{path}.exclusion_group", f"unknown exclusion group {value!r}")
+                self.add(f"{path}.exclusion_group", f"unknown exclusion group {_shown(value)}")
             else:
                 group_id = value
 
@@ -498,13 +716,14 @@ class _Compiler:
         exclude = self.id_list(obj.get("exclude", []), f"{path}.exclude", "segment")
         match = obj.get("match", "any")
         if match not in ("any", "all"):
-            self.add(f"{path}.match", f"must be 'any' or 'all', not {match!r}")
+            self.add(f"{path}.match", f"must be 'any' or 'all', not {_shown(match)}")
             match = "any"
         predicate = None
         if "filter" in obj:
             predicate = self.expect_filter(obj["filter"], f"{path}.filter")
             if predicate is not None:
                 self.references(predicate, f"{path}.filter")
+                self.limit_nesting(predicate, f"{path}.filter")
         return Audience(include, match, exclude, predicate)
 
     def variants(
@@ -513,6 +732,8 @@ class _Compiler:
         if not present:
             return (), ()
         items = self.expect_list(value, path, non_empty=True)
+        if len(items) > MAX_VARIANTS:
+            self.add(path, f"has {len(items)} variants; at most {MAX_VARIANTS}")
         self.declared["variant"] = {}  # variant ids are unique per campaign
         variants: list[Variant] = []
         weights: list[int] = []
@@ -526,7 +747,15 @@ class _Compiler:
             variant_id = self.unique_id(obj, f"{item_path}.id", "variant")
             weight = obj.get("weight", 1)
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
-                self.add(f"{item_path}.weight", f"must be a non-negative integer, not {weight!r}")
+                self.add(
+                    f"{item_path}.weight", f"must be a non-negative integer, not {_shown(weight)}"
+                )
+                weight = 0
+                weights_valid = False
+            elif weight > MAX_WEIGHT:
+                self.add(
+                    f"{item_path}.weight", f"must be at most {MAX_WEIGHT}, not {_shown(weight)}"
+                )
                 weight = 0
                 weights_valid = False
             control = obj.get("control", False)
@@ -541,6 +770,8 @@ class _Compiler:
                 control_at = item_path
             if "content" not in obj and not control:
                 self.add(f"{item_path}.content", "is required (only a control may omit it)")
+            elif "content" in obj:
+                self.content(obj["content"], f"{item_path}.content")
             weights.append(weight)
             variants.append(
                 Variant(
@@ -589,6 +820,13 @@ def _refs(segments: Mapping[str, Segment], segment_id: str) -> list[str]:
 
 def _percent(buckets: int) -> str:
     return f"{buckets / 100:g}%"
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` for a message, cut to 80 characters: a problem echoes what it
+    refuses, never a megabyte of it."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _build(

@@ -13,6 +13,7 @@ from typing import Any
 from google.protobuf import struct_pb2
 
 from decision import Problem
+from decision.profile import control_character_problem
 
 MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest request message the server accepts; gRPC answers RESOURCE_EXHAUSTED above it."""
@@ -60,11 +61,14 @@ _MAX_EXACT_INT = 2**53
 
 
 def check_visitor_id(visitor_id: str, problems: list[Problem]) -> None:
-    """Append a problem if ``visitor_id`` is empty or too long."""
+    """Append a problem if ``visitor_id`` is empty, too long or holds a control character
+    (the rule of event ids: ``decision.profile.CONTROL_CHARACTERS``)."""
     if not visitor_id:
         problems.append(Problem("visitor_id", "is required"))
     elif len(visitor_id) > MAX_VISITOR_ID_LENGTH:
         problems.append(Problem("visitor_id", f"is longer than {MAX_VISITOR_ID_LENGTH} characters"))
+    elif (problem := control_character_problem(visitor_id)) is not None:
+        problems.append(Problem("visitor_id", problem))
 
 
 def check_placements(placements: list[str], max_placements: int, problems: list[Problem]) -> None:
@@ -90,6 +94,8 @@ def check_placements(placements: list[str], max_placements: int, problems: list[
                     f"is longer than {MAX_PLACEMENT_ID_LENGTH} characters",
                 )
             )
+        elif (problem := control_character_problem(placement)) is not None:
+            problems.append(Problem(f"placements[{i}]", problem))
 
 
 def struct_to_dict(

@@ -13,8 +13,10 @@ client use)::
 Unset fields are left out, so the engine reports a missing required field as missing
 rather than as an empty string or a zero. What the engine cannot see, this module
 checks: the event type must agree with the properties message that is set
-(``events[2].properties``), and a custom event's Struct must respect the size limits of
-``server.limits``.
+(``events[2].properties``), a custom event's Struct must respect the size limits of
+``server.limits``, and a Timestamp must be one protobuf defines (``nanos`` 0 to
+999,999,999, ``seconds`` within years 1 to 9999: ``events[2].timestamp.nanos``), rather
+than be normalised into another moment.
 
 Fast path: almost every batch is valid, so ``convert_batch`` first reads each proto
 straight into an ``Event``, checking the engine's rules (``PROPERTY_SCHEMAS``) on the
@@ -27,7 +29,6 @@ the fast path accepts nothing the engine refuses and yields the engine's events.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +38,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from decision import InvalidRequestError, Problem
 from decision.profile import (
     EVENT_TYPES,
+    MAX_AMOUNT,
+    MAX_COUNT,
     MAX_FUTURE,
     MAX_ID_LENGTH,
     MAX_TEXT_LENGTH,
@@ -49,6 +52,11 @@ from protos import decisioning_pb2 as pb
 from server import limits
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_NANOS = 999_999_999
+# google.protobuf.Timestamp's documented range: 0001-01-01T00:00:00Z to
+# 9999-12-31T23:59:59.999999999Z. Within it the conversion cannot overflow.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
 
 # Built at import, like the Reason table in server.api.decision_service: an event type the proto
 # lacks (or the reverse) fails loudly here rather than per call.
@@ -204,10 +212,18 @@ def to_raw(message: pb.Event, path: str, problems: list[Problem]) -> dict[str, A
     else:
         problems.append(Problem(f"{path}.type", f"unknown event type {type_number}"))
     if message.HasField("timestamp"):
-        try:
-            raw["timestamp"] = event_time(message.timestamp)
-        except OverflowError:
-            problems.append(Problem(f"{path}.timestamp", "is out of range"))
+        stamp = message.timestamp
+        if not 0 <= stamp.nanos <= _MAX_NANOS:
+            problems.append(Problem(f"{path}.timestamp.nanos", f"must be from 0 to {_MAX_NANOS}"))
+        elif not _MIN_SECONDS <= stamp.seconds <= _MAX_SECONDS:
+            problems.append(
+                Problem(
+                    f"{path}.timestamp.seconds",
+                    f"must be from {_MIN_SECONDS} to {_MAX_SECONDS} (years 1 to 9999)",
+                )
+            )
+        else:
+            raw["timestamp"] = event_time(stamp)
     field = message.WhichOneof("properties")
     if field is None:
         properties: dict[str, Any] = {}
@@ -323,7 +339,6 @@ def _index_of(problem_path: str, prefix: str) -> int:
 
 # -- fast path --------------------------------------------------------------------------
 
-_INF = math.inf
 _CPP = FieldDescriptor
 _KINDS = {  # property kind -> the proto field types the fast path checks it on
     "id": {_CPP.CPPTYPE_STRING},
@@ -394,9 +409,16 @@ def _valid_event(message: pb.Event, latest: datetime, now: datetime) -> Event | 
         return None
     if not (0 < len(visitor_id) <= MAX_ID_LENGTH) or visitor_id.isspace():
         return None
+    # isprintable() is stricter than the engine's rule (it also refuses, say, a
+    # no-break space) and several times cheaper than a search: what it doubts goes to
+    # the engine, which decides.
+    if not (event_id.isprintable() and visitor_id.isprintable()):
+        return None
     if not message.HasField("timestamp"):
         return None
     stamp = message.timestamp
+    if not 0 <= stamp.nanos <= _MAX_NANOS:
+        return None
     try:
         moment = _EPOCH + timedelta(0, stamp.seconds, stamp.nanos // 1000)
     except OverflowError:
@@ -433,16 +455,16 @@ def _valid_properties(message: Any, checks: tuple[_Check, ...]) -> dict[str, Any
                     return None
                 continue
         if kind == "id":
-            if len(value) > MAX_ID_LENGTH or value.isspace():
+            if len(value) > MAX_ID_LENGTH or value.isspace() or not value.isprintable():
                 return None
         elif kind == "text":
             if len(value) > MAX_TEXT_LENGTH:
                 return None
         elif kind == "amount":
-            if not 0.0 <= value < _INF:  # also refuses NaN
+            if not 0.0 <= value <= MAX_AMOUNT:  # also refuses NaN
                 return None
         elif kind == "count":
-            if value < 0:
+            if not 0 <= value <= MAX_COUNT:
                 return None
         elif len(value) == 3 and value.isascii() and value.isalpha():  # currency
             value = value.upper()

@@ -441,17 +441,18 @@ class TestOrders:
         assert "customer_segment" not in document
 
     @pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
-    def test_known_order_id_keeps_the_earliest(self, reverse: bool):
-        """A repeated order_id counts once: the earliest purchase wins, whatever arrives first."""
+    def test_known_order_id_keeps_the_latest(self, reverse: bool):
+        """A repeated order_id counts once: the latest purchase wins (a corrected order),
+        whatever arrives first."""
         events = [
             ev("purchase", "2026-06-01T00:00:00", "p1", order_id="a", value=10, articles=1),
             ev("purchase", "2026-06-05T00:00:00", "p2", order_id="a", value=99, articles=9),
         ]
         expected = {
             "outbounds_number_total": 1,
-            "outbounds_value_total": 10.0,
-            "outbounds_avg_basket_size": 1.0,
-            "last_purchase_date": "2026-06-01",
+            "outbounds_value_total": 99.0,
+            "outbounds_avg_basket_size": 9.0,
+            "last_purchase_date": "2026-06-05",
             "returns_articles_ratio": 0.0,
         }
 

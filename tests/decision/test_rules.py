@@ -706,12 +706,12 @@ class TestProblems:
         assert list(raised.value.problems) == validate_ruleset(document)
 
     def test_not_json(self) -> None:
-        """Values JSON cannot represent are reported, not hashed by accident."""
+        """Values JSON cannot represent are reported at their path, not hashed by accident."""
         document = edited("placements[0].fallback", {"at": datetime(2026, 1, 1)})
 
         [(path, message)] = problems_of(document)
 
-        assert ("", True) == (path, "not JSON" in message)
+        assert ("placements[0].fallback.at", "is not a JSON value (datetime)") == (path, message)
 
     def test_problem_in_failed_item_does_not_cascade(self) -> None:
         """A segment with a broken name is still known to the campaigns that use it."""

@@ -293,6 +293,18 @@ class TestTrack:
         ] == violations(error)
         assert None is api.profile()
 
+    def test_poison_purchase_is_refused_and_the_visitor_keeps_working(self, api):
+        """Issue 12: a purchase of 1e308 is INVALID_ARGUMENT naming the value (two of them
+        once overflowed the visitor's profile, failing every later batch); the visitor's
+        next batch is accepted."""
+        error = api.track_error(purchase("p1", 1e308))
+        accepted = api.track(purchase("p2", 10.0), session("s1"))
+
+        assert grpc.StatusCode.INVALID_ARGUMENT == error.code()
+        assert [("events[0].properties.value", "must be <= 1000000000000")] == violations(error)
+        assert 2 == accepted.accepted
+        assert 10.0 == api.profile()["customer_segment"]["outbounds_value_total"]
+
     def test_type_mismatch_is_a_violation(self, api):
         """A type whose properties message is another type's is INVALID_ARGUMENT."""
         error = api.track_error(

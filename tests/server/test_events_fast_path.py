@@ -17,8 +17,9 @@ from server.api import event_messages as events
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 
 # Mostly valid values (so that many batches pass), with the values on both sides of
-# every rule mixed in: empty, blank, at and over the length limits, negative, zero, NaN
-# and infinite numbers, lower-case and malformed currencies, no or a distant timestamp.
+# every rule mixed in: empty, blank, at and over the length limits, control characters,
+# negative, zero, at and over the upper bounds, NaN and infinite numbers, lower-case and
+# malformed currencies, no or a distant timestamp, nanos outside 0..999,999,999.
 
 
 def _mostly(valid: list[Any], edge: list[Any]) -> st.SearchStrategy[Any]:
@@ -26,10 +27,14 @@ def _mostly(valid: list[Any], edge: list[Any]) -> st.SearchStrategy[Any]:
     return st.sampled_from(valid * (4 * len(edge) // len(valid) + 1) + edge)
 
 
-_ids = _mostly(["a", "sku-1", "v-1", "x" * 256], ["", " ", "\t\n", "x" * 257])
+_ids = _mostly(
+    ["a", "sku-1", "v-1", "x" * 256], ["", " ", "\t\n", "x" * 257, "a\x00", "b\x85", "c\x1b"]
+)
 _texts = _mostly(["", "/p", " ", "t" * 2048], ["t" * 2049])
-_amounts = _mostly([None, 0.0, -0.0, 19.99, 1e308], [-1.0, float("nan"), float("inf")])
-_counts = _mostly([None, 0, 1, 2**40], [-1])
+_amounts = _mostly(
+    [None, 0.0, -0.0, 19.99, 1e12], [-1.0, float("nan"), float("inf"), 1e308, 1e12 + 1]
+)
+_counts = _mostly([None, 0, 1, 1_000_000], [-1, 1_000_001, 2**40])
 _currencies = _mostly(["", "EUR", "eur"], ["EU", "EURO", "E1R", "ÄÖÜ"])
 _structs = st.one_of(
     st.none(),
@@ -105,13 +110,14 @@ _offsets = _mostly(
 def _event(draw: st.DrawFn) -> pb.Event:
     kind = draw(_mostly(list(events.TYPE_NAMES), [0, 99]))
     message = pb.Event(
-        event_id=draw(_mostly(["e1", "e2", "e3"], ["", " ", "x" * 257])),
+        event_id=draw(_mostly(["e1", "e2", "e3"], ["", " ", "x" * 257, "e\x00"])),
         visitor_id=draw(_ids),
         type=kind,
     )
     offset = draw(_offsets)
     if offset is not None:
         message.timestamp.FromDatetime(NOW + offset)
+        message.timestamp.nanos = draw(_mostly([0, 999_999_999], [-1, 1_000_000_000]))
     expected = events.PROPERTIES_FIELD.get(events.TYPE_NAMES.get(kind, ""), "custom")
     field = draw(_mostly([expected], [None, "purchase", "cart"]))
     if field == "custom":
