@@ -14,7 +14,7 @@ The rules (README, "Attribution"), for an attribution window W (default 7 days):
   before. Reports per campaign are therefore not additive across campaigns.
 
 Computed at query time, not materialized at ingest: a report is one indexed pass over
-the campaign's exposures (``exposures (campaign, visitor_id, ts)``) merged with the
+the campaign's exposures (``exposures (campaign, ts)``, sorted by visitor) merged with the
 exposed visitors' events (``events (visitor_id, ts)``), so it always agrees with late
 or out-of-order events, with identity merges (both tables are re-pointed) and with
 deletions, and changing the window needs no backfill. Ingest stays as fast as before.

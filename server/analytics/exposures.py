@@ -20,10 +20,19 @@ Schema (in the profile store's SQLite file; ``SQLiteProfileStore`` creates it)::
 
     exposures(seq INTEGER PRIMARY KEY, decision_id, visitor_id, source_id, campaign,
               variant, segments, placement, ts)
-      index (campaign, visitor_id, ts)  campaign reports: one campaign, visitor by visitor
-      index (visitor_id, ts)            identity merges, deletion, per-visitor lookups
-      index (ts)                        segment reports: every exposure of a period
-      index (source_id)                 deletion by the id the decision was made for
+      index (campaign, ts)     campaign reports: one campaign's exposures of a period
+      index (ts)               segment reports: every exposure of a period
+      index (visitor_id)       identity merges, deletion and export of one visitor
+
+Indexes: every exposure is written to each index, and a key that lands at a random
+place in a large index dirties a page of its own per row, which SQLite then writes to
+the WAL: that, not the row, is what an exposure costs. (campaign, ts) and (ts) grow at
+their ends (a few pages per batch); only (visitor_id) is random. Earlier versions also
+kept (campaign, visitor_id, ts), (visitor_id, ts) and (source_id): measured on 120,000
+rows, 40 us of writer CPU per row against 9 us now. Reports sort a campaign's rows by
+visitor themselves; ``visitor_id`` is always the canonical id of ``source_id`` (set
+from ``aliases`` when written, re-pointed by identity merges), so the visitor index also
+finds every exposure made for an alias.
 
 ``visitor_id`` is the canonical id (resolved through ``aliases`` when the row is written,
 and re-pointed by the profile store when an ``identify`` merges two profiles, exactly as
@@ -54,7 +63,10 @@ HOLDOUT_VARIANT = "holdout"
 """The variant recorded for a visitor held out of a campaign (reason HOLDOUT)."""
 
 DEFAULT_FLUSH_INTERVAL = 0.2
-DEFAULT_BATCH_SIZE = 1000
+DEFAULT_BATCH_SIZE = 5000
+"""Rows written per transaction at most (more per commit: fewer index pages per row)."""
+CACHE_KIB = 16 * 1024
+"""The writer connection's page cache: the hot index pages stay in it between batches."""
 DEFAULT_MAX_PENDING = 200_000
 """Exposures waiting to be written before new ones are dropped (about 60 MB)."""
 
@@ -67,10 +79,13 @@ SCHEMA = (
         " source_id TEXT NOT NULL, campaign TEXT NOT NULL, variant TEXT NOT NULL,"
         " segments TEXT NOT NULL, placement TEXT NOT NULL, ts TEXT NOT NULL)"
     ),
-    "CREATE INDEX IF NOT EXISTS exposures_campaign ON exposures (campaign, visitor_id, ts)",
-    "CREATE INDEX IF NOT EXISTS exposures_visitor ON exposures (visitor_id, ts)",
+    "CREATE INDEX IF NOT EXISTS exposures_by_campaign ON exposures (campaign, ts)",
+    "CREATE INDEX IF NOT EXISTS exposures_by_visitor ON exposures (visitor_id)",
     "CREATE INDEX IF NOT EXISTS exposures_ts ON exposures (ts)",
-    "CREATE INDEX IF NOT EXISTS exposures_source ON exposures (source_id)",
+    # Indexes of earlier versions, dropped: see "Indexes" in the module docstring.
+    "DROP INDEX IF EXISTS exposures_campaign",
+    "DROP INDEX IF EXISTS exposures_visitor",
+    "DROP INDEX IF EXISTS exposures_source",
 )
 """Statements creating the exposures table and its indexes; idempotent."""
 
@@ -212,6 +227,7 @@ class ExposureRecorder:
         # Analytics rows: losing the last few hundred milliseconds to a power cut is
         # acceptable, an fsync per batch is not needed (WAL keeps the file consistent).
         self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         create_schema(self._conn)
         self._json = _has_json(self._conn)
         self._thread = threading.Thread(target=self._run, name="decide-exposures", daemon=True)
@@ -328,17 +344,16 @@ class ExposureRecorder:
 
 
 def exposures_of(conn: sqlite3.Connection, ids: Iterable[str]) -> list[dict[str, Any]]:
-    """Every stored exposure whose visitor or source id is one of ``ids``, oldest first
-    (for ExportVisitor)."""
+    """Every stored exposure of the visitors ``ids`` (canonical ids: an alias's exposures
+    are stored under its canonical id), oldest first (for ExportVisitor)."""
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return []
     marks = ", ".join("?" * len(wanted))
     rows = conn.execute(
         "SELECT decision_id, source_id, campaign, variant, segments, placement, ts"
-        f" FROM exposures WHERE visitor_id IN ({marks}) OR source_id IN ({marks})"
-        " ORDER BY ts, seq",
-        wanted + wanted,
+        f" FROM exposures WHERE visitor_id IN ({marks}) ORDER BY ts, seq",
+        wanted,
     )
     return [
         {

@@ -484,7 +484,6 @@ class SQLiteProfileStore:
                     f"DELETE FROM aliases WHERE canonical IN ({marks})",
                     f"DELETE FROM profiles WHERE visitor_id IN ({marks})",
                     f"DELETE FROM exposures WHERE visitor_id IN ({marks})",
-                    f"DELETE FROM exposures WHERE source_id IN ({marks})",
                 ):
                     deleted += self._db.execute(statement, chunk).rowcount
         self._invalidate(ids)
