@@ -46,6 +46,15 @@ returned articles counts, per known order, at most the articles that order had;
 returns of orders we never saw count in ``returns_number_total`` only. ``cart`` is
 present while there are cart events after the latest purchase (``items`` may then be
 empty, if they cancel out).
+
+Engagement and activity (their own modules, each keeping the invariant above):
+
+- ``engagement``: sessions derived from the stream (``decision.sessions``). Exact in any
+  order for events at most 3 days late; an event later than that cannot be placed, and
+  the fold marks the state for a rebuild from the event log (``needs_rebuild``).
+- ``activity``: the events the rules' activity clauses read (``decision.retention``).
+  ``apply``, ``rebuild`` and ``backfill`` take the ruleset's declaration
+  (``Ruleset.activity``); with none (the default) nothing is kept.
 """
 
 from __future__ import annotations
@@ -60,6 +69,24 @@ from typing import Any
 
 from decision.errors import InvalidRequestError, Problem
 from decision.model import JSON
+from decision.retention import (
+    NO_ACTIVITY,
+    SESSION,
+    ActivityNeeds,
+    new_activity,
+    prune,
+    render_activity,
+    retain,
+    use_needs,
+)
+from decision.sessions import (
+    NOT_ACTIVITY,
+    PAGE_TYPES,
+    new_engagement,
+    observe,
+    render_engagement,
+    sessions_of,
+)
 
 __all__ = [
     "EVENT_TYPES",
@@ -69,7 +96,9 @@ __all__ = [
     "PROPERTY_SCHEMAS",
     "Event",
     "apply",
+    "backfill",
     "format_timestamp",
+    "needs_rebuild",
     "new_state",
     "rebuild",
     "render",
@@ -105,8 +134,13 @@ MAX_PRODUCTS = 50
 MAX_CAMPAIGNS = 50
 """Bounds of the "most recent first" lists of the profile document."""
 
-STATE_VERSION = 1
-"""Stored in every state; a store rebuilds states of another version from the log."""
+STATE_VERSION = 2
+"""Stored in every state; a store rebuilds states of another version from the log.
+2: engagement and activity."""
+
+_NEEDS_REBUILD = 0
+"""The version a state is marked with when the fold could not place an event exactly:
+a store rebuilds it like a state of another version (``needs_rebuild``)."""
 
 # -- event types ----------------------------------------------------------------------
 
@@ -510,11 +544,19 @@ def new_state() -> dict[str, Any]:
         **{name: {} for name in _TOPS},
         # attribute -> [timestamp, event_id, value]; value None is a removal
         "attributes": {},
+        # sessions: decision.sessions
+        "engagement": new_engagement(),
+        # events the rules' activity clauses read: decision.retention
+        "activity": new_activity(),
     }
 
 
-def apply(state: dict[str, Any], event: Event) -> None:
-    """Fold one event into ``state``. Each distinct ``event_id`` must be applied once."""
+def apply(state: dict[str, Any], event: Event, needs: ActivityNeeds = NO_ACTIVITY) -> None:
+    """Fold one event into ``state``. Each distinct ``event_id`` must be applied once.
+
+    ``needs`` is the ruleset's activity declaration: what of the event to keep for its
+    activity clauses. After this, ``needs_rebuild(state)`` may ask for a rebuild.
+    """
     ts = _micros(event.timestamp)
     key = [ts, event.event_id]
     props = event.properties
@@ -524,6 +566,7 @@ def apply(state: dict[str, Any], event: Event) -> None:
             state["first_seen"] = ts
         if state["last_seen"] is None or ts > state["last_seen"]:
             state["last_seen"] = ts
+    _apply_activity(state, kind, ts, props, needs)
     if kind == "session_start":
         state["visits"] += 1
     elif kind == "page_view":
@@ -573,6 +616,41 @@ def apply(state: dict[str, Any], event: Event) -> None:
     # merges profiles on identify.
 
 
+def _apply_activity(
+    state: dict[str, Any], kind: str, ts: int, props: Mapping[str, Any], needs: ActivityNeeds
+) -> None:
+    """The engagement and activity parts of ``apply``."""
+    last_seen = state["last_seen"]
+    closed: tuple[tuple[int, int, int], ...] = ()
+    if kind not in NOT_ACTIVITY:
+        page_views = 1 if kind in PAGE_TYPES else 0
+        found = observe(state["engagement"], ts, kind == "session_start", page_views, last_seen)
+        if found is None:
+            state["v"] = _NEEDS_REBUILD  # too late to place: sessions need the whole log
+        else:
+            closed = found
+    activity = state["activity"]
+    if not needs.is_stored_as(activity["using"]):
+        use_needs(activity, needs, last_seen)
+    if not needs or last_seen is None:
+        return
+    retain(activity, kind, ts, props, needs, last_seen)
+    for start, end, pages in closed:
+        retain(activity, SESSION, start, _session_properties(start, end, pages), needs, last_seen)
+    if ts == last_seen:
+        prune(activity, needs, last_seen)
+
+
+def _session_properties(start: int, end: int, pages: int) -> dict[str, JSON]:
+    return {"pages": pages, "duration": (end - start) / 1_000_000}
+
+
+def needs_rebuild(state: Mapping[str, Any]) -> bool:
+    """Whether ``state`` must be rebuilt from the event log: folded by another version,
+    or marked by ``apply`` because an event came too late to place exactly."""
+    return bool(state.get("v") != STATE_VERSION)
+
+
 def _touch(state: dict[str, Any], name: str, value: str, ts: int) -> None:
     """Record ``value`` at ``ts`` in a bounded most-recent map; evict the oldest."""
     recent: dict[str, int] = state[name]
@@ -584,17 +662,26 @@ def _touch(state: dict[str, Any], name: str, value: str, ts: int) -> None:
             del recent[oldest[0]]
 
 
-def rebuild(events: Iterable[Event]) -> dict[str, Any]:
+def rebuild(events: Iterable[Event], needs: ActivityNeeds = NO_ACTIVITY) -> dict[str, Any]:
     """The state of a whole event log: sorted by ``(timestamp, event_id)``, repeated
-    event ids dropped (the first in that order stays), then folded."""
+    event ids dropped (the first in that order stays), then folded with ``needs``."""
     state = new_state()
     last_id = None
     for event in sorted(events, key=lambda e: (e.timestamp, e.event_id)):
         if event.event_id == last_id:
             continue
         last_id = event.event_id
-        apply(state, event)
+        apply(state, event, needs)
     return state
+
+
+def backfill(state: dict[str, Any], events: Iterable[Event], needs: ActivityNeeds) -> None:
+    """Give ``state`` the activity ``needs`` reads, from the visitor's whole event log
+    (after a publish whose declaration the state does not cover). Only the activity
+    and engagement parts change; the result is what ``rebuild(events, needs)`` holds."""
+    rebuilt = rebuild(events, needs)
+    state["activity"] = rebuilt["activity"]
+    state["engagement"] = rebuilt["engagement"]
 
 
 def render(state: Mapping[str, Any]) -> dict[str, JSON]:
@@ -605,6 +692,13 @@ def render(state: Mapping[str, Any]) -> dict[str, JSON]:
     if state["first_seen"] is not None:
         document["first_seen"] = _iso(state["first_seen"])
         document["last_seen"] = _iso(state["last_seen"])
+    recent = list(sessions_of(state["engagement"]))
+    engagement = render_engagement(state["engagement"], recent)
+    if engagement is not None:
+        last = engagement["last_session"]
+        last["start"] = _iso(last["start"])
+        last["end"] = _iso(last["end"])
+        document["engagement"] = engagement
     attributes = {
         name: entry[2]
         for name, entry in sorted(state["attributes"].items())
@@ -630,6 +724,14 @@ def render(state: Mapping[str, Any]) -> dict[str, JSON]:
     }
     if campaigns:
         document["campaigns"] = campaigns
+    activity = state["activity"]
+    if activity["using"]:
+        derived = None
+        if any(entry[0] == SESSION for entry in activity["using"]):
+            derived = {SESSION: [(s, _session_properties(s, e, p)) for s, e, p in recent]}
+        kept = render_activity(activity, state["last_seen"], derived)
+        if kept:
+            document["activity"] = kept
     return document
 
 

@@ -93,6 +93,7 @@ from decision.model import (
     Segment,
     Variant,
 )
+from decision.retention import NO_ACTIVITY
 
 _ID = re.compile(r"[A-Za-z0-9_.-]+")
 _TOP_LEVEL = ("segments", "placements", "exclusion_groups", "campaigns")
@@ -609,6 +610,11 @@ def _build(
         for placement_id in placements
     }
     profile_segments = _profile_only({k: s.filter for k, s in segments.items()})
+    activity = NO_ACTIVITY
+    for predicate in [s.filter for s in segments.values()] + [
+        c.audience.filter for c in campaigns.values() if c.audience.filter is not None
+    ]:
+        activity = activity.merge(predicate.activity)
     return Ruleset(
         version=version,
         document=MappingProxyType(document),
@@ -622,6 +628,7 @@ def _build(
         profile_audiences=frozenset(
             c.id for c in campaigns.values() if _profile_only_audience(c.audience, profile_segments)
         ),
+        activity=activity,
     )
 
 
