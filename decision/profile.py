@@ -69,6 +69,7 @@ from typing import Any
 
 from decision.errors import InvalidRequestError, Problem
 from decision.model import JSON
+from decision.retention import covers as _covers
 from decision.retention import (
     NO_ACTIVITY,
     SESSION,
@@ -97,6 +98,7 @@ __all__ = [
     "Event",
     "apply",
     "backfill",
+    "covers",
     "format_timestamp",
     "needs_rebuild",
     "new_state",
@@ -675,13 +677,21 @@ def rebuild(events: Iterable[Event], needs: ActivityNeeds = NO_ACTIVITY) -> dict
     return state
 
 
+def covers(state: Mapping[str, Any], needs: ActivityNeeds) -> bool:
+    """Whether ``state`` keeps every event ``needs`` reads (else ``backfill`` it)."""
+    return _covers(state["activity"], needs)
+
+
 def backfill(state: dict[str, Any], events: Iterable[Event], needs: ActivityNeeds) -> None:
     """Give ``state`` the activity ``needs`` reads, from the visitor's whole event log
     (after a publish whose declaration the state does not cover). Only the activity
-    and engagement parts change; the result is what ``rebuild(events, needs)`` holds."""
+    and engagement parts change, to what ``rebuild(events, needs)`` holds; the other
+    parts are exact already."""
     rebuilt = rebuild(events, needs)
     state["activity"] = rebuilt["activity"]
     state["engagement"] = rebuilt["engagement"]
+    if state.get("v") == _NEEDS_REBUILD:
+        state["v"] = STATE_VERSION  # the sessions were why; they are whole again
 
 
 def render(state: Mapping[str, Any]) -> dict[str, JSON]:
