@@ -86,7 +86,6 @@ from decision.sessions import (
     new_engagement,
     observe,
     render_engagement,
-    sessions_of,
 )
 
 __all__ = [
@@ -634,7 +633,7 @@ def _apply_activity(
     activity = state["activity"]
     if not needs.is_stored_as(activity["using"]):
         use_needs(activity, needs, last_seen)
-    if not needs or last_seen is None:
+    if not needs.types or last_seen is None:
         return
     retain(activity, kind, ts, props, needs, last_seen)
     for start, end, pages in closed:
@@ -702,8 +701,8 @@ def render(state: Mapping[str, Any]) -> dict[str, JSON]:
     if state["first_seen"] is not None:
         document["first_seen"] = _iso(state["first_seen"])
         document["last_seen"] = _iso(state["last_seen"])
-    recent = list(sessions_of(state["engagement"]))
-    engagement = render_engagement(state["engagement"], recent)
+    recent = state["engagement"]["s"]
+    engagement = render_engagement(state["engagement"])
     if engagement is not None:
         last = engagement["last_session"]
         last["start"] = _iso(last["start"])

@@ -100,6 +100,11 @@ class TypeNeeds:
     properties: frozenset[str] = frozenset()
     horizon: int = 0
     since: int | None = None
+    ordered: tuple[str, ...] = field(default=(), init=False, compare=False, repr=False)
+    """``properties`` sorted: the order kept properties are written in."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ordered", tuple(sorted(self.properties)))
 
     def merge(self, other: TypeNeeds) -> TypeNeeds:
         """What both need: every property, the longer horizon, the earlier start."""
@@ -184,7 +189,7 @@ def _from_record(record: list[list[Any]]) -> dict[str, TypeNeeds]:
 
 def new_activity() -> dict[str, Any]:
     """The activity part of an empty profile state."""
-    return {"using": None, "complete": None, "events": {}}
+    return {"using": None, "complete": None, "events": {}, "pruned": None}
 
 
 def use_needs(activity: dict[str, Any], needs: ActivityNeeds, last_seen: int | None) -> None:
@@ -210,7 +215,7 @@ def use_needs(activity: dict[str, Any], needs: ActivityNeeds, last_seen: int | N
         elif entries[1] is None:
             entries[1] = [{} for _ in entries[0]]
         else:
-            entries[1] = [_project(props, need.properties) for props in entries[1]]
+            entries[1] = [_project(props, need.ordered) for props in entries[1]]
         if last_seen is not None:
             _drop_before(entries, _threshold(need, last_seen))
     had = _from_record(activity["complete"])
@@ -267,7 +272,7 @@ def retain(
         entries = events[kind] = [[], [] if need.properties else None]
     times: list[int] = entries[0]
     kept: list[Any] | None = entries[1]
-    props = _project(properties, need.properties) if need.properties else None
+    props = _project(properties, need.ordered) if need.properties else None
     at = bisect.bisect_right(times, ts)
     if at and times[at - 1] == ts and kept is not None:
         # Equal timestamps: order by the properties' canonical JSON, not by arrival.
@@ -287,17 +292,22 @@ def retain(
 
 
 def prune(activity: dict[str, Any], needs: ActivityNeeds, last_seen: int) -> None:
-    """Drop what no window can reach any more (memory only: ``render`` cuts anyway)."""
+    """Drop what no window can reach any more. Memory only (``render`` cuts anyway), so
+    done at most once an hour of the visitor's time."""
+    pruned = activity["pruned"]
+    if pruned is not None and last_seen - pruned < HOUR_US:
+        return
+    activity["pruned"] = last_seen
     for name, entries in activity["events"].items():
         need = needs.types.get(name)
-        if need is not None and entries[0] and entries[0][0] < _threshold(need, last_seen):
+        if need is not None:
             _drop_before(entries, _threshold(need, last_seen))
 
 
 def render_activity(
     activity: Mapping[str, Any],
     last_seen: int | None,
-    derived: Mapping[str, Iterable[tuple[int, Mapping[str, Any]]]] | None = None,
+    derived: Mapping[str, list[tuple[int, Mapping[str, Any]]]] | None = None,
 ) -> dict[str, Any]:
     """The canonical kept events, as the profile document's ``activity`` field:
     ``{type: {"t": [timestamp_us, ...], "p": [properties, ...] | null}}``.
@@ -308,27 +318,23 @@ def render_activity(
     using = activity["using"]
     if not using or last_seen is None:
         return {}
-    needs = _from_record(using)
     rendered: dict[str, Any] = {}
     stored: Mapping[str, list[Any]] = activity["events"]
-    for name, need in needs.items():
-        times: list[int] = []
-        kept: list[Any] | None = [] if need.properties else None
+    for name, names, horizon, since in using:
+        threshold = last_seen - horizon - CLOCK_SLACK_US
+        if since is not None and since < threshold:
+            threshold = since
         entries = stored.get(name)
-        if entries is not None:
-            times = list(entries[0])
-            if kept is not None:
-                kept = list(entries[1]) if entries[1] is not None else [{} for _ in times]
-        if derived and name in derived:
-            for ts, props in derived[name]:
-                times.append(ts)
-                if kept is not None:
-                    kept.append(_project(props, need.properties))
-        start = bisect.bisect_left(times, _threshold(need, last_seen))
-        start = max(start, len(times) - MAX_EVENTS_PER_TYPE)
-        if start >= len(times):
-            continue
-        rendered[name] = {"t": times[start:], "p": None if kept is None else kept[start:]}
+        times: list[int] = entries[0] if entries is not None else []
+        kept: list[Any] = entries[1] if entries is not None and names else []
+        extra = derived.get(name) if derived else None
+        if extra:
+            times = times + [ts for ts, _ in extra]
+            if names:
+                kept = kept + [_project(props, names) for _, props in extra]
+        start = max(bisect.bisect_left(times, threshold), len(times) - MAX_EVENTS_PER_TYPE)
+        if start < len(times):
+            rendered[name] = {"t": times[start:], "p": kept[start:] if names else None}
     return rendered
 
 
@@ -348,9 +354,9 @@ def _drop_before(entries: list[Any], threshold: int) -> None:
             del entries[1][:cut]
 
 
-def _project(properties: Mapping[str, Any], names: frozenset[str]) -> dict[str, Any]:
-    # Sorted: the same keys in the same order in every process (sets are not ordered).
-    return {name: properties[name] for name in sorted(names) if name in properties}
+def _project(properties: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    # ``names`` sorted: the same keys in the same order in every process.
+    return {name: properties[name] for name in names if name in properties}
 
 
 def _key(properties: Any) -> str:

@@ -39,11 +39,16 @@ and an older one too unless some activity between it and the 3-day line arrived 
 it did. A sorted rebuild never compacts the instant it is folding, so it never asks.
 Memory: at most 1000 instants (two integers each) and seven numbers per visitor.
 
+Rendering needs only the sessions, not the instants, so the state also keeps the
+sessions not yet closed (``sessions_of``) as a list: an event after every other, the
+usual case, extends or appends the last one; anything else recounts them from the
+timeline.
+
 State (JSON, under ``"engagement"`` in the profile state)::
 
     {"t": [instant_us, ...], "c": [2 * page_views + starts_session, ...],
      "cut": instant_us | null, "open": [start_us, pages] | null,
-     "done": [sessions, duration_us, pages]}
+     "done": [sessions, duration_us, pages], "s": [[start_us, end_us, pages], ...]}
 """
 
 from __future__ import annotations
@@ -89,7 +94,7 @@ _NOTHING_CLOSED: tuple[Session, ...] = ()
 
 def new_engagement() -> dict[str, Any]:
     """The engagement part of an empty profile state."""
-    return {"t": [], "c": [], "cut": None, "open": None, "done": [0, 0, 0]}
+    return {"t": [], "c": [], "cut": None, "open": None, "done": [0, 0, 0], "s": []}
 
 
 def observe(
@@ -114,18 +119,39 @@ def observe(
         return None
     times: list[int] = engagement["t"]
     codes: list[int] = engagement["c"]
-    code = 2 * page_views + starts_session
+    recent: list[list[int]] = engagement["s"]
     at = bisect.bisect_left(times, ts)
     if at < len(times) and times[at] == ts:
         known = codes[at]
-        codes[at] = (known & ~1) + 2 * page_views + (known & 1 or starts_session)
+        codes[at] = known + 2 * page_views + (starts_session and not known & 1)
+        if starts_session and not known & 1:
+            _recount(engagement)  # a new session start inside the timeline: rare
+        else:
+            for session in reversed(recent):
+                if session[0] <= ts:
+                    session[2] += page_views
+                    break
     else:
         times.insert(at, ts)
-        codes.insert(at, code)
+        codes.insert(at, 2 * page_views + starts_session)
+        if at == len(times) - 1:
+            # The usual case, an event after all others: extend or begin the last session.
+            last = recent[-1] if recent else None
+            if last is None or starts_session or ts - last[1] > SESSION_GAP_US:
+                recent.append([ts, ts, page_views])
+            else:
+                last[1] = ts
+                last[2] += page_views
+        else:
+            _recount(engagement)
     oldest = last_seen - detail_window
     if times[0] >= oldest and len(times) <= max_instants:
         return _NOTHING_CLOSED
     return _compact(engagement, oldest, max_instants)
+
+
+def _recount(engagement: dict[str, Any]) -> None:
+    engagement["s"] = [list(session) for session in sessions_of(engagement)]
 
 
 def _compact(engagement: dict[str, Any], oldest: int, max_instants: int) -> tuple[Session, ...]:
@@ -153,6 +179,8 @@ def _compact(engagement: dict[str, Any], oldest: int, max_instants: int) -> tupl
     del codes[:count]
     engagement["open"] = opened
     engagement["cut"] = cut
+    # Compacting changes no session, it closes the oldest: they leave the recent list.
+    del engagement["s"][: len(closed)]
     return tuple(closed)
 
 
@@ -175,17 +203,13 @@ def sessions_of(engagement: Mapping[str, Any]) -> Iterator[Session]:
         yield current[0], current[1], current[2]
 
 
-def render_engagement(
-    engagement: Mapping[str, Any], recent: list[Session] | None = None
-) -> dict[str, Any] | None:
+def render_engagement(engagement: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ``engagement`` field of the profile document (None: no activity).
 
-    ``recent`` is ``list(sessions_of(engagement))`` when the caller has it already.
     ``last_session`` times are ISO-8601 strings filled in by the caller (``start`` and
     ``end`` are returned in microseconds here).
     """
-    if recent is None:
-        recent = list(sessions_of(engagement))
+    recent = engagement["s"]
     if not recent:
         return None
     sessions, duration, pages = engagement["done"]

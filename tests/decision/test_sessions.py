@@ -19,6 +19,7 @@ from decision.sessions import (
     new_engagement,
     observe,
     render_engagement,
+    sessions_of,
 )
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
@@ -270,6 +271,23 @@ class TestAgainstBruteForce:
         actual = render_engagement(state)
 
         assert expected == actual
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        entries=instant_streams(),
+        seed=st.randoms(use_true_random=False),
+        most=st.sampled_from([2, 1000]),
+    )
+    def test_kept_sessions_are_the_timelines(
+        self, entries: list[tuple[int, bool, int]], seed: random.Random, most: int
+    ):
+        """The sessions kept for rendering are always those the timeline gives."""
+        shuffled = list(entries)
+        seed.shuffle(shuffled)
+
+        state, _ = _fold(shuffled, 120 * MINUTE, most)
+
+        assert [list(session) for session in sessions_of(state)] == state["s"]
 
     @settings(max_examples=200, deadline=None)
     @given(entries=instant_streams(size=120), most=st.sampled_from([1, 5, 1000]))
