@@ -735,7 +735,7 @@ def render(state: Mapping[str, Any]) -> dict[str, JSON]:
         document["campaigns"] = campaigns
     activity = state["activity"]
     if activity["using"]:
-        derived = None
+        derived: dict[str, list[tuple[int, Mapping[str, Any]]]] | None = None
         if any(entry[0] == SESSION for entry in activity["using"]):
             derived = {SESSION: [(s, _session_properties(s, e, p)) for s, e, p in recent]}
         kept = render_activity(activity, state["last_seen"], derived)
