@@ -382,6 +382,8 @@ def _by_month(
     cache: list[tuple[tuple[int, int], list[list[Window]]] | None] = [None]
 
     def windows(now_us: int, now: datetime) -> list[list[Window]]:
+        if now.tzinfo is not UTC:
+            now = now.astimezone(UTC)  # calendar windows are UTC's
         key = (now.year, now.month)
         known = cache[0]
         if known is not None and known[0] == key:

@@ -3,7 +3,7 @@ each shape means on hand-written event logs, and the declaration of what they re
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -485,6 +485,15 @@ class TestCalendar:
         )
 
         assert expected == actual
+
+    def test_calendar_is_utc_whatever_the_offset_of_now(self):
+        """now at 2026-12-01T01:00+02:00 is still November in UTC: November counts."""
+        spec = {"$activity": {"type": "page_view", "during": {"monthsAgo": 0}}}
+        predicate = compile_filter(spec)
+        profile = document([ev("page_view", datetime(2026, 11, 20, tzinfo=UTC))], predicate)
+        now = datetime(2026, 12, 1, 1, 0, tzinfo=timezone(timedelta(hours=2)))
+
+        assert predicate(profile, now)
 
     def test_this_month(self):
         """monthsAgo 0: engaged with campaign X twice this month (November 2026)."""
