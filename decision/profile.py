@@ -86,6 +86,7 @@ from decision.sessions import (
     new_engagement,
     observe,
     render_engagement,
+    session_properties,
 )
 
 __all__ = [
@@ -637,13 +638,9 @@ def _apply_activity(
         return
     retain(activity, kind, ts, props, needs, last_seen)
     for start, end, pages in closed:
-        retain(activity, SESSION, start, _session_properties(start, end, pages), needs, last_seen)
+        retain(activity, SESSION, start, session_properties(start, end, pages), needs, last_seen)
     if ts == last_seen:
         prune(activity, needs, last_seen)
-
-
-def _session_properties(start: int, end: int, pages: int) -> dict[str, JSON]:
-    return {"pages": pages, "duration": (end - start) / 1_000_000}
 
 
 def needs_rebuild(state: Mapping[str, Any]) -> bool:
@@ -704,9 +701,6 @@ def render(state: Mapping[str, Any]) -> dict[str, JSON]:
     recent = state["engagement"]["s"]
     engagement = render_engagement(state["engagement"])
     if engagement is not None:
-        last = engagement["last_session"]
-        last["start"] = _iso(last["start"])
-        last["end"] = _iso(last["end"])
         document["engagement"] = engagement
     attributes = {
         name: entry[2]
@@ -735,10 +729,7 @@ def render(state: Mapping[str, Any]) -> dict[str, JSON]:
         document["campaigns"] = campaigns
     activity = state["activity"]
     if activity["using"]:
-        derived: dict[str, list[tuple[int, Mapping[str, Any]]]] | None = None
-        if any(entry[0] == SESSION for entry in activity["using"]):
-            derived = {SESSION: [(s, _session_properties(s, e, p)) for s, e, p in recent]}
-        kept = render_activity(activity, state["last_seen"], derived)
+        kept = render_activity(activity, state["last_seen"], recent)
         if kept:
             document["activity"] = kept
     return document

@@ -36,22 +36,27 @@ or needs a back-fill from the event log (``decision.profile.backfill``).
 State (JSON, under ``"activity"`` in the profile state)::
 
     {"using": DECLARATION | null, "complete": DECLARATION | null,
-     "events": {type: [[timestamp_us, ...], [properties, ...] | null]}}
+     "events": {type: [[timestamp_us, ...], [properties, ...] | null]},
+     "pruned": last_seen_us | null}
 
 where a DECLARATION is ``[[type, [property, ...] | null, horizon_us, since_us | null],
-...]`` (``ActivityNeeds.as_json``). Both are null in a state that has folded nothing
-yet (it is complete for any declaration); the properties list is null when the rules
-read no property of that type.
+...]`` (``ActivityNeeds.as_json``). ``using`` is null in a state that has folded nothing
+yet (it is complete for any declaration); ``complete`` is null when it equals
+``using`` (the usual case, so the declaration is stored once); the properties list is
+null when the rules read no property of that type; ``pruned`` is when old events were
+last dropped (at most hourly).
 """
 
 from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+from decision.sessions import session_properties
 
 __all__ = [
     "CLOCK_SLACK_US",
@@ -199,12 +204,13 @@ def use_needs(activity: dict[str, Any], needs: ActivityNeeds, last_seen: int | N
     to ``needs`` (types, properties, threshold), and the state stays complete only for
     the meet of what it was complete for and ``needs``.
     """
-    if needs.is_stored_as(activity["using"]):
+    using = activity["using"]
+    if needs.is_stored_as(using):
         return
     activity["using"] = needs.as_json()
-    if activity["complete"] is None:
-        activity["complete"] = needs.as_json()
-        return
+    if using is None:
+        return  # fresh: complete for what it now keeps
+    complete = activity["complete"] if activity["complete"] is not None else using
     events: dict[str, list[Any]] = activity["events"]
     for name in [name for name in events if name not in needs.types]:
         del events[name]
@@ -218,7 +224,7 @@ def use_needs(activity: dict[str, Any], needs: ActivityNeeds, last_seen: int | N
             entries[1] = [_project(props, need.ordered) for props in entries[1]]
         if last_seen is not None:
             _drop_before(entries, _threshold(need, last_seen))
-    had = _from_record(activity["complete"])
+    had = _from_record(complete)
     meet: dict[str, TypeNeeds] = {}
     for name, need in needs.types.items():
         old = had.get(name)
@@ -231,16 +237,17 @@ def use_needs(activity: dict[str, Any], needs: ActivityNeeds, last_seen: int | N
         meet[name] = TypeNeeds(
             old.properties & need.properties, min(old.horizon, need.horizon), since
         )
-    activity["complete"] = ActivityNeeds.of(meet).as_json()
+    met = ActivityNeeds.of(meet)
+    activity["complete"] = None if met.record == needs.record else met.as_json()
 
 
 def covers(activity: Mapping[str, Any], needs: ActivityNeeds) -> bool:
     """Whether the state holds every event ``needs`` can read, so that its answers are
     exact without a back-fill from the event log."""
-    complete = activity["complete"]
-    if complete is None:
+    if activity["using"] is None:
         return True  # it has folded nothing yet
-    have = _from_record(complete)
+    complete = activity["complete"]
+    have = _from_record(complete if complete is not None else activity["using"])
     for name, need in needs.types.items():
         had = have.get(name)
         if had is None or not need.properties <= had.properties or need.horizon > had.horizon:
@@ -273,6 +280,15 @@ def retain(
     times: list[int] = entries[0]
     kept: list[Any] | None = entries[1]
     props = _project(properties, need.ordered) if need.properties else None
+    if not times or ts > times[-1]:  # the usual case: newer than everything kept
+        times.append(ts)
+        if kept is not None:
+            kept.append(props)
+        if times[0] < threshold:
+            _drop_before(entries, threshold)
+        if len(times) > MAX_EVENTS_PER_TYPE:
+            _drop_oldest(entries)
+        return
     at = bisect.bisect_right(times, ts)
     if at and times[at - 1] == ts and kept is not None:
         # Equal timestamps: order by the properties' canonical JSON, not by arrival.
@@ -286,9 +302,14 @@ def retain(
         kept.insert(at, props)
     _drop_before(entries, threshold)
     if len(times) > MAX_EVENTS_PER_TYPE:
-        del times[: len(times) - MAX_EVENTS_PER_TYPE]
-        if kept is not None:
-            del kept[: len(kept) - MAX_EVENTS_PER_TYPE]
+        _drop_oldest(entries)
+
+
+def _drop_oldest(entries: list[Any]) -> None:
+    excess = len(entries[0]) - MAX_EVENTS_PER_TYPE
+    del entries[0][:excess]
+    if entries[1] is not None:
+        del entries[1][:excess]
 
 
 def prune(activity: dict[str, Any], needs: ActivityNeeds, last_seen: int) -> None:
@@ -307,13 +328,13 @@ def prune(activity: dict[str, Any], needs: ActivityNeeds, last_seen: int) -> Non
 def render_activity(
     activity: Mapping[str, Any],
     last_seen: int | None,
-    derived: Mapping[str, list[tuple[int, Mapping[str, Any]]]] | None = None,
+    sessions: Sequence[Sequence[int]] = (),
 ) -> dict[str, Any]:
     """The canonical kept events, as the profile document's ``activity`` field:
     ``{type: {"t": [timestamp_us, ...], "p": [properties, ...] | null}}``.
 
-    ``derived`` adds entries computed at render time (the sessions still in
-    ``decision.sessions``' timeline), newer than the stored ones of their type.
+    ``sessions`` are the ``(start, end, pages)`` sessions not closed yet (in
+    ``decision.sessions``' state), newer than the kept ones.
     """
     using = activity["using"]
     if not using or last_seen is None:
@@ -327,11 +348,10 @@ def render_activity(
         entries = stored.get(name)
         times: list[int] = entries[0] if entries is not None else []
         kept: list[Any] = entries[1] if entries is not None and names else []
-        extra = derived.get(name) if derived else None
-        if extra:
-            times = times + [ts for ts, _ in extra]
+        if name == SESSION and sessions:
+            times = times + [session[0] for session in sessions]
             if names:
-                kept = kept + [_project(props, names) for _, props in extra]
+                kept = kept + [_project(session_properties(*s), names) for s in sessions]
         start = max(bisect.bisect_left(times, threshold), len(times) - MAX_EVENTS_PER_TYPE)
         if start < len(times):
             rendered[name] = {"t": times[start:], "p": kept[start:] if names else None}

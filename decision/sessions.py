@@ -12,7 +12,9 @@ session lasts from its first instant to its last (a single instant: 0). Page vie
 
 Rendered under ``engagement``: ``sessions``, ``page_views``, ``time_on_site`` (the sum
 of the sessions' durations, seconds), ``pages_per_session`` and ``last_session``
-(``start``, ``end``, ``pages``, ``duration``).
+(``pages``, its depth, and ``duration``). The last session's start and end are left out:
+formatting two more timestamps would cost a tenth of the whole fold, and ``last_seen``
+already says when the visitor was last active.
 
 THE STATE. Exactness in any order needs the instants themselves: a ``session_start``
 that arrives late for an instant inside a known session splits it, and where the first
@@ -67,6 +69,7 @@ __all__ = [
     "new_engagement",
     "observe",
     "render_engagement",
+    "session_properties",
     "sessions_of",
 ]
 
@@ -203,12 +206,13 @@ def sessions_of(engagement: Mapping[str, Any]) -> Iterator[Session]:
         yield current[0], current[1], current[2]
 
 
-def render_engagement(engagement: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The ``engagement`` field of the profile document (None: no activity).
+def session_properties(start: int, end: int, pages: int) -> dict[str, Any]:
+    """A session's properties as activity clauses see them: ``pages``, ``duration``."""
+    return {"duration": (end - start) / 1_000_000, "pages": pages}
 
-    ``last_session`` times are ISO-8601 strings filled in by the caller (``start`` and
-    ``end`` are returned in microseconds here).
-    """
+
+def render_engagement(engagement: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``engagement`` field of the profile document (None: no activity)."""
     recent = engagement["s"]
     if not recent:
         return None
@@ -223,10 +227,5 @@ def render_engagement(engagement: Mapping[str, Any]) -> dict[str, Any] | None:
         "page_views": pages,
         "time_on_site": duration / 1_000_000,
         "pages_per_session": pages / sessions,
-        "last_session": {
-            "start": start,
-            "end": end,
-            "pages": count,
-            "duration": (end - start) / 1_000_000,
-        },
+        "last_session": {"pages": count, "duration": (end - start) / 1_000_000},
     }

@@ -407,12 +407,7 @@ class TestVisits:
                 "page_views": 0,
                 "time_on_site": 0.0,
                 "pages_per_session": 0.0,
-                "last_session": {
-                    "start": "2026-06-01T00:00:00.000000Z",
-                    "end": "2026-06-01T00:00:00.000000Z",
-                    "pages": 0,
-                    "duration": 0.0,
-                },
+                "last_session": {"pages": 0, "duration": 0.0},
             },
             "attributes": {"tier": "gold"},
         }

@@ -53,12 +53,7 @@ def figures(found: list[tuple[int, int, int]]) -> dict[str, Any] | None:
         "page_views": pages,
         "time_on_site": sum(end - start for start, end, _ in found) / 1_000_000,
         "pages_per_session": pages / len(found),
-        "last_session": {
-            "start": start,
-            "end": end,
-            "pages": last_pages,
-            "duration": (end - start) / 1_000_000,
-        },
+        "last_session": {"pages": last_pages, "duration": (end - start) / 1_000_000},
     }
 
 
@@ -81,12 +76,7 @@ class TestDefinition:
             "page_views": 3,
             "time_on_site": 1800.0,
             "pages_per_session": 1.5,
-            "last_session": {
-                "start": "2026-06-01T01:00:01.000000Z",
-                "end": "2026-06-01T01:00:01.000000Z",
-                "pages": 1,
-                "duration": 0.0,
-            },
+            "last_session": {"pages": 1, "duration": 0.0},
         }
 
         actual = engagement(
@@ -128,12 +118,7 @@ class TestDefinition:
             "page_views": 5,
             "time_on_site": 1800.0,
             "pages_per_session": 2.5,
-            "last_session": {
-                "start": "2026-06-01T00:20:00.000000Z",
-                "end": "2026-06-01T00:40:00.000000Z",
-                "pages": 3,
-                "duration": 1200.0,
-            },
+            "last_session": {"pages": 3, "duration": 1200.0},
         }
 
         actual = engagement(
