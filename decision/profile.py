@@ -69,7 +69,6 @@ from typing import Any
 
 from decision.errors import InvalidRequestError, Problem
 from decision.model import JSON
-from decision.retention import covers as _covers
 from decision.retention import (
     NO_ACTIVITY,
     SESSION,
@@ -80,6 +79,7 @@ from decision.retention import (
     retain,
     use_needs,
 )
+from decision.retention import covers as _covers
 from decision.sessions import (
     NOT_ACTIVITY,
     PAGE_TYPES,
