@@ -50,8 +50,9 @@ empty, if they cancel out).
 Engagement and activity (their own modules, each keeping the invariant above):
 
 - ``engagement``: sessions derived from the stream (``decision.sessions``). Exact in any
-  order for events at most 3 days late; an event later than that cannot be placed, and
-  the fold marks the state for a rebuild from the event log (``needs_rebuild``).
+  order for events at most 3 days behind the visitor's latest activity; an event behind
+  activity the fold has already compacted cannot be placed, and the fold marks the state
+  for a rebuild from the event log (``needs_rebuild``).
 - ``activity``: the events the rules' activity clauses read (``decision.retention``).
   ``apply``, ``rebuild`` and ``backfill`` take the ruleset's declaration
   (``Ruleset.activity``); with none (the default) nothing is kept.
