@@ -342,10 +342,12 @@ def render_activity(
     rendered: dict[str, Any] = {}
     stored: Mapping[str, list[Any]] = activity["events"]
     for name, names, horizon, since in using:
+        entries = stored.get(name)
+        if entries is None and not (sessions and name == SESSION):
+            continue
         threshold = last_seen - horizon - CLOCK_SLACK_US
         if since is not None and since < threshold:
             threshold = since
-        entries = stored.get(name)
         times: list[int] = entries[0] if entries is not None else []
         kept: list[Any] = entries[1] if entries is not None and names else []
         if name == SESSION and sessions:
