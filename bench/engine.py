@@ -2,7 +2,8 @@
 
 Runs in one process on one core and prints its figures; nothing here asserts timings.
 
-    .venv/bin/python bench/engine.py [--profiles 10000] [--repeats 5]
+    .venv/bin/python bench/engine.py [--profiles 10000] [--repeats 5] [--calls 20000]
+                                     [--rounds 3] [--windowed-only]
 
 Needs the bench extra for the peer library: ``pip install -e '.[bench]'``.
 """
@@ -26,6 +27,7 @@ from decision import compile_filter, compile_ruleset, decide
 TARGET_RATIO = 10.0
 TARGET_DECIDE_US = 30.0
 TARGET_LARGE_FACTOR = 1.5
+TARGET_WINDOWED_FACTOR = 1.5
 
 
 def _evals_per_second(fn: Any, profiles: list[Any], repeats: int) -> float:
@@ -104,16 +106,56 @@ def bench_decide(profiles: list[dict[str, Any]], calls: int) -> None:
     print(f"compiling the 10,000-segment ruleset took {compile_s:.2f} s")
 
 
+def bench_windowed(profiles: int, calls: int, rounds: int) -> None:
+    """decide() with 20 windowed-activity segments among 200 against the same document
+    without them, on profiles carrying 90-day histories (engagement and kept activity)."""
+    plain_doc = synthetic.make_document(200, 100)
+    windowed_doc = synthetic.make_windowed_document(200, 20, 100)
+    plain = compile_ruleset(plain_doc)
+    windowed = compile_ruleset(windowed_doc)
+    documents = synthetic.make_activity_profiles(profiles, windowed.activity)
+    kept = [sum(len(v["t"]) for v in d.get("activity", {}).values()) for d in documents]
+    print(
+        f"\ndecide() with 3 placements, 20 windowed-activity segments among 200, "
+        f"median of {calls:,} calls, {rounds} alternating rounds"
+    )
+    print(
+        f"profiles: {len(documents):,} with 90-day histories, kept activity entries "
+        f"median {statistics.median(kept):.0f}, max {max(kept)}"
+    )
+    # Alternate the two so that a busy neighbour on the shared machine hits both alike.
+    without, with_ = [], []
+    for _ in range(rounds):
+        without.append(_decide_median_us(plain, documents, calls))
+        with_.append(_decide_median_us(windowed, documents, calls))
+    base, ours = statistics.median(without), statistics.median(with_)
+    ratio = ours / base
+    verdict = "met" if ratio <= TARGET_WINDOWED_FACTOR else "MISSED"
+    print(f"{'without windowed segments':34} {base:8.1f} us   (rounds: {_fmt(without)})")
+    print(f"{'with 20 windowed segments':34} {ours:8.1f} us   (rounds: {_fmt(with_)})")
+    print(f"ratio {ratio:.2f}x, target <= {TARGET_WINDOWED_FACTOR}x: {verdict}")
+
+
+def _fmt(values: list[float]) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--windowed-only", action="store_true",
+                        help="only the windowed-activity comparison")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating rounds of the windowed-activity comparison")
     args = parser.parse_args()
-    profiles = synthetic.make_profiles(args.profiles)
     print(f"Python {sys.version.split()[0]}, one process")
-    bench_filters(profiles, args.repeats)
-    bench_decide(profiles, args.calls)
+    if not args.windowed_only:
+        profiles = synthetic.make_profiles(args.profiles)
+        bench_filters(profiles, args.repeats)
+        bench_decide(profiles, args.calls)
+    bench_windowed(args.profiles, args.calls, args.rounds)
 
 
 if __name__ == "__main__":

@@ -156,3 +156,88 @@ def make_document(n_segments: int, n_campaigns: int, seed: int = 7) -> dict[str,
         "exclusion_groups": groups,
         "campaigns": campaigns,
     }
+
+
+# -- behaviour over time: event histories and windowed-activity segments ------------------
+
+WINDOWED_FILTERS: list[dict[str, Any]] = [
+    {"$activity": {"type": "product_view", "properties": {"category": "shoes"},
+                   "timestamp": {"$gte": {"$daysAgo": 7}}, "count": {"$gte": 3}}},
+    {"$activity": {"type": "purchase", "timestamp": {"$gte": {"$daysAgo": 365}},
+                   "sum": {"value": {"$gte": 1000}}}},
+    {"$activity": {"type": "page_view", "properties": {"page_type": "sale"},
+                   "timestamp": {"$gte": {"$daysAgo": 14}}, "count": {"$gte": 1}}},
+    {"$activity": {"type": "purchase", "timestamp": {"$gte": {"$daysAgo": 14}}, "count": 0}},
+    {"$activity": {"type": "session", "timestamp": {"$gte": {"$daysAgo": 30}}, "count": {"$gte": 2}}},
+    {"$activity": {"type": "product_view", "properties": {"price": {"$lt": 50}},
+                   "timestamp": {"$gte": {"$daysAgo": 30}}, "count": {"$gte": 5}}},
+    {"$sequence": {"first": {"type": "add_to_cart", "timestamp": {"$gte": {"$daysAgo": 7}}},
+                   "notFollowedBy": {"type": "purchase"}, "within": {"hours": 24}}},
+    {"$sequence": {"first": {"type": "product_view", "properties": {"category": "bags"},
+                             "timestamp": {"$gte": {"$daysAgo": 30}}},
+                   "followedBy": {"type": "purchase"}, "within": {"days": 7}}},
+    {"$activity": {"type": "purchase", "during": {"yearsAgo": 1, "months": [11, 12]}}},
+    {"$activity": {"type": "session", "properties": {"pages": {"$gte": 5}},
+                   "timestamp": {"$gte": {"$daysAgo": 60}}, "count": {"$gte": 1}}},
+]
+"""The issue's shapes and a few more: counts, sums, sequences, a season, sessions."""
+
+
+def make_windowed_document(
+    n_segments: int, n_windowed: int, n_campaigns: int, seed: int = 7
+) -> dict[str, Any]:
+    """``make_document`` with ``n_windowed`` of its segments (spread evenly) replaced by
+    windowed-activity filters: same ids, same campaigns, so the two compare call for call."""
+    document = make_document(n_segments, n_campaigns, seed)
+    step = max(1, n_segments // max(1, n_windowed))
+    for k in range(n_windowed):
+        segment = document["segments"][(k * step) % n_segments]
+        segment["filter"] = WINDOWED_FILTERS[k % len(WINDOWED_FILTERS)]
+    return document
+
+
+def visitor_history(rng: random.Random, days: int = 90, now: datetime = NOW) -> list[Any]:
+    """A realistic ``days``-day event history of one visitor, as ``decision.Event`` values:
+    a few to a few dozen sessions (session_start, page and product views, sometimes cart
+    adds and an order), heavy visitors rare."""
+    from decision import Event
+
+    events: list[Any] = []
+    sessions = min(60, int(rng.paretovariate(1.3)) + rng.randint(0, 3))
+    for s in range(sessions):
+        start = now - timedelta(days=rng.uniform(0, days))
+        at = start
+        def add(kind: str, properties: dict[str, Any]) -> None:
+            events.append(Event(f"{id(events)}-{len(events)}", "v", kind, at, properties))
+        add("session_start", {"referrer": "https://search.example.com/"})
+        for _ in range(rng.randint(1, 15)):
+            at += timedelta(seconds=rng.randint(5, 240))
+            if rng.random() < 0.5:
+                add("page_view", {"url": "/c", "page_type": rng.choice(["home", "category", "sale"]),
+                                  "category": rng.choice(CATEGORIES)})
+            else:
+                add("product_view", {"sku": f"sku-{rng.randint(1, 5000)}", "category": rng.choice(CATEGORIES),
+                                     "brand": rng.choice(BRANDS), "price": rng.choice([9.99, 29.0, 49.0, 120.0])})
+            if rng.random() < 0.08:
+                add("add_to_cart", {"sku": f"sku-{rng.randint(1, 5000)}", "quantity": 1, "price": 29.0})
+        if rng.random() < 0.12:
+            at += timedelta(seconds=rng.randint(30, 600))
+            add("purchase", {"order_id": f"o-{s}", "value": round(rng.uniform(20, 400), 2),
+                             "currency": "EUR", "articles": rng.randint(1, 4)})
+    return events
+
+
+def make_activity_profiles(n: int, needs: Any, seed: int = 42, shapes: int = 500) -> list[dict[str, Any]]:
+    """``make_profiles(n)`` with the engagement and kept activity of a 90-day history each
+    (``shapes`` distinct histories folded with ``needs``, cycled over the profiles)."""
+    from decision.profile import rebuild, render
+
+    rng = random.Random(seed + 1)
+    folded = []
+    for _ in range(shapes):
+        document = render(rebuild(visitor_history(rng), needs))
+        folded.append({k: document[k] for k in ("engagement", "activity") if k in document})
+    profiles = make_profiles(n, seed)
+    for index, profile in enumerate(profiles):
+        profile.update(folded[index % shapes])
+    return profiles

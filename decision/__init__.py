@@ -31,10 +31,13 @@ from decision.model import (
     Variant,
 )
 from decision.profile import EVENT_TYPES, Event, validate_events
+from decision.retention import NO_ACTIVITY, ActivityNeeds
 from decision.rules import compile_ruleset, validate_ruleset
 
 __all__ = [
     "BUCKETS",
+    "NO_ACTIVITY",
+    "ActivityNeeds",
     "Audience",
     "Campaign",
     "EVENT_TYPES",

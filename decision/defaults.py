@@ -12,7 +12,9 @@ comparison):
 - ``customer_segment.outbounds_value_total``: total spend, in the store's currency;
 - ``cart.items``: the cart's items; ``cart.updated_at``: ISO-8601 time of the last change;
 - ``customer_segment.*``: the other order and return metrics (the parcelLab segments);
-- ``context.*``: the request context, e.g. ``context.device`` (``"mobile"``, ``"desktop"``).
+- ``context.*``: the request context, e.g. ``context.device`` (``"mobile"``, ``"desktop"``);
+- the visitor's events, through ``$activity`` (the journey segments): sessions,
+  ``add_to_cart``, ``purchase`` and ``page_view`` events with their ``page_type``.
 
 The default document has no placements: the placement catalogue is storefront-specific,
 and asking about a placement nobody defined should say so (``UNKNOWN_PLACEMENT``)
@@ -103,7 +105,93 @@ def _default_segments() -> list[dict[str, Any]]:
                 "cart.updated_at": {"$lte": {"$hoursAgo": 1}},
             },
         },
+        *_journey_segments(),
     ]
+
+
+def _journey_segments() -> list[dict[str, Any]]:
+    # Journey stages from the visitor's events (README, "Extensions to MongoDB's
+    # language"): what the profile keeps for them is declared by the ruleset.
+    return [
+        {
+            "id": "browsers",
+            "name": "Browsers",
+            "description": (
+                "Visiting but not shopping: at least 2 sessions in the last 30 days and no "
+                "`add_to_cart` in those 30 days."
+            ),
+            "filter": {
+                "$and": [
+                    {"$activity": _sessions({"$gte": {"$daysAgo": 30}}, {"$gte": 2})},
+                    {
+                        "$activity": {
+                            "type": "add_to_cart",
+                            "timestamp": {"$gte": {"$daysAgo": 30}},
+                            "count": 0,
+                        }
+                    },
+                ]
+            },
+        },
+        {
+            "id": "at_risk_customers",
+            "name": "At-risk customers",
+            "description": (
+                "Bought before, not in the last 60 days (`customer_segment."
+                "last_purchase_date`), and visiting less: at least 3 sessions 30 to 90 days "
+                "ago, at most 1 in the last 30 days."
+            ),
+            "filter": {
+                "$and": [
+                    {"customer_segment.last_purchase_date": {"$lte": {"$daysAgo": 60}}},
+                    {
+                        "$activity": _sessions(
+                            {"$gte": {"$daysAgo": 90}, "$lt": {"$daysAgo": 30}}, {"$gte": 3}
+                        )
+                    },
+                    {"$activity": _sessions({"$gte": {"$daysAgo": 30}}, {"$lte": 1})},
+                ]
+            },
+        },
+        {
+            "id": "holiday_shoppers",
+            "name": "Holiday shoppers",
+            "description": "Bought in November or December of last year (UTC).",
+            "filter": {
+                "$activity": {"type": "purchase", "during": {"yearsAgo": 1, "months": [11, 12]}}
+            },
+        },
+        {
+            "id": "sale_seekers",
+            "name": "Sale seekers",
+            "description": (
+                "Viewed sale pages (`page_view` with `page_type` \"sale\") at least twice in "
+                "the last 30 days, or bought in last year's Black Friday week."
+            ),
+            "filter": {
+                "$or": [
+                    {
+                        "$activity": {
+                            "type": "page_view",
+                            "properties": {"page_type": "sale"},
+                            "timestamp": {"$gte": {"$daysAgo": 30}},
+                            "count": {"$gte": 2},
+                        }
+                    },
+                    {
+                        "$activity": {
+                            "type": "purchase",
+                            "during": {"yearsAgo": 1, "period": "black_friday_week"},
+                        }
+                    },
+                ]
+            },
+        },
+    ]
+
+
+def _sessions(window: dict[str, Any], count: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "session", "timestamp": window, "count": count}
 
 
 def _parcellab_segments() -> list[dict[str, Any]]:

@@ -36,6 +36,12 @@ EXTENSIONS (ours, not MongoDB's):
   ``$and/$or/$nor``, not inside ``$elemMatch``) that is true when the document is in that
   segment, evaluated once per call through ``EvalContext.segment``. ``references``
   lists the ids; the ruleset compiler checks they exist and form no cycle.
+- Activity. ``{"$activity": {...}}`` counts or sums the visitor's events in a time or
+  calendar window, ``{"$sequence": {...}}`` asks for one event followed (or not) by
+  another; clauses placed like ``$segment``, compiled by ``decision.activity``, which
+  defines them. They read the document's ``activity`` field; ``activity`` on the
+  Predicate declares what of the visitor's events they need kept
+  (``decision.retention.ActivityNeeds``).
 
 LIMITS: a filter nests at most ``MAX_FILTER_DEPTH`` levels (each object or array of
 clauses and operands is one; a dotted path counts one per part beyond the first, as the
@@ -57,7 +63,9 @@ from typing import TYPE_CHECKING, Any
 from decision import _bson
 from decision._bson import MISSING
 from decision._regex import RegexError, compile_regex
+from decision.activity import CLAUSES, compile_clause
 from decision.errors import FilterError
+from decision.retention import NO_ACTIVITY, ActivityNeeds
 
 Matcher = Callable[[Any, "EvalContext"], bool]
 """A compiled filter node: ``matcher(document, ctx) -> bool``."""
@@ -97,6 +105,7 @@ class Predicate:
     __slots__ = (
         "__call__",
         "_match",
+        "activity",
         "depth",
         "fields",
         "reference_depths",
@@ -124,11 +133,15 @@ class Predicate:
         fields: frozenset[str] | None = None,
         depth: int = 0,
         reference_depths: Mapping[str, int] | None = None,
+        activity: ActivityNeeds = NO_ACTIVITY,
     ) -> None:
         self.spec = spec
         self._match = match
         self.references = references
         self.uses_now = uses_now
+        # What its activity clauses read of the visitor's events (not counting those of
+        # referenced segments): the profile keeps that much (decision.retention).
+        self.activity = activity
         # The top-level fields of the document the filter reads, not counting those of
         # referenced segments; None: unknown (treat as any field).
         self.fields = fields
@@ -202,8 +215,9 @@ def compile_filter(spec: Any) -> Predicate:
         frozenset(compiler.references),
         compiler.uses_now,
         frozenset(compiler.fields),
-        compiler.depth,
-        compiler.references,
+        depth=compiler.depth,
+        reference_depths=compiler.references,
+        activity=compiler.activity,
     )
 
 
@@ -342,7 +356,7 @@ postcodes fits; beyond it, a segment built from the data belongs in the profile.
 MAX_REGEX_LENGTH = 1024
 """Longest ``$regex`` pattern, in characters."""
 # $elemMatch objects starting with these are queries on the elements, not operators.
-_QUERY_OPERATORS = frozenset({"$and", "$or", "$nor", "$comment", "$segment"})
+_QUERY_OPERATORS = frozenset({"$and", "$or", "$nor", "$comment", "$segment", *CLAUSES})
 _UNSUPPORTED = frozenset(
     {
         "$expr", "$where", "$text", "$jsonSchema", "$search", "$sampleRate", "$alwaysTrue",
@@ -417,6 +431,7 @@ class _Compiler:
         self.depth = 0
         self.uses_now = False
         self.fields: set[str] = set()
+        self.activity = NO_ACTIVITY
         # Conjunctions of plain comparisons, as closures that work but are slow, and the
         # comparisons: merged with their siblings as far as the filter allows, then
         # turned into generated code where they are used (``finish``).
@@ -480,6 +495,14 @@ class _Compiler:
                 if in_elem_match:
                     raise FilterError(path, "$segment is not allowed inside $elemMatch")
                 clauses.append(self.segment(value, here, depth))
+            elif key in CLAUSES:
+                if in_elem_match:
+                    raise FilterError(path, f"{key} is not allowed inside $elemMatch")
+                compiled = compile_clause(key, value, here, self)
+                self.activity = self.activity.merge(compiled.needs)
+                self.uses_now = self.uses_now or compiled.uses_now
+                self.fields.add("activity")
+                clauses.append(compiled.match)
             elif key in _UNSUPPORTED:
                 raise FilterError(path, f"{key} is not supported")
             elif key != "$comment":
@@ -487,6 +510,17 @@ class _Compiler:
                 hint = hint if key in _OPS or key in _DATE_OPERANDS else ""
                 raise FilterError(path, f"unknown top-level operator {key!r}{hint}")
         return self.all_of(clauses)
+
+    def sub_filter(self, spec: Any, path: str) -> Predicate:
+        """A filter over one event's properties, for an activity clause at ``path``."""
+        try:
+            return compile_filter(spec)
+        except FilterError as error:
+            raise FilterError(_join(path, error.path), error.message) from None
+
+    def absolute_date(self, value: Any, path: str) -> datetime:
+        """The moment of a ``$date`` operand at ``path``."""
+        return _parse_date(value, path)
 
     def segment(self, segment_id: Any, path: str, depth: int) -> Matcher:
         if type(segment_id) is not str or not segment_id:

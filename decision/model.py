@@ -15,6 +15,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from decision.retention import NO_ACTIVITY, ActivityNeeds
+
 if TYPE_CHECKING:
     from decision.filters import Predicate
 
@@ -173,6 +175,8 @@ class Ruleset:
     referenced (``decide`` can reuse their results for an unchanged profile).
     ``profile_audiences`` are the campaigns whose audience (include and exclude
     segments, inline filter) depends on the profile alone in the same way.
+    ``activity`` declares what the activity clauses of its filters read of the
+    visitors' events: the profile fold keeps that (``decision.retention``).
     """
 
     version: str
@@ -185,6 +189,7 @@ class Ruleset:
     segment_filters: Mapping[str, Predicate] = field(default_factory=lambda: MappingProxyType({}))
     profile_segments: frozenset[str] = frozenset()
     profile_audiences: frozenset[str] = frozenset()
+    activity: ActivityNeeds = NO_ACTIVITY
 
 
 @dataclass(frozen=True, slots=True)

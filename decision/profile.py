@@ -63,6 +63,16 @@ returned articles counts, per known order, at most the articles that order had;
 returns of orders we never saw count in ``returns_number_total`` only. ``cart`` is
 present while there are cart events after the latest purchase (``items`` may then be
 empty, if they cancel out).
+
+Engagement and activity (their own modules, each keeping the invariant above):
+
+- ``engagement``: sessions derived from the stream (``decision.sessions``). Exact in any
+  order for events at most 3 days behind the visitor's latest activity; an event behind
+  activity the fold has already compacted cannot be placed, and the fold marks the state
+  for a rebuild from the event log (``needs_rebuild``).
+- ``activity``: the events the rules' activity clauses read (``decision.retention``).
+  ``apply``, ``rebuild`` and ``backfill`` take the ruleset's declaration
+  (``Ruleset.activity``); with none (the default) nothing is kept.
 """
 
 from __future__ import annotations
@@ -78,6 +88,25 @@ from typing import Any
 
 from decision.errors import InvalidRequestError, Problem
 from decision.model import JSON, MAX_EXACT_INTEGER
+from decision.retention import (
+    NO_ACTIVITY,
+    SESSION,
+    ActivityNeeds,
+    new_activity,
+    prune,
+    render_activity,
+    retain,
+    use_needs,
+)
+from decision.retention import covers as _covers
+from decision.sessions import (
+    NOT_ACTIVITY,
+    PAGE_TYPES,
+    new_engagement,
+    observe,
+    render_engagement,
+    session_properties,
+)
 
 __all__ = [
     "CONTROL_CHARACTERS",
@@ -88,8 +117,11 @@ __all__ = [
     "PROPERTY_SCHEMAS",
     "Event",
     "apply",
+    "backfill",
     "control_character_problem",
+    "covers",
     "format_timestamp",
+    "needs_rebuild",
     "new_state",
     "rebuild",
     "render",
@@ -151,15 +183,19 @@ MAX_ATTRIBUTES = 128
 """Attribute names (removed ones included) a profile keeps, the most recently written:
 a shop sets a few dozen at most."""
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 """Stored in every state; a store rebuilds states of another version from the log.
 2: bounded orders, returns, cart and attributes, an order's latest purchase wins,
-numbers clamped."""
+numbers clamped. 3: engagement and activity."""
 
 CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 """What no id and no object key may hold: C0 and C1 control characters (NUL, newline,
 escape, DEL, ...) and unpaired surrogates. They make ids that print alike but differ,
 break logs and exports, and a surrogate cannot be stored as UTF-8."""
+
+_NEEDS_REBUILD = 0
+"""The version a state is marked with when the fold could not place an event exactly:
+a store rebuilds it like a state of another version (``needs_rebuild``)."""
 
 # -- event types ----------------------------------------------------------------------
 
@@ -585,11 +621,19 @@ def new_state() -> dict[str, Any]:
         **{name: {} for name in _TOPS},
         # attribute -> [timestamp, event_id, value]; value None is a removal
         "attributes": {},
+        # sessions: decision.sessions
+        "engagement": new_engagement(),
+        # events the rules' activity clauses read: decision.retention
+        "activity": new_activity(),
     }
 
 
-def apply(state: dict[str, Any], event: Event) -> None:
-    """Fold one event into ``state``. Each distinct ``event_id`` must be applied once."""
+def apply(state: dict[str, Any], event: Event, needs: ActivityNeeds = NO_ACTIVITY) -> None:
+    """Fold one event into ``state``. Each distinct ``event_id`` must be applied once.
+
+    ``needs`` is the ruleset's activity declaration: what of the event to keep for its
+    activity clauses. After this, ``needs_rebuild(state)`` may ask for a rebuild.
+    """
     ts = _micros(event.timestamp)
     key = [ts, event.event_id]
     props = event.properties
@@ -599,6 +643,7 @@ def apply(state: dict[str, Any], event: Event) -> None:
             state["first_seen"] = ts
         if state["last_seen"] is None or ts > state["last_seen"]:
             state["last_seen"] = ts
+    _apply_activity(state, kind, ts, props, needs)
     if kind == "session_start":
         state["visits"] += 1
     elif kind == "page_view":
@@ -660,6 +705,37 @@ def apply(state: dict[str, Any], event: Event) -> None:
     # merges profiles on identify.
 
 
+def _apply_activity(
+    state: dict[str, Any], kind: str, ts: int, props: Mapping[str, Any], needs: ActivityNeeds
+) -> None:
+    """The engagement and activity parts of ``apply``."""
+    last_seen = state["last_seen"]
+    closed: tuple[tuple[int, int, int], ...] = ()
+    if kind not in NOT_ACTIVITY:
+        page_views = 1 if kind in PAGE_TYPES else 0
+        found = observe(state["engagement"], ts, kind == "session_start", page_views, last_seen)
+        if found is None:
+            state["v"] = _NEEDS_REBUILD  # too late to place: sessions need the whole log
+        else:
+            closed = found
+    activity = state["activity"]
+    if not needs.is_stored_as(activity["using"]):
+        use_needs(activity, needs, last_seen)
+    if not needs.types or last_seen is None:
+        return
+    retain(activity, kind, ts, props, needs, last_seen)
+    for start, end, pages in closed:
+        retain(activity, SESSION, start, session_properties(start, end, pages), needs, last_seen)
+    if ts == last_seen:
+        prune(activity, needs, last_seen)
+
+
+def needs_rebuild(state: Mapping[str, Any]) -> bool:
+    """Whether ``state`` must be rebuilt from the event log: folded by another version,
+    or marked by ``apply`` because an event came too late to place exactly."""
+    return bool(state.get("v") != STATE_VERSION)
+
+
 def _touch(state: dict[str, Any], name: str, value: str, ts: int) -> None:
     """Record ``value`` at ``ts`` in a bounded most-recent map; evict the oldest."""
     recent: dict[str, int] = state[name]
@@ -715,17 +791,34 @@ def _by_write(item: tuple[str, list[Any]]) -> tuple[Any, ...]:
     return entry[0], entry[1], name
 
 
-def rebuild(events: Iterable[Event]) -> dict[str, Any]:
+def rebuild(events: Iterable[Event], needs: ActivityNeeds = NO_ACTIVITY) -> dict[str, Any]:
     """The state of a whole event log: sorted by ``(timestamp, event_id)``, repeated
-    event ids dropped (the first in that order stays), then folded."""
+    event ids dropped (the first in that order stays), then folded with ``needs``."""
     state = new_state()
     last_id = None
     for event in sorted(events, key=lambda e: (e.timestamp, e.event_id)):
         if event.event_id == last_id:
             continue
         last_id = event.event_id
-        apply(state, event)
+        apply(state, event, needs)
     return state
+
+
+def covers(state: Mapping[str, Any], needs: ActivityNeeds) -> bool:
+    """Whether ``state`` keeps every event ``needs`` reads (else ``backfill`` it)."""
+    return _covers(state["activity"], needs)
+
+
+def backfill(state: dict[str, Any], events: Iterable[Event], needs: ActivityNeeds) -> None:
+    """Give ``state`` the activity ``needs`` reads, from the visitor's whole event log
+    (after a publish whose declaration the state does not cover). Only the activity
+    and engagement parts change, to what ``rebuild(events, needs)`` holds; the other
+    parts are exact already."""
+    rebuilt = rebuild(events, needs)
+    state["activity"] = rebuilt["activity"]
+    state["engagement"] = rebuilt["engagement"]
+    if state.get("v") == _NEEDS_REBUILD:
+        state["v"] = STATE_VERSION  # the sessions were why; they are whole again
 
 
 def render(state: Mapping[str, Any]) -> dict[str, JSON]:
@@ -736,6 +829,10 @@ def render(state: Mapping[str, Any]) -> dict[str, JSON]:
     if state["first_seen"] is not None:
         document["first_seen"] = _iso(state["first_seen"])
         document["last_seen"] = _iso(state["last_seen"])
+    recent = state["engagement"]["s"]
+    engagement = render_engagement(state["engagement"])
+    if engagement is not None:
+        document["engagement"] = engagement
     attributes = {
         name: entry[2]
         for name, entry in sorted(state["attributes"].items())
@@ -761,6 +858,11 @@ def render(state: Mapping[str, Any]) -> dict[str, JSON]:
     }
     if campaigns:
         document["campaigns"] = campaigns
+    activity = state["activity"]
+    if activity["using"]:
+        kept = render_activity(activity, state["last_seen"], recent)
+        if kept:
+            document["activity"] = kept
     return document
 
 

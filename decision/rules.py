@@ -108,6 +108,7 @@ from decision.model import (
     Segment,
     Variant,
 )
+from decision.retention import NO_ACTIVITY
 
 MAX_SEGMENT_REFERENCE_DEPTH = 32
 """Longest chain of ``$segment`` references (s2 refers to s1, which refers to s0: 2).
@@ -847,6 +848,11 @@ def _build(
         for placement_id in placements
     }
     profile_segments = _profile_only({k: s.filter for k, s in segments.items()})
+    activity = NO_ACTIVITY
+    for predicate in [s.filter for s in segments.values()] + [
+        c.audience.filter for c in campaigns.values() if c.audience.filter is not None
+    ]:
+        activity = activity.merge(predicate.activity)
     return Ruleset(
         version=version,
         document=MappingProxyType(document),
@@ -860,6 +866,7 @@ def _build(
         profile_audiences=frozenset(
             c.id for c in campaigns.values() if _profile_only_audience(c.audience, profile_segments)
         ),
+        activity=activity,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -12,12 +12,14 @@ import jsonschema
 import pytest
 
 from decision import (
+    Event,
     RulesetError,
     compile_ruleset,
     default_document,
     demo_document,
     visitor_segments,
 )
+from decision.profile import rebuild, render
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 SCHEMA = json.loads(resources.files("decision").joinpath("rules.schema.json").read_text("utf-8"))
@@ -29,7 +31,12 @@ PREBUILT = [
     "returning_customers",
     "high_value_customers",
     "cart_abandoners",
+    "browsers",
+    "at_risk_customers",
+    "holiday_shoppers",
+    "sale_seekers",
 ]
+JOURNEYS = PREBUILT[5:]
 PARCELLAB = [
     "repeat_minimal_returns",
     "high_spending_recent_buyers",
@@ -115,6 +122,94 @@ class TestPrebuiltSegments:
         actual = "cart_abandoners" in segments_of({"visits": 2, "cart": cart})
 
         assert abandoned == actual
+
+
+def journeys_of(*events: tuple[str, float, dict[str, Any]]) -> set[str]:
+    """The journey segments of the profile folded from ``(type, days before NOW,
+    properties)`` events with the default document's activity declaration."""
+    ruleset = compile_ruleset(default_document())
+    log = [
+        Event(f"e{i}", "v", kind, NOW - timedelta(days=days_ago), properties)
+        for i, (kind, days_ago, properties) in enumerate(events)
+    ]
+    profile = render(rebuild(log, ruleset.activity))
+    return set(visitor_segments(ruleset, profile, {}, NOW)) & set(JOURNEYS)
+
+
+def _order(days_ago: float, order_id: str = "o1") -> tuple[str, float, dict[str, Any]]:
+    return ("purchase", days_ago, {"order_id": order_id, "value": 80.0, "articles": 1})
+
+
+class TestJourneySegments:
+    def test_browsers_visit_without_carts(self):
+        """Two sessions in 30 days and no cart: a browser; a cart add ends that."""
+        visits = [("session_start", 20, {}), ("page_view", 20, {}), ("session_start", 2, {})]
+        expected = ({"browsers"}, set())
+
+        actual = (
+            journeys_of(*visits),
+            journeys_of(*visits, ("add_to_cart", 1, {"sku": "A"})),
+        )
+
+        assert expected == actual
+
+    def test_at_risk_customers_bought_before_and_visit_less(self):
+        """An order 70 days ago, three sessions 30-90 days ago, one since: at risk; a
+        second session in the last 30 days means they are still coming (browsing)."""
+        history = [
+            _order(70),
+            ("session_start", 80, {}),
+            ("session_start", 60, {}),
+            ("session_start", 40, {}),
+            ("session_start", 10, {}),
+        ]
+        expected = ({"at_risk_customers"}, {"browsers"})
+
+        actual = (journeys_of(*history), journeys_of(*history, ("session_start", 5, {})))
+
+        assert expected == actual
+
+    def test_holiday_shoppers_bought_in_last_years_holidays(self):
+        """NOW is July 2026: an order on 2025-12-20 makes a holiday shopper, one on
+        2026-01-02 does not."""
+        expected = ({"holiday_shoppers"}, set())
+
+        actual = (
+            journeys_of(_order((NOW - datetime(2025, 12, 20, tzinfo=UTC)).days)),
+            journeys_of(_order((NOW - datetime(2026, 1, 2, tzinfo=UTC)).days)),
+        )
+
+        assert expected == actual
+
+    def test_sale_seekers_view_sale_pages_or_bought_on_black_friday(self):
+        """Two sale pages in 30 days, or an order in Black Friday week 2025 (Nov 24-30).
+        (Two page views days apart are two sessions without a cart: a browser too.)"""
+        sale = ("page_view", 3, {"page_type": "sale"})
+        black_friday = _order((NOW - datetime(2025, 11, 28, tzinfo=UTC)).days)
+        expected = (
+            {"sale_seekers", "browsers"},
+            {"browsers"},
+            {"sale_seekers", "holiday_shoppers"},
+        )
+
+        actual = (
+            journeys_of(sale, ("page_view", 5, {"page_type": "sale"})),
+            journeys_of(sale, ("page_view", 5, {"page_type": "home"})),
+            journeys_of(black_friday),
+        )
+
+        assert expected == actual
+
+    def test_the_default_document_declares_what_they_read(self):
+        """Sessions for 90 days, carts and sale pages for 30, purchases for two years."""
+        expected = {"session": 90, "add_to_cart": 30, "page_view": 30, "purchase": 732}
+
+        actual = {
+            kind: need.horizon // 86_400_000_000
+            for kind, need in compile_ruleset(default_document()).activity.types.items()
+        }
+
+        assert expected == actual
 
 
 class TestParcelLabSegments:

@@ -23,6 +23,7 @@ from decision.profile import (
     MAX_ID_LENGTH,
     MIN_TIMESTAMP,
     apply,
+    needs_rebuild,
     new_state,
     rebuild,
     render,
@@ -138,8 +139,12 @@ def _incremental(events: list[Event], seed: random.Random) -> dict[str, Any]:
     shuffled = list(events)
     seed.shuffle(shuffled)
     state = new_state()
+    applied: list[Event] = []
     for event in shuffled:
         apply(state, event)
+        applied.append(event)
+        if needs_rebuild(state):  # as the store does: an event too late for sessions
+            state = rebuild(applied)
         state = json.loads(json.dumps(state, allow_nan=False))
     return render(state)
 
