@@ -36,7 +36,7 @@ import synthetic
 import decision
 from protos import decisioning_pb2 as pb
 from server.analytics.exposures import ExposureRecorder
-from server.api.convert import new_decision_id
+from server.api.convert import new_decision_ids
 from server.api.decision_service import DecisionServicer
 from server.api.handlers import register, service_descriptor
 from server.api.interceptors import Credentials, Edge
@@ -46,7 +46,6 @@ from server.metrics import Metrics
 from server.profiles.cache import ProfileMemos
 from server.profiles.sqlite import SQLiteProfileStore
 from server.rules.snapshot import build_snapshot
-from server import limits
 
 PLACEMENTS = ["home_hero", "product_recommendations", "popup"]
 
@@ -159,9 +158,12 @@ def main() -> None:
 
     def check_only() -> None:
         for m in messages:
-            servicer._request(m, list(m.placements))
+            servicer._request(m, list(m.placements), snapshot.ruleset.placements)
 
-    contexts = [servicer._request(m, list(m.placements))[0] for m in messages]
+    contexts = [
+        servicer._request(m, list(m.placements), snapshot.ruleset.placements)[0]
+        for m in messages
+    ]
     memos = ProfileMemos()
 
     def document_only() -> None:
@@ -189,11 +191,11 @@ def main() -> None:
         )
         for m, c in zip(messages, contexts, strict=True)
     ]
-    ids = [[new_decision_id() for _ in d] for d in decided]
+    ids = [new_decision_ids(len(d)) for d in decided]
 
     def ids_only() -> None:
         for d in decided:
-            [new_decision_id() for _ in d]
+            new_decision_ids(len(d))
 
     def metrics_only() -> None:
         for d in decided:

@@ -90,11 +90,25 @@ SERVICES = ("DecisionService", "RulesAdmin", "EventService", "ProfileService", "
 T = TypeVar("T")
 
 
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """An event loop of ``kind`` (``ServerConfig.event_loop``): uvloop, the standard
+    library's, or for "auto" uvloop when it is installed."""
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise ConfigError("event_loop", "uvloop is not installed") from None
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 class _Loop:
     """An asyncio event loop running in its own thread."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, kind: str = "auto") -> None:
+        self.loop = new_event_loop(kind)
         self._thread = threading.Thread(target=self._run, name="decide-loop", daemon=True)
         self._thread.start()
 
@@ -302,7 +316,7 @@ def create_server(
         if owns_profiles:
             exposures = ExposureRecorder(profile_path, metrics=metrics)
             opened.append(exposures.close)
-        loop = _Loop()
+        loop = _Loop(config.event_loop)
         opened.append(loop.close)
         health_servicer = health.aio.HealthServicer()
         health_state = _Health(loop, health_servicer)

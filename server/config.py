@@ -55,6 +55,10 @@ DEFAULT_MAX_IN_FLIGHT: tuple[tuple[str, int], ...] = (
     ("ExportSegment", 8),
     ("*", 64),
 )
+# The event loop: "uvloop" (libuv; less CPU per call), "asyncio" (the standard
+# library's), or "auto": uvloop when it is installed.
+DEFAULT_EVENT_LOOP = "auto"
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 # Blocking work (server/executors.py): threads, and calls that may wait for one.
 DEFAULT_WRITE_THREADS = 4
 DEFAULT_WRITE_QUEUE = 256
@@ -148,6 +152,7 @@ class ServerConfig:
     read_threads: int = DEFAULT_READ_THREADS
     read_queue: int = DEFAULT_READ_QUEUE
     reuse_port: bool = False
+    event_loop: str = DEFAULT_EVENT_LOOP
 
     def __post_init__(self) -> None:
         if not self.db_path:
@@ -218,6 +223,8 @@ class ServerConfig:
         for name in ("write_threads", "report_threads", "read_threads"):
             if not 1 <= getattr(self, name) <= 256:
                 raise ConfigError(name, f"must be 1-256, got {getattr(self, name)}")
+        if self.event_loop not in EVENT_LOOPS:
+            raise ConfigError("event_loop", f"must be one of {', '.join(EVENT_LOOPS)}")
         for name in ("write_queue", "report_queue", "read_queue"):
             if not 0 <= getattr(self, name) <= 1_000_000:
                 raise ConfigError(name, f"must be 0-1000000, got {getattr(self, name)}")
@@ -393,4 +400,5 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "report_queue": _parse_int,
     "read_threads": _parse_int,
     "read_queue": _parse_int,
+    "event_loop": lambda raw: raw.lower(),
 }

@@ -28,7 +28,7 @@ from decision import InvalidRequestError, Problem
 from protos import decisioning_pb2 as pb
 from server import limits
 from server.analytics.exposures import HOLDOUT_VARIANT, ExposureRecorder
-from server.api.convert import new_decision_id, utcnow
+from server.api.convert import StructCache, new_decision_ids, utcnow
 from server.api.interceptors import Credentials
 from server.api.responses import ResponseEncoder
 from server.errors import AuthenticationError, RulesNotLoadedError
@@ -78,6 +78,7 @@ class DecisionServicer:
         self._exposures = exposures
         self._memos = ProfileMemos()
         self._encoder = ResponseEncoder()
+        self._contexts = StructCache()
 
     def _snapshot(self) -> Snapshot:
         snapshot = self._source.snapshot  # read once: the whole call uses this version
@@ -92,12 +93,21 @@ class DecisionServicer:
         return profile
 
     def _request(
-        self, request: Any, placements: list[str] | None
+        self, request: Any, placements: list[str] | None, known: Any = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Check the request once; its context and overrides as plain values."""
+        """Check the request once; its context and overrides as plain values.
+
+        ``known``: the ruleset's placements. Ids it holds were checked when the rules
+        were, so a request naming only those (almost every one) needs no check per id.
+        """
         problems: list[Problem] = []
         limits.check_visitor_id(request.visitor_id, problems)
-        if placements is not None:
+        if placements is not None and not (
+            known is not None
+            and 0 < len(placements) <= self._max_placements
+            and all(p in known for p in placements)
+            and len(set(placements)) == len(placements)
+        ):
             limits.check_placements(placements, self._max_placements, problems)
             if len(set(placements)) != len(placements) and not problems:
                 problems += [
@@ -106,7 +116,7 @@ class DecisionServicer:
                     if placements.index(p) != i
                 ]
         context = (
-            limits.struct_to_dict(request.context, "context", problems)
+            self._contexts.convert(request.context, "context", problems)
             if request.HasField("context")
             else {}
         )
@@ -129,7 +139,9 @@ class DecisionServicer:
             raise AuthenticationError(EXPLAIN_NEEDS_CREDENTIALS)
         visitor_id = request.visitor_id
         placements = list(request.placements)
-        request_context, overrides = self._request(request, placements)
+        request_context, overrides = self._request(
+            request, placements, snapshot.ruleset.placements
+        )
         stored = await self._profile(visitor_id)
         if overrides:
             # Overrides change the profile: its segment results are not the stored one's.
@@ -147,7 +159,7 @@ class DecisionServicer:
         preview = request.preview
         if self._metrics is not None and not preview:
             self._metrics.observe_decisions(decisions)
-        ids = [new_decision_id() for _ in decisions]
+        ids = new_decision_ids(len(decisions))
         recorder = None if preview else self._exposures
         if recorder is not None:
             served = [
