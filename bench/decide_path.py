@@ -170,7 +170,7 @@ def main() -> None:
         for m, c in zip(messages, contexts, strict=True):
             stored = profiles.get(m.visitor_id)
             memos.get(m.visitor_id, stored, snapshot.ruleset)
-            {**stored, "context": c} if stored else {"context": c}
+            _ = {**stored, "context": c} if stored else {"context": c}
 
     def engine_only() -> None:
         for m, c in zip(messages, contexts, strict=True):

@@ -35,11 +35,22 @@ def add_parsers(commands: Any) -> None:
     serve.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR")
     serve.add_argument(
         "--processes",
-        type=int,
-        metavar="N",
-        help="server processes sharing the port (SO_REUSEPORT, Linux; default 1)",
+        type=_processes,
+        metavar="auto|N",
+        help="server processes sharing the port (SO_REUSEPORT, Linux); default auto: one"
+        " per core",
     )
     serve.set_defaults(handler=cmd_serve)
+
+
+def _processes(text: str) -> int:
+    """``auto`` (0: one per core) or a count."""
+    if text.strip().lower() == "auto":
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number, got {text!r}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -450,3 +450,41 @@ class TestSubprocess:
         assert 1 == done.returncode
         assert [f"decide: error: {missing}: no such file"] == done.stderr.splitlines()
         assert "Traceback" not in done.stderr
+
+
+class TestServeProcesses:
+    @pytest.mark.parametrize(("given", "expected"), [("auto", 0), ("AUTO", 0), ("3", 3)])
+    def test_processes_takes_auto_or_a_count(self, decide, monkeypatch, tmp_path, given, expected):
+        """--processes auto (one per core) or a number reaches the configuration."""
+        import server.processes
+
+        seen = []
+        monkeypatch.setattr(server.processes, "serve", lambda config: seen.append(config) or 0)
+
+        run = decide("serve", "--db", tmp_path / "x.db", "--processes", given)
+
+        assert (0, [expected]) == (run.code, [c.processes for c in seen])
+
+    def test_processes_default_is_one_per_core(self, decide, monkeypatch, tmp_path):
+        """Without --processes the configuration asks for one process per usable core."""
+        import os
+
+        import server.processes
+
+        seen = []
+        monkeypatch.setattr(server.processes, "serve", lambda config: seen.append(config) or 0)
+        monkeypatch.delenv("DECIDE_PROCESSES", raising=False)
+
+        decide("serve", "--db", tmp_path / "x.db")
+
+        assert len(os.sched_getaffinity(0)) == seen[0].process_count
+
+    def test_processes_refuses_words_other_than_auto(self, tmp_path, capsys):
+        """--processes many is a usage error (exit 2) naming what is expected."""
+        from cli import main
+
+        with pytest.raises(SystemExit) as exit_info:
+            main(["serve", "--db", str(tmp_path / "x.db"), "--processes", "many"])
+
+        assert 2 == exit_info.value.code
+        assert "expected auto or a number" in capsys.readouterr().err
