@@ -10,7 +10,7 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from decision import Problem
+from decision import InvalidRequestError, Problem
 from protos import decisioning_pb2 as pb
 from server import limits
 from server.rules.store import VersionInfo
@@ -40,8 +40,20 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return message
 
 
-def moment(stamp: timestamp_pb2.Timestamp) -> datetime:
-    """The aware UTC datetime of a proto Timestamp."""
+_MIN_SECONDS = -62135596800  # 0001-01-01T00:00:00Z, the Timestamp's documented range
+_MAX_SECONDS = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def moment(stamp: timestamp_pb2.Timestamp, path: str) -> datetime:
+    """The aware UTC datetime of a proto Timestamp; ``InvalidRequestError`` naming
+    ``path`` when its seconds or nanos are outside the range the type documents."""
+    problems = []
+    if not _MIN_SECONDS <= stamp.seconds <= _MAX_SECONDS:
+        problems.append(Problem(f"{path}.seconds", "must be within years 1 to 9999"))
+    if not 0 <= stamp.nanos <= 999_999_999:
+        problems.append(Problem(f"{path}.nanos", "must be 0 to 999,999,999"))
+    if problems:
+        raise InvalidRequestError(problems)
     return stamp.ToDatetime(tzinfo=UTC)
 
 

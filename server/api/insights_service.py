@@ -18,11 +18,9 @@ import logging
 import math
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-from google.protobuf import timestamp_pb2
 
 import decision
 from decision import BUCKETS, Campaign, InvalidRequestError, Problem, Ruleset
@@ -37,6 +35,7 @@ from server.analytics import scans as audiences
 from server.analytics.exposures import HOLDOUT_VARIANT, ExposureRecorder
 from server.analytics.scan_pool import ScanPool
 from server.analytics.sizes import read_sizes
+from server.api.convert import moment, timestamp
 from server.errors import RulesNotLoadedError, SubjectNotFoundError
 from server.executors import Pool
 from server.rules.snapshot import Snapshot
@@ -51,40 +50,28 @@ MAX_SAMPLE_SIZE = 100
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10_000
 MAX_REPORT_SEGMENTS = 32
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _STATUS = {"ok": pb.REPORT_STATUS_OK, "not_enough_data": pb.REPORT_STATUS_NOT_ENOUGH_DATA}
 
 
-
 # -- periods ------------------------------------------------------------------------------
-
-
-def _moment(stamp: timestamp_pb2.Timestamp) -> datetime:
-    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
-
-
-def _stamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if moment is None:
-        return None
-    message = timestamp_pb2.Timestamp()
-    message.FromDatetime(moment)
-    return message
 
 
 def resolve_period(request: Any, now: datetime) -> tuple[datetime, datetime]:
     """``(start, end)`` of a request's ``period``: end defaults to now, start to 7 days
     before end. ``InvalidRequestError`` when start is not before end."""
     period = request.period
-    end = _moment(period.end) if period.HasField("end") else now
-    start = _moment(period.start) if period.HasField("start") else end - DEFAULT_PERIOD
+    end = moment(period.end, "period.end") if period.HasField("end") else now
+    start = (
+        moment(period.start, "period.start") if period.HasField("start") else end - DEFAULT_PERIOD
+    )
     if start >= end:
         raise InvalidRequestError([Problem("period", "start must be before end")])
     return start, end
 
 
 def _period(start: datetime | None, end: datetime | None) -> pb.Period:
-    return pb.Period(start=_stamp(start), end=_stamp(end))
+    return pb.Period(start=timestamp(start), end=timestamp(end))
 
 
 # -- campaign weights ---------------------------------------------------------------------
@@ -413,7 +400,7 @@ class InsightsServicer:
                 for o in result.overlaps
             ],
             ruleset_version=snapshot.version,
-            segment_sizes_at=_stamp(result.sizes_at),
+            segment_sizes_at=timestamp(result.sizes_at),
         )
 
     async def ExportSegment(

@@ -189,18 +189,11 @@ class Edge:
             start = perf_counter()
             code = "OK"
             if counter[0] >= cap:
-                code = _fail(context, _shed(method, cap), method, errors)
-                if observe is not None:
-                    observe(method, code, perf_counter() - start)
+                _refuse(context, method, cap, errors, observe, start)
                 return None
             counter[0] += 1
             try:
-                if type(request) is Malformed:
-                    raise parse_error(request.error)
-                if check is not None:
-                    problem = check(context.invocation_metadata())
-                    if problem is not None:
-                        raise AuthenticationError(problem)
+                _admit(request, context, check, parse_error)
                 return await behavior(request, context)
             except Exception as exc:
                 code = _fail(context, exc, method, errors)
@@ -226,18 +219,11 @@ class Edge:
             start = time.perf_counter()
             code = "OK"
             if counter[0] >= cap:
-                code = _fail(context, _shed(method, cap), method, errors)
-                if observe is not None:
-                    observe(method, code, time.perf_counter() - start)
+                _refuse(context, method, cap, errors, observe, start)
                 return
             counter[0] += 1
             try:
-                if type(request) is Malformed:
-                    raise parse_error(request.error)
-                if check is not None:
-                    problem = check(context.invocation_metadata())
-                    if problem is not None:
-                        raise AuthenticationError(problem)
+                _admit(request, context, check, parse_error)
                 async for response in behavior(request, context):
                     yield response
             except Exception as exc:
@@ -250,9 +236,36 @@ class Edge:
         return handler
 
 
-def _shed(method: str, cap: int) -> OverloadedError:
+def _admit(
+    request: Any,
+    context: Any,
+    check: Callable[[Any], str | None] | None,
+    parse_error: Callable[[Any], Exception],
+) -> None:
+    """Raise what is wrong with a call before its method runs: bytes that did not parse,
+    missing or wrong credentials."""
+    if type(request) is Malformed:
+        raise parse_error(request.error)
+    if check is not None:
+        problem = check(context.invocation_metadata())
+        if problem is not None:
+            raise AuthenticationError(problem)
+
+
+def _refuse(
+    context: Any,
+    method: str,
+    cap: int,
+    errors: ErrorLog,
+    observe: Callable[[str, str, float], None] | None,
+    start: float,
+) -> None:
+    """Shed a call: ``cap`` calls of ``method`` are in flight already."""
     name = method.rpartition("/")[2]
-    return OverloadedError(f"{cap} {name} calls are in flight, the most this server takes; retry")
+    shed = OverloadedError(f"{cap} {name} calls are in flight, the most this server takes; retry")
+    code = _fail(context, shed, method, errors)
+    if observe is not None:
+        observe(method, code, time.perf_counter() - start)
 
 
 def _fail(context: Any, exc: BaseException, method: str, errors: ErrorLog) -> str:

@@ -446,3 +446,21 @@ class TestAuth:
             list(result) if method == "ExportSegment" else None
 
         assert grpc.StatusCode.UNAUTHENTICATED == info.value.code()
+
+
+class TestPeriods:
+    def test_a_period_outside_the_timestamp_range_is_invalid_argument(
+        self, running: Any, admin_metadata: Any
+    ):
+        """A period whose Timestamp has nanos or seconds outside the documented range is
+        INVALID_ARGUMENT naming the field, not INTERNAL."""
+        stub = pb_grpc.InsightsServiceStub(running.channel)
+        request = pb.CampaignReportRequest(campaign="main")
+        request.period.start.nanos = 2_000_000_000
+        request.period.end.seconds = 10**15
+
+        with pytest.raises(grpc.RpcError) as info:
+            stub.CampaignReport(request, metadata=admin_metadata, timeout=10)
+
+        assert grpc.StatusCode.INVALID_ARGUMENT == info.value.code()
+        assert "period.end.seconds" in info.value.details()
