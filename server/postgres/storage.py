@@ -13,6 +13,8 @@ default) bounds deciders times that, less what other clients need.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from server.profiles.store import ProfileStore
 from server.rules.postgres import PostgresRulesStore, PostgresRulesWatcher
 from server.rules.store import RulesStore, RulesWatcher
 
-__all__ = ["PostgresStorage"]
+__all__ = ["PostgresStorage", "rules_only"]
 
 
 class PostgresStorage:
@@ -93,3 +95,24 @@ class PostgresStorage:
         owned, self._owned = self._owned, []
         for thing in owned:
             thing.close()
+
+
+@contextmanager
+def rules_only(config: ServerConfig) -> Iterator[PostgresRulesStore]:
+    """The rules store alone, on a pool of at most two connections (the CLI's
+    ``decide rules ... --store postgresql://...``); the schema is checked first."""
+    db = Database(
+        config.location.url,
+        min_size=1,
+        max_size=2,
+        timeout=config.pg_pool_timeout,
+        connect_timeout=config.pg_connect_timeout,
+        name="decide-cli",
+    )
+    db.open(wait=True, timeout=max(config.pg_connect_timeout, 1.0))
+    try:
+        with db.connection() as conn:
+            check_schema(conn, db.where)
+        yield PostgresRulesStore(db)
+    finally:
+        db.close()

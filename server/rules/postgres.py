@@ -52,6 +52,7 @@ CHANNEL = "decide_rules"
 STORE = "rules store"
 
 _COLUMNS = "version, content_hash, created_at, comment, author, restored_from"
+_ACTIVE = "(SELECT version FROM rules_active WHERE id = 1)"
 
 
 class PostgresRulesStore:
@@ -140,9 +141,8 @@ class PostgresRulesStore:
         with self._db.connection(STORE) as conn:
             # One statement: the active pointer and the row agree.
             row = conn.execute(
-                f"SELECT {_COLUMNS}, document, (SELECT version FROM rules_active WHERE id = 1)"
-                " FROM rules_versions WHERE version ="
-                " coalesce(%s, (SELECT version FROM rules_active WHERE id = 1))",
+                f"SELECT {_COLUMNS}, document, {_ACTIVE} FROM rules_versions WHERE version ="
+                f" coalesce(%s, {_ACTIVE})",
                 (version,),
             ).fetchone()
         if row is None:
@@ -153,8 +153,8 @@ class PostgresRulesStore:
         """Up to ``limit`` versions, newest first."""
         with self._db.connection(STORE) as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS}, (SELECT version FROM rules_active WHERE id = 1)"
-                " FROM rules_versions ORDER BY version DESC LIMIT %s",
+                f"SELECT {_COLUMNS}, {_ACTIVE} AS active FROM rules_versions"
+                " ORDER BY version DESC LIMIT %s",
                 (limit,),
             ).fetchall()
         return [_info(row, row[6] or 0) for row in rows]
