@@ -300,6 +300,8 @@ def client_errors(remote: Remote) -> Iterator[None]:
     except errors.NotFound as e:
         raise CliError(f"not found: {e.details}") from e
     except errors.FailedPrecondition as e:
+        if "not available on the" in e.details:  # server.errors.NotOnThisStoreError
+            raise CliError(f"refused by the server: {e.details}") from e
         raise CliError(f"stale version: {e.details}", EXIT_CONFLICT) from e
     except errors.Unavailable as e:
         if e.code == grpc.StatusCode.DEADLINE_EXCEEDED:
