@@ -12,8 +12,8 @@ close. ``open_storage(config)`` picks the backend from ``config.location``:
 Nothing above this module (``server.app``, the servicers) asks which one it has.
 ``scan_file`` is the one exception, and a temporary one: the analytics code (reports,
 estimates, exports, daily segment sizes) still reads a SQLite file. A backend without
-one (PostgreSQL, until issue 11's part 2 gives it the queries ``docs`` lists) returns
-None, and those calls answer FAILED_PRECONDITION (``NotOnThisStoreError``).
+one (PostgreSQL, until issue 11's part 2 gives it the queries docs/storage.md lists)
+returns None, and those calls answer FAILED_PRECONDITION (``NotOnThisStoreError``).
 """
 
 from __future__ import annotations

@@ -91,7 +91,9 @@ class PostgresExposureRecorder:
         self._write_lock = threading.Lock()
         self._drop_lock = threading.Lock()
         self._segments: dict[Any, str] = {}
-        self._faults = FaultLog(logger, f"writing exposures to {db.where}", "exposures_write_failed")
+        self._faults = FaultLog(
+            logger, f"writing exposures to {db.where}", "exposures_write_failed"
+        )
         self.dropped = 0
         self.written = 0
         self._thread = threading.Thread(target=self._run, name="decide-exposures", daemon=True)

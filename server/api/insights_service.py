@@ -34,12 +34,13 @@ from insights import (
 from protos import decisioning_pb2 as pb
 from server.analytics import attribution, estimates
 from server.analytics import scans as audiences
-from server.analytics.exposures import HOLDOUT_VARIANT, ExposureRecorder
+from server.analytics.exposures import HOLDOUT_VARIANT
 from server.analytics.scan_pool import ScanPool
 from server.analytics.sizes import read_sizes
 from server.errors import NotOnThisStoreError, RulesNotLoadedError, SubjectNotFoundError
 from server.executors import Pool
 from server.rules.snapshot import Snapshot
+from server.storage import ExposureSink
 
 logger = logging.getLogger("decide.server")
 
@@ -227,7 +228,7 @@ class InsightsServicer:
         clock: Clock,
         window_days: float,
         pool: Pool,
-        exposures: ExposureRecorder | None = None,
+        exposures: ExposureSink | None = None,
         scan_pool: ScanPool | None = None,
     ) -> None:
         self._pool = pool

@@ -102,7 +102,7 @@ def redact(url: str) -> str:
         parts = conninfo_to_dict(url)
     except psycopg.ProgrammingError:
         return "postgresql://(unparseable URL)"
-    user = parts.get("user")
+    user = str(parts.get("user") or "")
     host = parts.get("host") or parts.get("hostaddr") or "localhost"
     port = parts.get("port")
     where = f"{host}:{port}" if port else str(host)

@@ -63,7 +63,9 @@ class PostgresStorage:
             self.exposures: PostgresExposureRecorder | None = None
             if profiles is None:
                 profiles = PostgresProfileStore(
-                    self.db, cache_size=config.profile_cache_size, cache_ttl=config.profile_cache_ttl
+                    self.db,
+                    cache_size=config.profile_cache_size,
+                    cache_ttl=config.profile_cache_ttl,
                 )
                 self._owned.insert(0, profiles)
                 self.exposures = PostgresExposureRecorder(self.db, metrics=metrics)

@@ -51,9 +51,9 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -91,6 +91,7 @@ _UPSERT = (
 )
 
 Conn = psycopg.Connection[Any]
+T = TypeVar("T")
 
 
 def lock_key(visitor_id: str) -> int:
@@ -152,7 +153,7 @@ class PostgresProfileStore:
         self._check_open()
         with self._db.connection(STORE) as conn:
             row = conn.execute(_GET, (visitor_id, visitor_id)).fetchone()
-        return None if row is None else codec.loads(row[0])  # type: ignore[no-any-return]
+        return None if row is None else codec.loads(row[0])
 
     def export_visitor(self, visitor_id: str) -> dict[str, Any]:
         """Everything held about the visitor, read in one snapshot: ``{"visitor_id",
@@ -232,7 +233,7 @@ class PostgresProfileStore:
                 "DELETE FROM profiles WHERE visitor_id = ANY(%b::text[])",
                 "DELETE FROM exposures WHERE visitor_id = ANY(%b::text[])",
             ):
-                deleted += conn.execute(statement, (ids,)).rowcount  # type: ignore[arg-type]
+                deleted += conn.execute(statement, (ids,)).rowcount
             return deleted
 
         return self._write(delete, touched)
@@ -299,7 +300,7 @@ class PostgresProfileStore:
         if self._closed:
             raise StoreUnavailableError(STORE, self.location, "the store is closed")
 
-    def _write(self, body: Any, touched: set[str]) -> Any:
+    def _write(self, body: Callable[[Conn], T], touched: set[str]) -> T:
         """``body(conn)`` in one transaction, retried on a deadlock or serialization
         failure; the cache entries of ``touched`` are dropped after it (committed or not)."""
         self._check_open()

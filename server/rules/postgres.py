@@ -222,7 +222,9 @@ class PostgresRulesWatcher:
             self._thread.join(5)
 
     def _listen(self, wake: Callable[[], None]) -> None:
-        faults = FaultLog(logger, f"listening for rules changes on {self._db.where}", "listen_failed")
+        faults = FaultLog(
+            logger, f"listening for rules changes on {self._db.where}", "listen_failed"
+        )
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._db.url, autocommit=True) as conn:

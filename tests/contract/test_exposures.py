@@ -37,7 +37,8 @@ class TestExposures:
 
     def test_alias_exposures_are_stored_under_the_customer(self, storage, events):
         """An exposure of an identified visitor's anonymous id belongs to the customer."""
-        storage.profiles.track(events(("i", "identify", 5, {"customer_id": "cust"}), visitor="anon"))
+        identify = events(("i", "identify", 5, {"customer_id": "cust"}), visitor="anon")
+        storage.profiles.track(identify)
 
         record(storage, ("d1", "anon", "camp", "control", (), "hero", NOW))
 
@@ -48,7 +49,8 @@ class TestExposures:
         """Exposures recorded before a merge follow the visitor into the customer."""
         record(storage, ("d1", "anon", "camp", "control", (), "hero", NOW))
 
-        storage.profiles.track(events(("i", "identify", 5, {"customer_id": "cust"}), visitor="anon"))
+        identify = events(("i", "identify", 5, {"customer_id": "cust"}), visitor="anon")
+        storage.profiles.track(identify)
 
         exported = storage.profiles.export_visitor("cust")["exposures"]
         assert ["d1"] == [e["decision_id"] for e in exported]
