@@ -121,16 +121,9 @@ def is_unreachable(exc: BaseException) -> bool:
 
 def map_error(exc: psycopg.Error, store: str, where: str) -> Exception:
     """The store error ``exc`` means, or ``exc`` itself when it is not a store fault."""
-    if isinstance(exc, PoolClosed):
-        return StoreUnavailableError(store, where, "the store is closed")
-    if isinstance(exc, PoolTimeout):
-        return StoreUnavailableError(
-            store, where, "no database connection became free in time (is the database up?)"
-        )
     state = exc.sqlstate or ""
     if is_unreachable(exc):
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return StoreUnavailableError(store, where, reason)
+        return StoreUnavailableError(store, where, _unreachable_reason(exc))
     if state in _BUSY:
         return StoreBusyError(store)
     if state in _FULL:
@@ -138,6 +131,15 @@ def map_error(exc: psycopg.Error, store: str, where: str) -> Exception:
     if state in _CORRUPT:
         return StoreCorruptError(store, where, str(exc).strip())
     return exc
+
+
+def _unreachable_reason(exc: psycopg.Error) -> str:
+    if isinstance(exc, PoolClosed):
+        return "the store is closed"
+    if isinstance(exc, PoolTimeout):
+        return "no database connection became free in time (is the database up?)"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def reraise(exc: psycopg.Error, store: str, where: str) -> NoReturn:
@@ -172,6 +174,7 @@ class Database:
         self.timeout = timeout
         self._clock = clock
         self._retry_at = 0.0
+        self._reason = "the database is unreachable"
         self._lock = threading.Lock()
         self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             self.url,
@@ -220,9 +223,9 @@ class Database:
     def _fail_fast(self, store: str) -> None:
         with self._lock:
             if self._retry_at and self._clock() < self._retry_at:
-                raise StoreUnavailableError(
-                    store, self.where, "the database did not answer a moment ago; retry shortly"
-                )
+                # The cause the last attempt met, word for word: whoever logs "once per
+                # distinct message" (the reloader) logs an outage once.
+                raise StoreUnavailableError(store, self.where, self._reason)
             if self._retry_at:
                 # This call is the one that tries again; the others keep failing fast.
                 self._retry_at = self._clock() + UNREACHABLE_RETRY
@@ -230,6 +233,7 @@ class Database:
     def _observe(self, exc: psycopg.Error) -> None:
         if is_unreachable(exc) and not isinstance(exc, PoolClosed):
             with self._lock:
+                self._reason = _unreachable_reason(exc)
                 if not self._retry_at:
                     logger.warning(
                         "the database %s is unreachable: %s",
