@@ -88,7 +88,12 @@ def add_target_arguments(parser: argparse.ArgumentParser, *, admin: bool) -> Non
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     """``--db PATH | --target ADDR``; with neither, DECIDE_TARGET, else the configured db."""
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--db", metavar="PATH", help="work on this store file directly")
+    where.add_argument(
+        "--db",
+        "--store",
+        metavar="STORE",
+        help="work on this store directly: a SQLite file or a postgresql:// URL",
+    )
     where.add_argument(
         "--target", metavar="ADDR", help=f"go through a running server (or {ENV_TARGET})"
     )
@@ -171,7 +176,8 @@ def store_or_target(args: argparse.Namespace) -> Local | Remote:
     from server.config import ConfigError, ServerConfig
 
     try:
-        return Local(ServerConfig.from_env().db_path)
+        config = ServerConfig.from_env()
+        return Local(config.store or config.db_path)
     except ConfigError as e:
         raise CliError(f"invalid configuration: {e}", EXIT_USAGE) from e
 
@@ -204,17 +210,32 @@ def remote_for(args: argparse.Namespace, *, admin: bool) -> Remote:
 
 @contextmanager
 def open_store(path: str, *, create: bool = False) -> Iterator[Any]:
+    """The rules store at ``path``: a SQLite file, or a ``postgresql://`` URL (through
+    the storage seam, which checks the database's schema first)."""
+    from server.config import ConfigError, ServerConfig
+
+    try:
+        config = ServerConfig.from_env(store=path)
+    except ConfigError as e:
+        raise CliError(f"invalid store: {e}", EXIT_USAGE) from e
+    if config.location.backend != "sqlite":
+        from server.postgres.storage import rules_only
+
+        with store_errors(), rules_only(config) as shared:
+            yield shared
+        return
     from server.rules.sqlite import SQLiteRulesStore as RulesStore
 
     if not create and not Path(path).is_file():
         raise CliError(f"{path}: no such rules store (create one with `decide rules apply`)")
-    store = RulesStore(path)
+    store = RulesStore(config.db_path)
     try:
         yield store
     finally:
         close = getattr(store, "close", None)
         if callable(close):
             close()
+
 
 
 @contextmanager
@@ -279,6 +300,8 @@ def client_errors(remote: Remote) -> Iterator[None]:
     except errors.NotFound as e:
         raise CliError(f"not found: {e.details}") from e
     except errors.FailedPrecondition as e:
+        if "not available on the" in e.details:  # server.errors.NotOnThisStoreError
+            raise CliError(f"refused by the server: {e.details}") from e
         raise CliError(f"stale version: {e.details}", EXIT_CONFLICT) from e
     except errors.Unavailable as e:
         if e.code == grpc.StatusCode.DEADLINE_EXCEEDED:

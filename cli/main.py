@@ -1,15 +1,16 @@
 """The ``decide`` command: run a server, manage rules, query decisions, events, insights.
 
-    decide serve [--demo] [--db PATH] [--port N] [--processes N] [--admin-token T] [--api-key K]
+    decide serve [--demo] [--store STORE] [--port N] [--processes N] [--admin-token T] [--api-key K]
     decide rules validate|apply|export|history|rollback|schema ...
     decide query --target ADDR --visitor V --placement P [...] [--context k=v ...] [--json]
     decide status --target ADDR [--json]
     decide track FILE.jsonl [--target ADDR] [--batch N]
     decide profile [show|delete|export] VISITOR [--target ADDR] [--json]
-    decide profiles rebuild [--db PATH]
+    decide profiles rebuild [--store STORE]
     decide insights campaign|segments|estimate|export ... [--target ADDR] [--json]
     decide report --out report.html [--target ADDR] [--campaign C ...] [--demo-data]
-    decide store check [--db PATH] [--profile-db PATH]
+    decide store migrate [--store STORE]
+    decide store check [--store STORE | --db PATH] [--profile-db PATH]
     decide loadtest [--target ADDR] [--concurrency N | --rate R] [--baseline] [--json]
 
 One module per command group (``cli.serve``, ``cli.rules``, ``cli.query``,

@@ -4,7 +4,7 @@
     decide profile [show] VISITOR [--target ADDR] [--json]
     decide profile delete VISITOR [--target ADDR]
     decide profile export VISITOR [--target ADDR]
-    decide profiles rebuild [--db PATH]
+    decide profiles rebuild [--store STORE]
 
 ``track`` reads one event per line in the JSON event shape (``{"event_id",
 "visitor_id", "type", "timestamp", "properties"}``; blank lines are skipped) and checks
@@ -84,7 +84,12 @@ def add_parsers(commands: Any) -> None:
     rebuild = profiles_commands.add_parser(
         "rebuild", help="recompute every profile from the event log"
     )
-    rebuild.add_argument("--db", metavar="PATH", help="the store file (default: DECIDE_DB_PATH)")
+    rebuild.add_argument(
+        "--db",
+        "--store",
+        metavar="STORE",
+        help="a SQLite file or a postgresql:// URL (default: DECIDE_STORE, DECIDE_DB_PATH)",
+    )
     rebuild.set_defaults(handler=cmd_profiles_rebuild)
 
 
@@ -252,12 +257,13 @@ def cmd_profiles_rebuild(args: argparse.Namespace) -> int:
     from server.errors import StoreBusyError
     from server.profiles.sqlite import SQLiteProfileStore
 
-    path = args.db
-    if not path:
-        try:
-            path = ServerConfig.from_env().db_path
-        except ConfigError as e:
-            raise CliError(f"invalid configuration: {e}", EXIT_USAGE) from e
+    try:
+        config = ServerConfig.from_env(store=args.db, profile_cache_size=0)
+    except ConfigError as e:
+        raise CliError(f"invalid configuration: {e}", EXIT_USAGE) from e
+    if config.location.backend != "sqlite":
+        return _rebuild_shared(config)
+    path = config.db_path
     if not Path(path).is_file():
         raise CliError(f"{path}: no such store file")
     try:
@@ -268,4 +274,21 @@ def cmd_profiles_rebuild(args: argparse.Namespace) -> int:
     except (OSError, sqlite3.Error) as e:
         raise CliError(f"cannot rebuild the profiles in {path}: {e}") from e
     print(f"rebuilt {rebuilt} profiles in {path}")
+    return EXIT_OK
+
+
+def _rebuild_shared(config: Any) -> int:
+    """``profiles rebuild`` on a store shared by deciders (they may keep serving)."""
+    from server.errors import StoreError
+    from server.storage import open_storage
+
+    try:
+        storage = open_storage(config)
+        try:
+            rebuilt = storage.profiles.rebuild_all()  # type: ignore[attr-defined]
+        finally:
+            storage.close()
+    except StoreError as e:
+        raise CliError(f"cannot rebuild the profiles: {e}", EXIT_UNAVAILABLE) from e
+    print(f"rebuilt {rebuilt} profiles in {storage.location}")
     return EXIT_OK

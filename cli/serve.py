@@ -12,7 +12,14 @@ from cli.common import EXIT_USAGE, CliError
 def add_parsers(commands: Any) -> None:
     """Add ``serve`` to the ``decide`` subcommands."""
     serve = commands.add_parser("serve", help="run the gRPC server")
-    serve.add_argument("--db", dest="db_path", metavar="PATH", help="rules store (SQLite file)")
+    serve.add_argument(
+        "--store",
+        metavar="STORE",
+        help="where rules, profiles and exposures live: a SQLite file (PATH or sqlite:///PATH)"
+        " or a PostgreSQL database shared by every decider (postgresql://USER@HOST:PORT/DB);"
+        " or DECIDE_STORE",
+    )
+    serve.add_argument("--db", dest="db_path", metavar="PATH", help="a SQLite store (as --store)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 50051; 0: any)")
     serve.add_argument(
@@ -61,6 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     overrides = {
         name: getattr(args, name)
         for name in (
+            "store",
             "db_path",
             "host",
             "port",

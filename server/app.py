@@ -19,6 +19,12 @@ closer than ``min_ping_interval`` (two strikes: GOAWAY); a client stream that se
 nothing for ``idle_stream_timeout`` is closed; each method has a cap on calls in
 flight past which calls are shed with RESOURCE_EXHAUSTED (``server.api.interceptors``).
 
+Storage: the stores come from ``server.storage.open_storage(config)``, a SQLite file
+or a PostgreSQL database shared by many deciders; nothing here asks which. Reports,
+estimates, exports and the daily segment sizes read the storage's ``scan_file``; a
+storage without one (PostgreSQL, until issue 11's part 2) answers those calls
+FAILED_PRECONDITION and takes no size snapshots.
+
 Shutdown order (``DecideServer.stop``): health turns NOT_SERVING (load balancers stop
 sending), the server stops accepting calls and gives in-flight ones ``grace`` seconds,
 the reloader and the size snapshots stop; then the estimate workers are killed (a scan
@@ -40,7 +46,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -48,7 +54,6 @@ from grpc_reflection.v1alpha import reflection
 
 import decision
 from server import limits
-from server.analytics.exposures import ExposureRecorder
 from server.analytics.scan_pool import ScanPool
 from server.analytics.sizes import SizeSnapshots
 from server.api.convert import utcnow
@@ -70,14 +75,12 @@ from server.api.rules_admin import RulesAdminServicer
 from server.config import ConfigError, ServerConfig
 from server.executors import Pools
 from server.metrics import Metrics
-from server.profiles.sqlite import SQLiteProfileStore
 from server.profiles.store import ProfileStore
 from server.rules.documents import dump_document
 from server.rules.reloader import Reloader
 from server.rules.snapshot import Snapshot
-from server.rules.sqlite import SQLiteRulesStore
 from server.rules.store import SEED_AUTHOR, RulesStore
-from server.sqlite import check_file
+from server.storage import ExposureSink, Storage, open_storage
 
 logger = logging.getLogger("decide.server")
 
@@ -169,17 +172,14 @@ class DecideServer:
         server: grpc.aio.Server,
         config: ServerConfig,
         port: int,
-        store: RulesStore,
-        owns_store: bool,
-        profiles: ProfileStore,
-        owns_profiles: bool,
+        storage: Storage,
+        owns_storage: bool,
         reloader: Reloader,
         health: _Health,
         metrics: Metrics,
         metrics_port: int | None,
         pools: Pools,
         edge: Edge,
-        exposures: ExposureRecorder | None,
         sizes: SizeSnapshots | None,
         scan_pool: ScanPool | None,
     ) -> None:
@@ -187,19 +187,19 @@ class DecideServer:
         self.server = server
         self.config = config
         self.port = port
-        self.store = store
-        self.profiles = profiles
+        self.storage = storage
+        self.store = storage.rules
+        self.profiles = storage.profiles
         self.reloader = reloader
         self.health = health
         self.metrics = metrics
         self.metrics_port = metrics_port
         self.pools = pools
         self.edge = edge
-        self.exposures = exposures
+        self.exposures = storage.exposures
         self.sizes = sizes
         self.scan_pool = scan_pool
-        self._owns_store = owns_store
-        self._owns_profiles = owns_profiles
+        self._owns_storage = owns_storage
         self._stop_lock = threading.Lock()
         self._stopped: threading.Event | None = None
 
@@ -229,15 +229,13 @@ class DecideServer:
                 # call was cancelled) instead of holding the process for seconds.
                 self.scan_pool.close()
             self.pools.shutdown()
-            if self.exposures is not None:
-                # No call is running any more: write every exposure still buffered
-                # before the store closes (a clean stop loses none).
-                self.exposures.close()
+            # No call is running any more: write every exposure still buffered before
+            # the stores close (a clean stop loses none); the storage's close does it.
+            if self._owns_storage:
+                self.storage.close()
+            elif self.exposures is not None:
+                self.exposures.flush()
             self.metrics.shutdown()
-            if self._owns_store:
-                self.store.close()
-            if self._owns_profiles:
-                self.profiles.close()
             self.loop.close()
             logger.info("server stopped", extra={"event": "server_stopped", "port": self.port})
             done.set()
@@ -274,48 +272,33 @@ def server_options(config: ServerConfig) -> list[tuple[str, Any]]:
 def create_server(
     config: ServerConfig,
     *,
+    storage: Storage | None = None,
     store: RulesStore | None = None,
     profiles: ProfileStore | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> tuple[DecideServer, int]:
     """Build, bind and start a server; returns it and its bound port.
 
-    ``store``: share an open rules store (the caller keeps ownership); by default the
-    server opens ``config.db_path`` and closes it on stop. ``profiles``: the profile
-    store (the caller keeps ownership); by default a ``SQLiteProfileStore`` on
-    ``config.profile_db_path``, else on the rules store's file, closed on stop.
-    ``clock`` gives decisions their ``now``.
+    ``storage``: share an open storage (the caller keeps ownership); by default the
+    server opens the one ``config.store`` names (``server.storage.open_storage``) and
+    closes it on stop. ``store`` and ``profiles``: a rules store and a profile store
+    the caller opened and keeps, used instead of the storage's own (an injected
+    profile store records no exposures). ``clock`` gives decisions their ``now``.
     """
-    owns_store = store is None
-    owns_profiles = profiles is None
+    owns_storage = storage is None
     metrics = Metrics()
     opened: list[Callable[[], object]] = []  # undone in reverse on a failed start
     try:
-        if store is None:
-            # A damaged file is refused at start (bounded: server.sqlite.check_integrity)
-            # rather than answering some calls with errors for as long as it serves.
-            if Path(config.db_path).exists():
-                check_file(config.db_path, "rules store")
-            store = SQLiteRulesStore(config.db_path)
-            opened.append(store.close)
-        if profiles is None:
-            if config.profile_db_path and Path(config.profile_db_path).exists():
-                check_file(config.profile_db_path, "profile store")
-            profiles = SQLiteProfileStore(
-                config.profile_db_path or store.path,
-                cache_size=config.profile_cache_size,
-                cache_ttl=config.profile_cache_ttl,
-            )
-            opened.append(profiles.close)
+        if storage is None:
+            # A damaged file, an unreachable database or a schema of another version is
+            # refused here, rather than answering some calls with errors while serving.
+            storage = open_storage(config, metrics=metrics, rules=store, profiles=profiles)
+            opened.append(storage.close)
+        store = storage.rules
+        profiles = storage.profiles
+        exposures = storage.exposures
         if config.demo:
             publish_demo(store)
-        # Exposures and reports live with the profiles the server opened itself; an
-        # embedder that injects a profile store records no exposures.
-        profile_path = Path(config.profile_db_path or store.path)
-        exposures: ExposureRecorder | None = None
-        if owns_profiles:
-            exposures = ExposureRecorder(profile_path, metrics=metrics)
-            opened.append(exposures.close)
         loop = _Loop(config.event_loop)
         opened.append(loop.close)
         health_servicer = health.aio.HealthServicer()
@@ -327,7 +310,7 @@ def create_server(
                 health_state.set(name, SERVING)
 
         reloader = Reloader(
-            store.path,
+            storage.watch_rules(),
             poll_interval=config.poll_interval,
             clock=clock,
             on_load=on_load,
@@ -356,7 +339,8 @@ def create_server(
                 max_placements=config.max_placements,
                 clock=clock,
                 metrics=metrics,
-                exposures=exposures,
+                # It only calls record(): any ExposureSink does.
+                exposures=cast(Any, exposures),
                 credentials=credentials,
             ),
             "RulesAdmin": RulesAdminServicer(store, reloader, pool=pools.writes),
@@ -374,7 +358,8 @@ def create_server(
             ),
             "InsightsService": InsightsServicer(
                 reloader,
-                profile_path,
+                storage.scan_file,
+                backend=storage.backend,
                 clock=clock,
                 window_days=config.attribution_window_days,
                 pool=pools.reports,
@@ -403,9 +388,11 @@ def create_server(
 
         server, port = loop.call(start())
         reloader.start()
-        sizes = SizeSnapshots(profile_path, reloader, clock)
-        sizes.start()
-        opened.append(sizes.stop)
+        sizes: SizeSnapshots | None = None
+        if storage.scan_file is not None:
+            sizes = SizeSnapshots(storage.scan_file, reloader, clock)
+            sizes.start()
+            opened.append(sizes.stop)
         metrics_port = (
             metrics.serve(config.metrics_port, config.host)
             if config.metrics_port is not None
@@ -441,17 +428,14 @@ def create_server(
         server=server,
         config=config,
         port=port,
-        store=store,
-        owns_store=owns_store,
-        profiles=profiles,
-        owns_profiles=owns_profiles,
+        storage=storage,
+        owns_storage=owns_storage,
         reloader=reloader,
         health=health_state,
         metrics=metrics,
         metrics_port=metrics_port,
         pools=pools,
         edge=edge,
-        exposures=exposures,
         sizes=sizes,
         scan_pool=scan_pool,
     )
@@ -463,7 +447,7 @@ class _FlushFirst:
     a visitor is exported or deleted, so an exposure buffered just before DeleteVisitor
     cannot reach the file after it (and an export shows everything)."""
 
-    def __init__(self, profiles: ProfileStore, exposures: ExposureRecorder) -> None:
+    def __init__(self, profiles: ProfileStore, exposures: ExposureSink) -> None:
         self._profiles = profiles
         self._exposures = exposures
 

@@ -80,6 +80,16 @@ MAX_SECONDS = 7 * 24 * 3600.0
 # for stores of at least DEFAULT_SCAN_MIN_PROFILES profiles (server.analytics.scan_pool).
 DEFAULT_SCAN_PROCESSES = 0
 DEFAULT_SCAN_MIN_PROFILES = DEFAULT_MIN_PROFILES
+# A PostgreSQL store (server/postgres/connections.py): connections per decider, at most
+# the write (4), read (8) and report (2) pools' threads plus the exposure writer and the
+# rules poll, so no thread waits for one with the default pool sizes.
+DEFAULT_POOL_MIN = 2
+DEFAULT_POOL_MAX = 16
+DEFAULT_POOL_TIMEOUT = 2.0  # seconds a call waits for a pooled connection
+DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds to connect, unless the URL says (connect_timeout)
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+SQLITE_SCHEME = "sqlite:///"
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _TRUE = {"1", "true", "yes", "on"}
@@ -95,6 +105,37 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class StoreLocation:
+    """Where the stores live: ``backend`` is ``"sqlite"`` (``path``: the file) or
+    ``"postgresql"`` (``url``: a libpq URL)."""
+
+    backend: str
+    path: str = ""
+    url: str = ""
+
+
+def parse_store(text: str) -> StoreLocation:
+    """``--store``/``DECIDE_STORE``: ``postgresql://...`` (or ``postgres://``) is the
+    PostgreSQL store; ``sqlite:///PATH`` (SQLAlchemy's form: ``sqlite:///rel.db``,
+    ``sqlite:////abs/path.db``) or a bare path is the SQLite store. ``ValueError``
+    naming the accepted forms for anything else."""
+    if text.startswith(POSTGRES_SCHEMES):
+        return StoreLocation("postgresql", url=text)
+    if text.startswith(SQLITE_SCHEME):
+        path = text[len(SQLITE_SCHEME) :]
+        if not path:
+            raise ValueError("sqlite:/// needs a file path after it")
+        return StoreLocation("sqlite", path=path)
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise ValueError(
+            f"unknown store {scheme}://: expected a file path, sqlite:///PATH or "
+            "postgresql://USER@HOST:PORT/DB"
+        )
+    return StoreLocation("sqlite", path=text)
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything a server needs to start. Validated on construction.
 
@@ -105,6 +146,11 @@ class ServerConfig:
     processes sharing the port (SO_REUSEPORT); process i serves metrics on
     ``metrics_port + i``. ``profile_db_path``: where visitor events and profiles live;
     ``None`` keeps them in ``db_path``, in tables of their own.
+    ``store``: where every store lives (``parse_store``): a SQLite file (``db_path`` is
+    its alias, which ``store`` replaces) or a PostgreSQL URL, shared by every decider
+    using it; ``pg_pool_min``/``pg_pool_max`` bound each decider's connections to it,
+    ``pg_pool_timeout`` is how long a call waits for one and ``pg_connect_timeout``
+    how long connecting may take (``server.postgres.connections``).
     ``attribution_window_days``: how long after an exposure a click, conversion or
     purchase is attributed to it. ``scan_processes``: worker processes an estimate's
     scan is split over (0: one per core; 1: none, scans run in the request thread), for
@@ -153,10 +199,31 @@ class ServerConfig:
     read_queue: int = DEFAULT_READ_QUEUE
     reuse_port: bool = False
     event_loop: str = DEFAULT_EVENT_LOOP
+    store: str | None = None
+    pg_pool_min: int = DEFAULT_POOL_MIN
+    pg_pool_max: int = DEFAULT_POOL_MAX
+    pg_pool_timeout: float = DEFAULT_POOL_TIMEOUT
+    pg_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
 
     def __post_init__(self) -> None:
+        if self.store is not None:
+            try:
+                location = parse_store(self.store)
+            except ValueError as exc:
+                raise ConfigError("store", str(exc)) from None
+            if location.backend == "sqlite":
+                object.__setattr__(self, "db_path", location.path)
+            elif self.profile_db_path is not None:
+                raise ConfigError("profile_db_path", "is for a SQLite store only")
         if not self.db_path:
             raise ConfigError("db_path", "must not be empty")
+        if not 0 <= self.pg_pool_min <= self.pg_pool_max:
+            raise ConfigError("pg_pool_min", "must be >= 0 and <= pg_pool_max")
+        if not 1 <= self.pg_pool_max <= 1000:
+            raise ConfigError("pg_pool_max", f"must be 1-1000, got {self.pg_pool_max}")
+        for name in ("pg_pool_timeout", "pg_connect_timeout"):
+            if not 0 < getattr(self, name) <= MAX_SECONDS:
+                raise ConfigError(name, f"must be > 0 and <= {MAX_SECONDS:g} seconds")
         if not self.host:
             raise ConfigError("host", "must not be empty")
         _check_port("port", self.port)
@@ -228,6 +295,13 @@ class ServerConfig:
         for name in ("write_queue", "report_queue", "read_queue"):
             if not 0 <= getattr(self, name) <= 1_000_000:
                 raise ConfigError(name, f"must be 0-1000000, got {getattr(self, name)}")
+
+    @property
+    def location(self) -> StoreLocation:
+        """Where the stores live: ``store`` when given, else the SQLite file ``db_path``."""
+        if self.store is not None:
+            return parse_store(self.store)
+        return StoreLocation("sqlite", path=self.db_path)
 
     @property
     def process_count(self) -> int:
@@ -401,4 +475,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "read_threads": _parse_int,
     "read_queue": _parse_int,
     "event_loop": lambda raw: raw.lower(),
+    "store": _parse_optional_str,
+    "pg_pool_min": _parse_int,
+    "pg_pool_max": _parse_int,
+    "pg_pool_timeout": _parse_float,
+    "pg_connect_timeout": _parse_float,
 }

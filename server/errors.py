@@ -16,7 +16,9 @@
           ├── StoreBusyError           the database stayed locked too long
           ├── StoreFullError           the disk holding the store is full
           ├── StoreUnavailableError    the store cannot be opened, read or written now
-          └── StoreCorruptError        the store's file is damaged
+          ├── StoreCorruptError        the store's file is damaged
+          ├── StoreSchemaError         the database's schema is older or newer than ours
+          └── NotOnThisStoreError      the store's backend cannot do this (yet)
 
 Stores, the reloader and the scans raise these; the gRPC edge maps each class to a
 status in one table (``server.api.status``), so nothing below the edge imports grpc.
@@ -178,6 +180,33 @@ class StoreCorruptError(StoreError):
         super().__init__(f"the {store} ({path}) is damaged: {reason}")
 
 
+class StoreSchemaError(StoreError):
+    """The database's schema version is not the one this code knows: older (run
+    ``decide store migrate``) or newer (a later decide migrated it)."""
+
+    def __init__(self, where: str, found: int, expected: int) -> None:
+        self.where = where
+        self.found = found
+        self.expected = expected
+        if found < expected:
+            remedy = f"run `decide store migrate --store {where}` first"
+        else:
+            remedy = "upgrade decide to the version that migrated it, or use another database"
+        super().__init__(
+            f"the database {where} has schema version {found}; this decide knows version "
+            f"{expected}: {remedy}"
+        )
+
+
+class NotOnThisStoreError(StoreError):
+    """What was asked needs something the store's backend does not provide yet."""
+
+    def __init__(self, what: str, backend: str, reason: str) -> None:
+        self.what = what
+        self.backend = backend
+        super().__init__(f"{what} is not available on the {backend} store yet: {reason}")
+
+
 def summary(headline: str, problems: Sequence[Problem], limit: int = 10) -> str:
     """``headline (N problems): p1; p2; ...`` with at most ``limit`` problems quoted."""
     quoted = "; ".join(str(p)[:200] for p in problems[:limit])
@@ -193,6 +222,7 @@ __all__ = [
     "BatchRejectedError",
     "InvalidRulesError",
     "MalformedRequestError",
+    "NotOnThisStoreError",
     "OverloadedError",
     "RulesNotLoadedError",
     "ScanCancelledError",
@@ -202,6 +232,7 @@ __all__ = [
     "StoreCorruptError",
     "StoreError",
     "StoreFullError",
+    "StoreSchemaError",
     "StoreUnavailableError",
     "StreamIdleError",
     "SubjectNotFoundError",

@@ -35,8 +35,7 @@ from server.config import ConfigError, ServerConfig
 from server.errors import StoreError
 from server.logs import configure_logging
 from server.memory import tune_malloc
-from server.profiles.sqlite import SQLiteProfileStore
-from server.rules.sqlite import SQLiteRulesStore
+from server.storage import open_storage
 
 logger = logging.getLogger("decide.server")
 
@@ -240,11 +239,10 @@ def _reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
 
 
 def _prepare_stores(config: ServerConfig) -> None:
-    """Create the rules and profile stores (and publish the demo rules) before any child."""
-    store = SQLiteRulesStore(config.db_path)
+    """Create (or check) the stores and publish the demo rules before any child."""
+    storage = open_storage(config)
     try:
         if config.demo:
-            publish_demo(store)
-        SQLiteProfileStore(config.profile_db_path or store.path).close()
+            publish_demo(storage.rules)
     finally:
-        store.close()
+        storage.close()

@@ -309,6 +309,21 @@ class PostgresCluster:
         self.base = None
         self.port = 0
 
+    def shutdown(self, mode: str = "fast") -> None:
+        """Stop the server but keep its data and port, as a crash or an operator's
+        restart would (``mode``: pg_ctl's smart, fast or immediate); ``resume()``
+        starts it again. Clients' connections are cut."""
+        if self._admin is not None:
+            with contextlib.suppress(Exception):  # its connection is about to go anyway
+                self._admin.close()
+            self._admin = None
+        self._run([self.bindir / "pg_ctl", "stop", "-D", self.datadir, "-m", mode, "-w", "-s"])
+
+    def resume(self) -> None:
+        """Start the server again after ``shutdown()``, on the same port with the same data."""
+        self._run([self.bindir / "pg_ctl", "start", "-D", self.datadir, "-l", self.log_path,
+                   "-w", "-t", "60", "-s", "-o", f"-p {self.port}"])
+
     @property
     def postmaster_pid(self) -> int | None:
         """The server's pid while it runs, from postmaster.pid."""

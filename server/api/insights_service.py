@@ -32,13 +32,14 @@ from insights import (
 from protos import decisioning_pb2 as pb
 from server.analytics import attribution, estimates
 from server.analytics import scans as audiences
-from server.analytics.exposures import HOLDOUT_VARIANT, ExposureRecorder
+from server.analytics.exposures import HOLDOUT_VARIANT
 from server.analytics.scan_pool import ScanPool
 from server.analytics.sizes import read_sizes
 from server.api.convert import moment, timestamp
-from server.errors import RulesNotLoadedError, SubjectNotFoundError
+from server.errors import NotOnThisStoreError, RulesNotLoadedError, SubjectNotFoundError
 from server.executors import Pool
 from server.rules.snapshot import Snapshot
+from server.storage import ExposureSink
 
 logger = logging.getLogger("decide.server")
 
@@ -199,6 +200,8 @@ def variant_message(result: VariantResult) -> pb.VariantReport:
 class InsightsServicer:
     """Reports over the profile store's file; pending exposures are written first.
 
+    ``path``: the storage's ``scan_file``; None on a storage whose reports are not
+    written yet (``backend`` names it), where every call answers FAILED_PRECONDITION.
     ``scan_pool``: worker processes for estimates over large stores (owned by the
     caller, which closes it when the server stops); without one, every scan runs in
     the calling thread."""
@@ -206,17 +209,19 @@ class InsightsServicer:
     def __init__(
         self,
         source: Any,
-        path: str | Path,
+        path: str | Path | None,
         *,
+        backend: str = "SQLite",
         clock: Clock,
         window_days: float,
         pool: Pool,
-        exposures: ExposureRecorder | None = None,
+        exposures: ExposureSink | None = None,
         scan_pool: ScanPool | None = None,
     ) -> None:
         self._pool = pool
         self._source = source
-        self._path = Path(path)
+        self._path = None if path is None else Path(path)
+        self._backend = backend
         self._clock = clock
         self._window = timedelta(days=window_days)
         self._window_days = window_days
@@ -229,6 +234,16 @@ class InsightsServicer:
         if snapshot is None:
             raise RulesNotLoadedError()
         return snapshot
+
+    def _file(self, what: str) -> Path:
+        if self._path is None:
+            raise NotOnThisStoreError(
+                what,
+                self._backend,
+                "reports, estimates, exports and segment sizes read a SQLite store for now"
+                " (issue 11, part 2 brings them to PostgreSQL)",
+            )
+        return self._path
 
     def _flush(self) -> None:
         if self._exposures is not None:
@@ -248,8 +263,9 @@ class InsightsServicer:
         now = self._clock()
         start, end = resolve_period(request, now)
         snapshot = self._snapshot()
+        path = self._file("CampaignReport")
         self._flush()
-        with closing(audiences.connect(self._path)) as conn:
+        with closing(audiences.connect(path)) as conn:
             counts = attribution.campaign_counts(
                 conn, request.campaign, start, end, self._window, by_segment=request.by_segment
             )
@@ -311,8 +327,9 @@ class InsightsServicer:
         ids = _segment_ids(request.segments, snapshot.ruleset)
         now = self._clock()
         start, end = resolve_period(request, now)
+        path = self._file("SegmentReport")
         self._flush()
-        with closing(audiences.connect(self._path)) as conn:
+        with closing(audiences.connect(path)) as conn:
             members = audiences.memberships(
                 conn, ids, snapshot.ruleset, start=start, end=end, now=now
             )
@@ -378,7 +395,7 @@ class InsightsServicer:
                 [Problem("filter_json", f"unknown segment {s!r} in $segment") for s in unknown]
             )
         result = estimates.estimate(
-            self._path,
+            self._file("EstimateSegment"),
             predicate,
             snapshot.ruleset,
             self._clock(),
@@ -410,7 +427,8 @@ class InsightsServicer:
         (segment_id,) = _segment_ids([request.segment], snapshot.ruleset, field="segment")
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
             raise InvalidRequestError([Problem("page_size", f"must be 0-{MAX_PAGE_SIZE}")])
-        pages = _pages(self._path, segment_id, snapshot.ruleset, self._clock(), request.page_size)
+        path = self._file("ExportSegment")
+        pages = _pages(path, segment_id, snapshot.ruleset, self._clock(), request.page_size)
         try:
             while True:
                 page = await self._pool.run(next, pages, None)

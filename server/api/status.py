@@ -33,6 +33,7 @@ from server.errors import (
     BatchRejectedError,
     InvalidRulesError,
     MalformedRequestError,
+    NotOnThisStoreError,
     OverloadedError,
     RulesNotLoadedError,
     ScanCancelledError,
@@ -41,6 +42,7 @@ from server.errors import (
     StoreCorruptError,
     StoreError,
     StoreFullError,
+    StoreSchemaError,
     StoreUnavailableError,
     StreamIdleError,
     SubjectNotFoundError,
@@ -83,6 +85,9 @@ STATUS_TABLE: dict[type[Exception], grpc.StatusCode] = {
     StoreUnavailableError: grpc.StatusCode.UNAVAILABLE,
     # Data loss is what a damaged file means to the caller (gRPC's own guidance).
     StoreCorruptError: grpc.StatusCode.DATA_LOSS,
+    # An operator must act (migrate the database; use another store for this call).
+    StoreSchemaError: grpc.StatusCode.FAILED_PRECONDITION,
+    NotOnThisStoreError: grpc.StatusCode.FAILED_PRECONDITION,
     StoreError: grpc.StatusCode.UNAVAILABLE,  # any other store trouble: retry later
 }
 """Error class -> status code. Looked up along the exception's MRO, so the most specific

@@ -1,31 +1,31 @@
 """Hot reload: notice committed rules changes and swap in a new snapshot, off the request path.
 
-A poller thread owns a read-only connection and reads ``PRAGMA data_version`` every
-``poll_interval``. SQLite changes that value on this connection only when another
-connection commits, whoever it is (this server's admin API, the CLI, another server
-process, the sqlite3 shell), so an idle poll costs one pragma. On a change it reads
-the active row, compiles it and assigns ``self.snapshot``: one reference swap, which
-request handlers read without a lock.
+A poller thread asks the store's ``RulesWatcher`` every ``poll_interval`` whether the
+active rules changed, and at once when the watcher wakes it (PostgreSQL's
+notifications). SQLite's watcher reads ``PRAGMA data_version``, which changes whenever
+any connection commits (``server.rules.sqlite_watcher``); PostgreSQL's listens for the
+publish notification and polls the active version as the fallback
+(``server.rules.postgres``). On a change it compiles the active document and assigns
+``self.snapshot``: one reference swap, which request handlers read without a lock.
 
 A document that does not compile (it can only get there by a route other than the
 store API) is logged once, counted, reported by ``status`` and otherwise ignored: the
-last good snapshot keeps serving.
+last good snapshot keeps serving. So is a store that cannot be read (a database that
+is down): the snapshot keeps serving, and the next poll tries again.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 from decision import Ruleset
-from server.errors import InvalidRulesError
+from server.errors import InvalidRulesError, StoreError
 from server.rules.snapshot import Snapshot, build_snapshot
-from server.rules.sqlite import read_active
+from server.rules.store import RulesWatcher
 
 logger = logging.getLogger("decide.reloader")
 
@@ -52,25 +52,24 @@ class Reloader:
 
     def __init__(
         self,
-        db_path: str | Path,
+        watcher: RulesWatcher,
         *,
         poll_interval: float = 0.2,
         clock: Clock = _utcnow,
         on_load: Callable[[Snapshot], None] | None = None,
         on_error: Callable[[int, str], None] | None = None,
     ) -> None:
-        self.db_path = Path(db_path)
+        self.watcher = watcher
         self.poll_interval = poll_interval
         self.snapshot: Snapshot | None = None
         self.status = ReloadStatus()
         self._clock = clock
         self._on_load = on_load
         self._on_error = on_error
-        self._conn: sqlite3.Connection | None = None
-        self._data_version: int | None = None
         self._failed: tuple[int, str] | None = None
         self._poll_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def poll_once(self) -> bool:
@@ -80,22 +79,15 @@ class Reloader:
                 return False  # stopped: do not reopen the connection stop() closed
             try:
                 return self._poll()
-            except sqlite3.Error as exc:
-                # A broken or replaced file: start over with a fresh connection next time.
-                self._close_connection()
+            except StoreError as exc:
+                # The watcher starts over with a fresh connection next time.
                 message = f"cannot read the store: {exc}"
                 if message != self.status.last_error:  # log once, not every poll
                     self._record_error(self.status.store_version, message)
                 return False
 
     def _poll(self) -> bool:
-        conn = self._connection()
-        data_version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if data_version == self._data_version:
-            return False
-        # Remember the value before reading: a commit after this line changes it again.
-        self._data_version = data_version
-        row = read_active(conn)
+        row = self.watcher.poll()
         if row is None:
             return False
         version, document = row
@@ -169,42 +161,31 @@ class Reloader:
     # -- thread ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the poller thread (a daemon: it never keeps the process alive)."""
+        """Start the poller thread (a daemon: it never keeps the process alive) and the
+        watcher's notifications."""
         if self._thread is not None:
             raise RuntimeError("the reloader is already started")
         self._thread = threading.Thread(target=self._run, name="decide-reloader", daemon=True)
         self._thread.start()
+        self.watcher.start(self._wake.set)
 
     def _run(self) -> None:
-        # Event.wait, not time.sleep: stop() wakes the loop at once.
-        while not self._stopping.wait(self.poll_interval):
+        # Event.wait, not time.sleep: stop() and the watcher's notifications wake it at once.
+        while True:
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+            if self._stopping.is_set():
+                break
             try:
                 self.poll_once()
             except Exception:
                 logger.exception("rules poll failed", extra={"event": "poll_failed"})
 
     def stop(self, timeout: float | None = 5.0) -> None:
-        """Stop the poller thread and close the connection. Idempotent."""
+        """Stop the poller thread and close the watcher. Idempotent."""
         self._stopping.set()
+        self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         with self._poll_lock:
-            self._close_connection()
-
-    # -- connection -----------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            uri = self.db_path.resolve().as_uri() + "?mode=ro"
-            self._conn = sqlite3.connect(
-                uri, uri=True, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA busy_timeout = 1000")
-            self._data_version = None
-        return self._conn
-
-    def _close_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-            self._data_version = None
+            self.watcher.close()

@@ -3,19 +3,24 @@
 A store keeps immutable versions of the rules document and one active pointer;
 publishing and rolling back are transactional, with an optimistic-concurrency check
 (``expected_version``). ``server.rules.sqlite.SQLiteRulesStore`` is the embedded
-backend. Nothing above this interface asks which backend it has.
+backend, ``server.rules.postgres.PostgresRulesStore`` the shared one. Nothing above this
+interface asks which backend it has.
+
+``RulesWatcher`` is how a server's reloader learns of a publish, whoever made it: each
+backend has one (SQLite: ``PRAGMA data_version``; PostgreSQL: LISTEN/NOTIFY with
+polling as the fallback).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Protocol
 
 from decision import Ruleset
 
-__all__ = ["SEED_AUTHOR", "RulesStore", "VersionInfo"]
+__all__ = ["SEED_AUTHOR", "RulesStore", "RulesWatcher", "VersionInfo"]
 
 SEED_AUTHOR = "decide"
 """Author recorded on versions the server writes by itself (the initial seed, --demo)."""
@@ -40,11 +45,6 @@ class VersionInfo:
 class RulesStore(Protocol):
     """Versioned rules documents. Methods block (disk or network): call them from a
     pool thread, not the event loop. Raise ``server.errors`` store errors."""
-
-    @property
-    def path(self) -> Path:
-        """Where the store lives, for messages and for the reloader's own connection."""
-        ...
 
     def publish(
         self,
@@ -93,4 +93,26 @@ class RulesStore(Protocol):
 
     def close(self) -> None:
         """Release the store's connections. Idempotent."""
+        ...
+
+
+class RulesWatcher(Protocol):
+    """Notices changes of the active rules, for one reloader (which calls it from its
+    own thread). Raises ``server.errors`` store errors; after one, the next call starts
+    over (a fresh connection)."""
+
+    def start(self, wake: Callable[[], None]) -> None:
+        """Begin watching: call ``wake`` (from any thread) whenever the active rules may
+        have changed, so the reloader polls at once instead of at its next interval. A
+        backend without notifications calls it never; polling alone then finds changes."""
+        ...
+
+    def poll(self) -> tuple[int, str] | None:
+        """``(version, document)`` of the active rules when the store changed since the
+        last call that returned them (the first call: whatever is active); None when
+        nothing changed or nothing is active. Cheap when nothing changed."""
+        ...
+
+    def close(self) -> None:
+        """Stop watching and release connections. Idempotent."""
         ...

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from server.rules.reloader import Reloader
+from server.rules.sqlite_watcher import SQLiteRulesWatcher
 
 
 def _write_raw(db_path: Path, document: str) -> int:
@@ -30,7 +31,7 @@ def _write_raw(db_path: Path, document: str) -> int:
 
 @pytest.fixture
 def reloader(store):
-    r = Reloader(store.path, poll_interval=0.02)
+    r = Reloader(SQLiteRulesWatcher(store.path), poll_interval=0.02)
     try:
         yield r
     finally:
@@ -105,7 +106,7 @@ class TestPollOnce:
         """The callbacks report each load and each failed reload."""
         events = []
         r = Reloader(
-            db_path,
+            SQLiteRulesWatcher(db_path),
             on_load=lambda s: events.append(("load", s.version)),
             on_error=lambda v, m: events.append(("error", v)),
         )
@@ -144,7 +145,7 @@ class TestThread:
 
     def test_stop_is_prompt(self, store):
         """stop() wakes the loop at once even with a long poll interval."""
-        r = Reloader(store.path, poll_interval=30)
+        r = Reloader(SQLiteRulesWatcher(store.path), poll_interval=30)
         r.start()
         started = time.monotonic()
 

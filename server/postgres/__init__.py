@@ -1,0 +1,1 @@
+"""PostgreSQL: connection pools, errors as store errors, schema migrations, notifications."""

@@ -1,0 +1,497 @@
+"""Visitor profiles in PostgreSQL, shared by every decider: the event log, aliases, profiles.
+
+Tables (``server.postgres.schema``; the same rows as the SQLite store's)::
+
+    events(seq, event_id UNIQUE, visitor_id, source_id, type, ts, properties)
+    aliases(alias PRIMARY KEY, canonical)
+    profiles(visitor_id PRIMARY KEY, document, state)
+    exposures(...)                       written by server.analytics.exposures_postgres
+
+Any decider accepts any event. ``track`` is one transaction per batch:
+
+1. resolve the batch's visitor ids (and the customer ids of its ``identify`` events)
+   to their canonical ids, and lock those visitors;
+2. resolve again: a merge that committed while we waited for a lock may have moved an
+   id to another canonical; lock those too, until nothing moves (a merge locks both of
+   its visitors, so once we hold a visitor's lock, nothing re-points its ids);
+3. insert the events (``ON CONFLICT (event_id) DO NOTHING RETURNING``: an event id is
+   stored once across all deciders, and a second decider inserting the same id waits
+   for the first's commit and then finds it there);
+4. merge profiles on new ``identify`` events, fold the new events into the locked
+   visitors' states and upsert them; commit.
+
+Locks: a transaction-level advisory lock per visitor, ``pg_advisory_xact_lock(class,
+crc32(id))``, taken in key order. Not row locks on ``profiles``: a visitor's first
+events have no row to lock yet, and two deciders creating the same profile at once
+would each fold their events into an empty state, and the later upsert would drop the
+earlier's. Two visitors whose keys collide share a lock, which only serializes them.
+Because every write to a visitor's events and state happens under its lock, the
+stored profile is always the fold of exactly the events stored for it, in some order;
+the fold does not depend on the order (the SQLite store's tests and the contract
+suite check that the incremental profile equals the rebuilt one). A deadlock (possible
+when step 2 adds locks out of order) or a serialization failure retries the batch, at
+most ``RETRIES`` times.
+
+Reads: ``peek`` answers from this decider's cache only (``server.profiles.
+shared_cache``; never blocks); ``get`` reads through it. Staleness: this decider's own
+writes invalidate its entries at once; another decider's writes are seen within
+``cache_ttl`` (1 s by default). While the database cannot be reached, ``get`` serves
+the last profile it read, however old, and raises StoreUnavailableError only for a
+visitor it never read.
+
+Right to be forgotten: ``delete_visitor`` removes, under the visitor's lock, the
+profile, every event stored under or sent with its ids, its aliases and its
+exposures. An exposure another decider buffered for the visitor less than its flush
+interval (0.2 s) before may still be written after the delete. PostgreSQL keeps
+deleted rows' bytes until VACUUM reuses their space (it has no secure_delete).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import psycopg
+
+from decision.profile import STATE_VERSION, Event, apply, format_timestamp, new_state, rebuild
+from server.analytics.exposures_postgres import exposures_of
+from server.errors import StoreBusyError, StoreUnavailableError
+from server.postgres.connections import Database
+from server.profiles import codec
+from server.profiles.shared_cache import ProfileCache
+from server.profiles.store import MISSING, TrackResult
+
+__all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_CACHE_TTL", "RETRIES", "PostgresProfileStore"]
+
+logger = logging.getLogger("decide.server")
+
+STORE = "profile store"
+DEFAULT_CACHE_SIZE = 100_000
+DEFAULT_CACHE_TTL = 1.0
+RETRIES = 5
+"""Attempts of a batch that meets a deadlock or a serialization failure."""
+
+LOCK_CLASS = 0x0DEC1DF
+"""The advisory lock class of visitor locks (the key's first int4)."""
+
+_GET = (
+    "SELECT document FROM profiles WHERE visitor_id ="
+    " coalesce((SELECT canonical FROM aliases WHERE alias = %s), %s)"
+)
+_EVENT_COLUMNS = "event_id, source_id, type, ts, properties"
+_UPSERT = (
+    "INSERT INTO profiles (visitor_id, document, state)"
+    " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[])"
+    " ON CONFLICT (visitor_id) DO UPDATE SET document = excluded.document,"
+    " state = excluded.state"
+)
+
+Conn = psycopg.Connection[Any]
+T = TypeVar("T")
+
+
+def lock_key(visitor_id: str) -> int:
+    """The advisory lock key (an int4) of a visitor."""
+    key = zlib.crc32(visitor_id.encode("utf-8", "surrogatepass"))
+    return key - 2**32 if key >= 2**31 else key
+
+
+class PostgresProfileStore:
+    """A ``ProfileStore`` in PostgreSQL. Thread-safe; any number of deciders may share
+    the database. The ``Database`` belongs to the caller. ``cache_size`` or
+    ``cache_ttl`` 0 disables the read cache."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        cache_ttl: float = DEFAULT_CACHE_TTL,
+        cache: ProfileCache | None = None,
+    ) -> None:
+        self._db = db
+        self.location = db.where
+        self.cache = cache or ProfileCache(maxsize=cache_size, ttl=cache_ttl)
+        self._closed = False
+        self._stale_served = threading.Event()
+
+    # -- reads --------------------------------------------------------------------------
+
+    def peek(self, visitor_id: str) -> dict[str, Any] | None:
+        """The cached profile when it is fresh; else ``MISSING`` (never blocks)."""
+        return self.cache.fresh(visitor_id)  # type: ignore[no-any-return]
+
+    def get(self, visitor_id: str) -> dict[str, Any] | None:
+        """The profile of ``visitor_id`` (or of the profile it was merged into), None for
+        an unknown visitor; read through the cache. The dict is shared: do not mutate."""
+        cached = self.cache.fresh(visitor_id)
+        if cached is not MISSING:
+            return cached  # type: ignore[no-any-return]
+        generation = self.cache.generation
+        try:
+            profile = self._load(visitor_id)
+        except StoreUnavailableError:
+            stale = self.cache.stale(visitor_id)
+            if stale is MISSING:
+                raise
+            if not self._stale_served.is_set():
+                self._stale_served.set()
+                logger.warning(
+                    "the profile store is unreachable: serving cached profiles",
+                    extra={"event": "profiles_stale"},
+                )
+            return stale  # type: ignore[no-any-return]
+        self._stale_served.clear()
+        self.cache.put(visitor_id, profile, generation)
+        return profile
+
+    def _load(self, visitor_id: str) -> dict[str, Any] | None:
+        self._check_open()
+        with self._db.connection(STORE) as conn:
+            row = conn.execute(_GET, (visitor_id, visitor_id)).fetchone()
+        return None if row is None else codec.loads(row[0])
+
+    def export_visitor(self, visitor_id: str) -> dict[str, Any]:
+        """Everything held about the visitor, read in one snapshot: ``{"visitor_id",
+        "aliases", "profile", "events", "exposures"}`` (as the SQLite store exports)."""
+        self._check_open()
+        with self._db.transaction(STORE) as conn:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            canonical = _resolve(conn, [visitor_id])[visitor_id]
+            aliases = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT alias FROM aliases WHERE canonical = %s ORDER BY alias", (canonical,)
+                )
+            ]
+            row = conn.execute(
+                "SELECT document FROM profiles WHERE visitor_id = %s", (canonical,)
+            ).fetchone()
+            events = [
+                codec.event_from_row(event_row).as_dict()
+                for event_row in conn.execute(
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE visitor_id = %s"
+                    " ORDER BY ts, event_id",
+                    (canonical,),
+                )
+            ]
+            exposures = exposures_of(conn, [canonical, *aliases])
+        return {
+            "visitor_id": canonical,
+            "aliases": aliases,
+            "profile": None if row is None else codec.loads(row[0]),
+            "events": events,
+            "exposures": exposures,
+        }
+
+    # -- writes -------------------------------------------------------------------------
+
+    def track(self, events: Sequence[Event]) -> TrackResult:
+        """Store a validated batch and update the profiles it touches, in one
+        transaction; returns after the commit. Events whose ``event_id`` is stored
+        already (by any decider) or repeated in the batch are duplicates."""
+        if not events:
+            return TrackResult(0, 0)
+        unique: dict[str, Event] = {}
+        for event in events:
+            unique.setdefault(event.event_id, event)
+        touched: set[str] = set()
+        accepted = self._write(lambda conn: self._track(conn, unique, touched), touched)
+        return TrackResult(accepted, len(events) - accepted)
+
+    def set_attributes(
+        self, visitor_id: str, attributes: Mapping[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        """Set shop attributes (a null value removes one) as of ``now``; returns the new
+        profile. Recorded as a ``set_attributes`` event, so rebuilds keep them."""
+        self.track([codec.attributes_event(visitor_id, attributes, now)])
+        profile = self._load(visitor_id)
+        assert profile is not None
+        return profile
+
+    def delete_visitor(self, visitor_id: str) -> int:
+        """Forget the visitor: profile, events, aliases and exposures of the person
+        ``visitor_id`` resolves to. Returns the number of rows deleted."""
+        touched: set[str] = set()
+
+        def delete(conn: Conn) -> int:
+            canonical = _lock_resolved(conn, [visitor_id])[visitor_id]
+            ids = [canonical, *_aliases_of(conn, [canonical])]
+            if visitor_id not in ids:
+                ids.append(visitor_id)
+            touched.update(ids)
+            deleted = 0
+            for statement in (
+                "DELETE FROM events WHERE visitor_id = ANY(%b::text[])",
+                "DELETE FROM events WHERE source_id = ANY(%b::text[])",
+                "DELETE FROM aliases WHERE alias = ANY(%b::text[])",
+                "DELETE FROM aliases WHERE canonical = ANY(%b::text[])",
+                "DELETE FROM profiles WHERE visitor_id = ANY(%b::text[])",
+                "DELETE FROM exposures WHERE visitor_id = ANY(%b::text[])",
+            ):
+                deleted += conn.execute(statement, (ids,)).rowcount
+            return deleted
+
+        return self._write(delete, touched)
+
+    def rebuild(self, visitor_id: str) -> dict[str, Any] | None:
+        """Recompute one profile from the event log; returns it (None: no events)."""
+        touched: set[str] = set()
+
+        def rebuild_one(conn: Conn) -> None:
+            canonical = _lock_resolved(conn, [visitor_id])[visitor_id]
+            _rebuild_visitors(conn, [canonical])
+            touched.update([canonical, visitor_id, *_aliases_of(conn, [canonical])])
+
+        self._write(rebuild_one, touched)
+        return self._load(visitor_id)
+
+    def rebuild_all(self, batch: int = 1000) -> int:
+        """Recompute every profile from the event log, ``batch`` visitors per
+        transaction (tracking goes on in between); returns how many were rebuilt.
+        Profile rows without events are deleted."""
+        if batch < 1:
+            raise ValueError("batch must be >= 1")
+        rebuilt = 0
+        after = ""
+        while True:
+
+            def step(conn: Conn) -> list[str]:
+                ids = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT DISTINCT visitor_id FROM events WHERE visitor_id > %s"
+                        " ORDER BY visitor_id LIMIT %s",
+                        (after, batch),
+                    )
+                ]
+                _lock(conn, ids)
+                _rebuild_visitors(conn, ids)
+                return ids
+
+            ids = self._write(step, set())
+            self.cache.clear()
+            if not ids:
+                break
+            rebuilt += len(ids)
+            after = ids[-1]
+
+        def orphans(conn: Conn) -> None:
+            conn.execute(
+                "DELETE FROM profiles AS p WHERE NOT EXISTS"
+                " (SELECT 1 FROM events AS e WHERE e.visitor_id = p.visitor_id)"
+            )
+
+        self._write(orphans, set())
+        self.cache.clear()
+        return rebuilt
+
+    def close(self) -> None:
+        """Refuse further calls; the ``Database`` is the caller's to close. Idempotent."""
+        self._closed = True
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailableError(STORE, self.location, "the store is closed")
+
+    def _write(self, body: Callable[[Conn], T], touched: set[str]) -> T:
+        """``body(conn)`` in one transaction, retried on a deadlock or serialization
+        failure; the cache entries of ``touched`` are dropped after it (committed or not)."""
+        self._check_open()
+        try:
+            for attempt in range(RETRIES):
+                try:
+                    with self._db.transaction(STORE) as conn:
+                        return body(conn)
+                except StoreBusyError:
+                    if attempt == RETRIES - 1:
+                        raise
+            raise AssertionError("unreachable")
+        finally:
+            self.cache.invalidate(touched)
+
+    def _track(self, conn: Conn, unique: dict[str, Event], touched: set[str]) -> int:
+        """The body of ``track``, inside its transaction (see the module docstring)."""
+        ids = {event.visitor_id for event in unique.values()}
+        ids.update(
+            str(event.properties["customer_id"])
+            for event in unique.values()
+            if event.type == "identify"
+        )
+        canon = _lock_resolved(conn, ids)
+        columns: list[list[str]] = [[], [], [], [], [], []]
+        for event_id, event in unique.items():
+            row = (
+                event_id,
+                canon[event.visitor_id],
+                event.visitor_id,
+                event.type,
+                format_timestamp(event.timestamp),
+                codec.dumps(event.properties),
+            )
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        inserted = {
+            row[0]
+            for row in conn.execute(
+                "INSERT INTO events (event_id, visitor_id, source_id, type, ts, properties)"
+                " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
+                " %b::text[], %b::text[]) ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                columns,
+            )
+        }
+        new = [event for event_id, event in unique.items() if event_id in inserted]
+        if not new:
+            return 0
+        touched.update(event.visitor_id for event in new)
+        merged: set[str] = set()
+        for event in new:
+            if event.type == "identify":
+                _merge(conn, event, canon, merged, touched)
+        by_visitor: dict[str, list[Event]] = {}
+        for event in new:
+            canonical = canon[event.visitor_id]
+            if canonical not in merged:
+                by_visitor.setdefault(canonical, []).append(event)
+        touched.update(by_visitor)
+        # get() caches by the id it was asked for, which may be an alias.
+        touched.update(_aliases_of(conn, list(by_visitor)))
+        _rebuild_visitors(conn, sorted(merged))
+        _apply_new(conn, by_visitor)
+        return len(new)
+
+
+def _resolve(conn: Conn, ids: Iterable[str]) -> dict[str, str]:
+    """``{id: canonical}`` (an id without an alias maps to itself), in one query."""
+    resolved = {visitor_id: visitor_id for visitor_id in ids}
+    if resolved:
+        for alias, canonical in conn.execute(
+            "SELECT alias, canonical FROM aliases WHERE alias = ANY(%b::text[])",
+            (list(resolved),),
+        ):
+            resolved[alias] = canonical
+    return resolved
+
+
+def _lock(conn: Conn, visitors: Iterable[str]) -> None:
+    """Take the advisory locks of ``visitors`` in key order (one statement; unnest
+    yields the array in order and nothing sorts it again)."""
+    keys = sorted({lock_key(v) for v in visitors})
+    if keys:
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(%s, k) FROM unnest(%b::int4[]) AS k", (LOCK_CLASS, keys)
+        )
+
+
+def _lock_resolved(conn: Conn, ids: Iterable[str]) -> dict[str, str]:
+    """Lock the canonical visitors of ``ids`` and return ``{id: canonical}`` as it holds
+    under those locks (see the module docstring, steps 1 and 2)."""
+    ids = list(ids)
+    locked: set[str] = set()
+    while True:
+        resolved = _resolve(conn, ids)
+        wanted = set(resolved.values()) - locked
+        if not wanted:
+            return resolved
+        _lock(conn, wanted)
+        locked |= wanted
+
+
+def _aliases_of(conn: Conn, canonicals: Sequence[str]) -> list[str]:
+    if not canonicals:
+        return []
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT alias FROM aliases WHERE canonical = ANY(%b::text[])", (list(canonicals),)
+        )
+    ]
+
+
+def _merge(
+    conn: Conn, event: Event, canon: dict[str, str], merged: set[str], touched: set[str]
+) -> None:
+    """Merge the profile of ``event.visitor_id`` into that of its customer id (both
+    locked by ``_lock_resolved``)."""
+    source = canon[event.visitor_id]
+    target = canon[str(event.properties["customer_id"])]
+    if source == target:
+        return  # already one profile (this is also how cycles are ignored)
+    moved = _aliases_of(conn, [source])
+    conn.execute("UPDATE events SET visitor_id = %s WHERE visitor_id = %s", (target, source))
+    # An exposure written while an earlier merge committed may still name a merged id
+    # (server.analytics.exposures_postgres): re-point those with the rest.
+    conn.execute(
+        "UPDATE exposures SET visitor_id = %s WHERE visitor_id = ANY(%b::text[])",
+        (target, [source, *moved]),
+    )
+    conn.execute("UPDATE aliases SET canonical = %s WHERE canonical = %s", (target, source))
+    conn.execute(
+        "INSERT INTO aliases (alias, canonical) VALUES (%s, %s)"
+        " ON CONFLICT (alias) DO UPDATE SET canonical = excluded.canonical",
+        (source, target),
+    )
+    conn.execute("DELETE FROM profiles WHERE visitor_id = %s", (source,))
+    for alias in (*moved, source):
+        canon[alias] = target
+    for alias, canonical in list(canon.items()):
+        if canonical == source:
+            canon[alias] = target
+    touched.update((source, target, *moved, *_aliases_of(conn, [target])))
+    merged.discard(source)
+    merged.add(target)
+
+
+def _apply_new(conn: Conn, by_visitor: dict[str, list[Event]]) -> None:
+    """Fold new events into the stored states of their (canonical) visitors."""
+    if not by_visitor:
+        return
+    ids = list(by_visitor)
+    states = {
+        visitor_id: codec.loads(state)
+        for visitor_id, state in conn.execute(
+            "SELECT visitor_id, state FROM profiles WHERE visitor_id = ANY(%b::text[])", (ids,)
+        )
+    }
+    stale = [v for v in ids if v in states and states[v].get("v") != STATE_VERSION]
+    rows = []
+    for visitor_id in ids:
+        if visitor_id in stale:
+            continue
+        state = states.get(visitor_id) or new_state()
+        for event in by_visitor[visitor_id]:
+            apply(state, event)
+        rows.append(codec.profile_row(visitor_id, state))
+    _upsert(conn, rows)
+    # A state written by another version of the fold: start again from the log.
+    _rebuild_visitors(conn, stale)
+
+
+def _rebuild_visitors(conn: Conn, ids: Sequence[str]) -> None:
+    """Recompute the states of ``ids`` (canonical, locked) from all their events."""
+    if not ids:
+        return
+    events: dict[str, list[Event]] = {visitor_id: [] for visitor_id in ids}
+    for row in conn.execute(
+        f"SELECT visitor_id, {_EVENT_COLUMNS} FROM events WHERE visitor_id = ANY(%b::text[])"
+        " ORDER BY visitor_id, ts, event_id",
+        (list(ids),),
+    ):
+        events[row[0]].append(codec.event_from_row(row[1:]))
+    rows = [codec.profile_row(v, rebuild(log)) for v, log in events.items() if log]
+    empty = [v for v, log in events.items() if not log]
+    _upsert(conn, rows)
+    if empty:
+        conn.execute("DELETE FROM profiles WHERE visitor_id = ANY(%b::text[])", (empty,))
+
+
+def _upsert(conn: Conn, rows: Sequence[tuple[str, str, str]]) -> None:
+    """Write profile rows in one statement."""
+    if rows:
+        conn.execute(_UPSERT, [list(column) for column in zip(*rows, strict=True)])
