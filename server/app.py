@@ -46,7 +46,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -339,8 +339,7 @@ def create_server(
                 max_placements=config.max_placements,
                 clock=clock,
                 metrics=metrics,
-                # It only calls record(): any ExposureSink does.
-                exposures=cast(Any, exposures),
+                exposures=exposures,
                 credentials=credentials,
             ),
             "RulesAdmin": RulesAdminServicer(store, reloader, pool=pools.writes),

@@ -27,7 +27,7 @@ import decision
 from decision import InvalidRequestError, Problem
 from protos import decisioning_pb2 as pb
 from server import limits
-from server.analytics.exposures import HOLDOUT_VARIANT, ExposureRecorder
+from server.analytics.exposures import HOLDOUT_VARIANT
 from server.api.convert import StructCache, new_decision_ids, utcnow
 from server.api.interceptors import Credentials
 from server.api.responses import ResponseEncoder
@@ -37,6 +37,7 @@ from server.metrics import Metrics
 from server.profiles.cache import ProfileMemos
 from server.profiles.store import MISSING, ProfileReader
 from server.rules.snapshot import Snapshot
+from server.storage import ExposureSink
 
 Clock = Callable[[], datetime]
 
@@ -65,7 +66,7 @@ class DecisionServicer:
         max_placements: int = limits.MAX_PLACEMENTS,
         clock: Clock = utcnow,
         metrics: Metrics | None = None,
-        exposures: ExposureRecorder | None = None,
+        exposures: ExposureSink | None = None,
         credentials: Credentials | None = None,
     ) -> None:
         self._credentials = credentials
