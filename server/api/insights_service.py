@@ -32,6 +32,7 @@ from insights import (
     analyze_campaign,
 )
 from protos import decisioning_pb2 as pb
+from server import limits
 from server.analytics import attribution, estimates
 from server.analytics import scans as audiences
 from server.analytics.exposures import HOLDOUT_VARIANT, ExposureRecorder
@@ -52,6 +53,9 @@ DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10_000
 MAX_REPORT_SEGMENTS = 32
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_NANOS = 999_999_999
+_MIN_SECONDS = -62_135_596_800  # 0001-01-01T00:00:00Z
+_MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 _STATUS = {"ok": pb.REPORT_STATUS_OK, "not_enough_data": pb.REPORT_STATUS_NOT_ENOUGH_DATA}
 
@@ -60,7 +64,16 @@ _STATUS = {"ok": pb.REPORT_STATUS_OK, "not_enough_data": pb.REPORT_STATUS_NOT_EN
 # -- periods ------------------------------------------------------------------------------
 
 
-def _moment(stamp: timestamp_pb2.Timestamp) -> datetime:
+def _moment(stamp: timestamp_pb2.Timestamp, path: str) -> datetime:
+    """The datetime of a Timestamp; INVALID_ARGUMENT at ``path`` for one that protobuf
+    does not define (nanos past a second, a time outside years 1 to 9999), which
+    datetime cannot hold."""
+    if not 0 <= stamp.nanos <= _MAX_NANOS:
+        raise InvalidRequestError([Problem(f"{path}.nanos", f"must be from 0 to {_MAX_NANOS}")])
+    if not _MIN_SECONDS <= stamp.seconds <= _MAX_SECONDS:
+        raise InvalidRequestError(
+            [Problem(f"{path}.seconds", "must be a time in the years 1 to 9999")]
+        )
     return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
 
 
@@ -74,10 +87,20 @@ def _stamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
 
 def resolve_period(request: Any, now: datetime) -> tuple[datetime, datetime]:
     """``(start, end)`` of a request's ``period``: end defaults to now, start to 7 days
-    before end. ``InvalidRequestError`` when start is not before end."""
+    before end. ``InvalidRequestError`` when start is not before end, or either lies
+    outside ``limits.MIN_REPORT_TIME`` to ``limits.MAX_REPORT_TIME``."""
     period = request.period
-    end = _moment(period.end) if period.HasField("end") else now
-    start = _moment(period.start) if period.HasField("start") else end - DEFAULT_PERIOD
+    lowest, highest = limits.MIN_REPORT_TIME, limits.MAX_REPORT_TIME
+    end = _moment(period.end, "period.end") if period.HasField("end") else now
+    if not lowest < end <= highest:
+        message = f"must be after {lowest:%Y-%m-%d} and at most {highest:%Y-%m-%d}"
+        raise InvalidRequestError([Problem("period.end", message)])
+    if period.HasField("start"):
+        start = _moment(period.start, "period.start")
+        if start < lowest:
+            raise InvalidRequestError([Problem("period.start", f"must be from {lowest:%Y-%m-%d}")])
+    else:
+        start = max(end - DEFAULT_PERIOD, lowest)
     if start >= end:
         raise InvalidRequestError([Problem("period", "start must be before end")])
     return start, end
