@@ -304,7 +304,9 @@ def create_server(
         profile_path = Path(config.profile_db_path or store.path)
         exposures: ExposureRecorder | None = None
         if owns_profiles:
-            exposures = ExposureRecorder(profile_path, metrics=metrics)
+            exposures = ExposureRecorder(
+                profile_path, metrics=metrics, durable=config.exposures_durable
+            )
             opened.append(exposures.close)
         loop = _Loop()
         opened.append(loop.close)

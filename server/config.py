@@ -106,7 +106,9 @@ class ServerConfig:
     scan is split over (0: one per core; 1: none, scans run in the request thread), for
     stores of at least ``scan_min_profiles`` profiles. ``reuse_port``: listen with
     SO_REUSEPORT (set by ``server.processes`` for its children; otherwise Linux would
-    let a second server bind a port already in use). The connection and stream limits
+    let a second server bind a port already in use). ``exposures_durable``: Decide
+    answers only once its exposures are committed and synced to disk, so a crash loses
+    none (``server.analytics.exposures``, "Durable mode"). The connection and stream limits
     and the pools are described in ``server.app`` and ``server.executors``.
     """
 
@@ -148,6 +150,7 @@ class ServerConfig:
     read_threads: int = DEFAULT_READ_THREADS
     read_queue: int = DEFAULT_READ_QUEUE
     reuse_port: bool = False
+    exposures_durable: bool = False
 
     def __post_init__(self) -> None:
         if not self.db_path:
@@ -393,4 +396,5 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "report_queue": _parse_int,
     "read_threads": _parse_int,
     "read_queue": _parse_int,
+    "exposures_durable": _parse_bool,
 }

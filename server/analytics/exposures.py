@@ -16,6 +16,21 @@ everything still pending, so a clean stop loses no exposure. If the writer falls
 dropped, counted in ``decide_exposures_dropped_total`` and logged once; Decide never
 waits.
 
+What a stop loses: a clean stop (SIGTERM, ``close()``) nothing; a crash (kill -9, OOM
+killer) the exposures still buffered, at most ``flush_interval`` of them plus the
+batch being written (SQLite rolls an unfinished transaction back); a power cut also
+the commits since the last checkpoint, with ``synchronous = NORMAL``.
+
+**Durable mode** (``durable=True``; ``ServerConfig.exposures_durable``,
+``DECIDE_EXPOSURES_DURABLE``): Decide awaits ``record_durably``, which returns once its
+exposures are committed with ``synchronous = FULL`` (the WAL is synced to disk on
+every commit). It is a group commit: each call wakes the writer, which commits
+whatever is pending in one transaction, so calls arriving during a commit share the
+next one (one fsync per commit, not per call). A call whose exposures cannot be written
+(disk full, the file locked past the busy timeout) fails with that store error and its
+exposures are dropped, not retried: an answered Decide's exposures are on disk, and a
+failed one's are not. A full buffer is RESOURCE_EXHAUSTED instead of a silent drop.
+
 Schema (in the profile store's SQLite file; ``SQLiteProfileStore`` creates it)::
 
     exposures(seq INTEGER PRIMARY KEY, decision_id, visitor_id, source_id, campaign,
@@ -43,6 +58,7 @@ JSON array of segment ids.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -54,6 +70,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from decision.profile import format_timestamp
+from server.errors import OverloadedError, StoreUnavailableError
 from server.logs import FaultLog
 from server.sqlite import store_error
 
@@ -200,6 +217,7 @@ class ExposureRecorder:
         max_pending: int = DEFAULT_MAX_PENDING,
         metrics: Any = None,
         start: bool = True,
+        durable: bool = False,
     ) -> None:
         if batch_size < 1 or max_pending < batch_size:
             raise ValueError("need 1 <= batch_size <= max_pending")
@@ -207,8 +225,17 @@ class ExposureRecorder:
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.max_pending = max_pending
+        self.durable = durable
+        """Whether Decide must ``await record_durably`` (module docstring)."""
         self._metrics = metrics
         self._pending: deque[Pending] = deque()
+        # Durable mode: exposures are numbered as they are queued; ``_settled`` is the
+        # number of the last one committed or dropped (batches are written in queue
+        # order, under _write_lock), and each waiting call holds the number of its last.
+        self._queued = 0
+        self._settled = 0
+        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._waiters_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._closed = False
@@ -226,7 +253,8 @@ class ExposureRecorder:
         self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
         # Analytics rows: losing the last few hundred milliseconds to a power cut is
         # acceptable, an fsync per batch is not needed (WAL keeps the file consistent).
-        self._conn.execute("PRAGMA synchronous = NORMAL")
+        # Durable mode promises more: every commit is synced before Decide answers.
+        self._conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         self._conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         create_schema(self._conn)
         self._json = _has_json(self._conn)
@@ -244,10 +272,50 @@ class ExposureRecorder:
             self._drop(len(exposures))
             return
         pending.extend(exposures)
+        self._queued += len(exposures)
         # Once woken, the writer may wait for the GIL behind many calls: setting the
         # event again on each of them (a lock and a notify) would only slow them down.
         if len(pending) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
+
+    async def record_durably(self, exposures: Sequence[Pending]) -> None:
+        """Queue exposures and return once they are committed and synced (durable mode;
+        call it from the event loop). Raises the store error that kept them from the
+        disk (they are then dropped), ``OverloadedError`` when the buffer is full."""
+        if self._closed:
+            raise StoreUnavailableError("exposure store", str(self.path), "the server is stopping")
+        if len(self._pending) + len(exposures) > self.max_pending:
+            self._drop(len(exposures))
+            raise OverloadedError(
+                f"{len(self._pending)} exposures are waiting to be written, the most this"
+                " server buffers; retry"
+            )
+        future = asyncio.get_running_loop().create_future()
+        self._pending.extend(exposures)
+        self._queued += len(exposures)
+        with self._waiters_lock:
+            self._waiters.append((self._queued, future.get_loop(), future))
+        self._wake.set()  # group commit: the writer takes everything pending now
+        await future
+
+    def _settle(self, count: int, error: BaseException | None) -> None:
+        """``count`` more exposures, in queue order, were committed (``error`` None) or
+        dropped: wake the calls that waited for them."""
+        self._settled += count
+        settled = self._settled
+        with self._waiters_lock:
+            if not self._waiters:
+                return
+            done = [w for w in self._waiters if w[0] <= settled]
+            self._waiters = [w for w in self._waiters if w[0] > settled]
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for _, loop, future in done:
+            by_loop.setdefault(loop, []).append(future)
+        for loop, futures in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, futures, error)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
 
     def _drop(self, count: int) -> None:
         with self._drop_lock:
@@ -274,12 +342,16 @@ class ExposureRecorder:
         """Write everything pending now, from the calling thread; returns rows written."""
         written = 0
         while self._pending:
-            batch = self._take()
-            if not batch:
-                break
-            if not self._write(batch):
-                break
-            written += len(batch)
+            # Taken and written under one lock: batches reach the file in queue order,
+            # which is what durable mode's numbering relies on.
+            with self._write_lock:
+                batch = self._take()
+                if not batch:
+                    break
+                ok = self._write(batch)
+            if not ok and not self.durable:
+                break  # the rows went back to the queue: retry on the next wake
+            written += len(batch) if ok else 0
         return written
 
     def _take(self) -> list[Pending]:
@@ -293,29 +365,38 @@ class ExposureRecorder:
         return batch
 
     def _write(self, batch: list[Pending]) -> bool:
-        """One transaction; on failure the rows go back to the front of the queue."""
-        with self._write_lock:
-            rows = self._encoder.rows(batch)
-            payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+        """One transaction (the caller holds ``_write_lock``). On failure the rows go
+        back to the front of the queue, or in durable mode are dropped and their calls
+        told why."""
+        rows = self._encoder.rows(batch)
+        payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if self._json and _NUL not in payload:
-                        self._conn.execute(_INSERT_JSON, (payload,))
-                    else:
-                        self._conn.executemany(_INSERT, rows)
-                    self._conn.execute("COMMIT")
-                except BaseException:
+                if self._json and _NUL not in payload:
+                    self._conn.execute(_INSERT_JSON, (payload,))
+                else:
+                    self._conn.executemany(_INSERT, rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
+                raise
+        except sqlite3.Error as exc:
+            error = store_error(exc, "exposure store", self.path)
+            self._faults.failed(error)
+            if self.durable:
+                self._drop(len(batch))
+                self._settle(len(batch), error)
+            else:
                 self._pending.extendleft(reversed(batch))
-                self._faults.failed(store_error(exc, "exposure store", self.path))
-                return False
+            return False
         self._faults.ok()
         self.written += len(rows)
         if self._metrics is not None:
             self._metrics.exposures_written.inc(len(rows))
+        if self.durable:
+            self._settle(len(batch), None)
         return True
 
     def _run(self) -> None:
@@ -341,6 +422,16 @@ class ExposureRecorder:
         self.flush()
         with self._write_lock:
             self._conn.close()
+
+
+def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    """On the waiters' loop: finish each future not already cancelled."""
+    for future in futures:
+        if not future.done():
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
 
 
 def exposures_of(conn: sqlite3.Connection, ids: Iterable[str]) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -264,3 +265,104 @@ class TestRecorder:
         rows = exposure_rows(path)
 
         assert [("cust", "anon"), ("x", "x")] * 2 == [(row[1], row[2]) for row in rows]
+
+
+class TestDurable:
+    """exposures_durable: Decide answers once its exposures are committed and synced."""
+
+    @pytest.fixture
+    def path(self, tmp_path: Path) -> Path:
+        file = tmp_path / "profiles.db"
+        SQLiteProfileStore(file).close()
+        return file
+
+    def test_record_durably_returns_once_the_rows_are_in_the_file(self, path: Path):
+        """With a writer that would otherwise wait a minute, every awaited exposure is
+        readable from another connection as soon as its call returns."""
+        recorder = ExposureRecorder(path, flush_interval=60, durable=True)
+
+        async def calls() -> list[int]:
+            seen = []
+            for i in range(5):
+                await recorder.record_durably([(f"d{i}", "v", "c", "a", (), "p", NOW)])
+                seen.append(len(exposure_rows(path)))
+            return seen
+
+        try:
+            seen = asyncio.run(calls())
+        finally:
+            recorder.close()
+
+        assert [1, 2, 3, 4, 5] == seen
+
+    def test_concurrent_calls_share_commits(self, path: Path):
+        """Calls waiting at once are committed together: every call returns, every row
+        is stored once, in fewer transactions than calls."""
+        recorder = ExposureRecorder(path, flush_interval=60, durable=True)
+        commits = _count_commits(recorder)
+
+        async def calls() -> None:
+            await asyncio.gather(
+                *(
+                    recorder.record_durably([(f"d{i}", "v", "c", "a", (), "p", NOW)])
+                    for i in range(200)
+                )
+            )
+
+        try:
+            asyncio.run(calls())
+        finally:
+            recorder.close()
+
+        assert sorted(f"d{i}" for i in range(200)) == sorted(row[0] for row in exposure_rows(path))
+        assert commits[0] < 200
+
+    def test_a_full_disk_fails_the_call_and_drops_its_rows(self, path: Path):
+        """When the write fails, the waiting call gets the store error naming the file,
+        its exposures are dropped (not written later), and the next call succeeds."""
+        from server.errors import StoreFullError
+
+        recorder = ExposureRecorder(path, flush_interval=60, durable=True)
+        (pages,) = recorder._conn.execute("PRAGMA page_count").fetchone()
+        recorder._conn.execute(f"PRAGMA max_page_count = {pages}")
+        big = [(f"full-{i}", "v" * 200, "c", "a", (), "p", NOW) for i in range(2000)]
+
+        async def full_then_space() -> str:
+            with pytest.raises(StoreFullError) as info:
+                await recorder.record_durably(big)
+            recorder._conn.execute("PRAGMA max_page_count = 1073741823")
+            await recorder.record_durably([("after", "v", "c", "a", (), "p", NOW)])
+            return str(info.value)
+
+        try:
+            message = asyncio.run(full_then_space())
+        finally:
+            recorder.close()
+
+        assert str(path) in message
+        assert (["after"], 2000) == ([row[0] for row in exposure_rows(path)], recorder.dropped)
+
+    def test_a_served_decision_is_on_disk_when_decide_answers(
+        self, store: Any, start_server: Any, admin_metadata: Any, db_path: Path
+    ):
+        """Against a server with exposures_durable, each answered Decide's exposure is
+        already in the file (read from another connection, no flush, no stop)."""
+        running = start_server(clock=lambda: NOW, exposures_durable=True)
+        running.admin.PublishRules(
+            pb.PublishRulesRequest(document_json=json.dumps(RULES)), metadata=admin_metadata
+        )
+        stored = []
+        for i in range(10):
+            decision_id = running.decide("hero", visitor=f"d-{i}").decisions[0].decision_id
+            stored.append(decision_id in {row[0] for row in exposure_rows(db_path)})
+
+        assert [True] * 10 == stored
+
+
+def _count_commits(recorder: ExposureRecorder) -> list[int]:
+    """A one-element list counting the transactions ``recorder`` commits from now on."""
+    commits = [0]
+    recorder._conn.set_trace_callback(
+        lambda statement: commits.__setitem__(0, commits[0] + (statement == "COMMIT"))
+    )
+    return commits
