@@ -295,7 +295,8 @@ class ExposureRecorder:
         self._queued += len(exposures)
         with self._waiters_lock:
             self._waiters.append((self._queued, future.get_loop(), future))
-        self._wake.set()  # group commit: the writer takes everything pending now
+        if not self._wake.is_set():  # group commit: the writer takes all pending now
+            self._wake.set()
         await future
 
     def _settle(self, count: int, error: BaseException | None) -> None:
