@@ -313,13 +313,27 @@ def kill_track(folder: Path, sizes: Sizes) -> Outcome:
     )
 
 
+@dataclass
+class DecideRun:
+    """What a Decide load ended by a kill or a stop served and stored."""
+
+    served: set[str]
+    stored: set[str]
+    rate: float
+    """Exposures served per second."""
+    errors: dict[str, int]
+    code: int | None = None
+    """The exit code after SIGTERM."""
+    stop_seconds: float = 0.0
+    """From SIGTERM to the process's exit."""
+
+
 def _decide_under(
     folder: Path, sizes: Sizes, name: str, stop: str, env: dict[str, str] | None = None
-) -> tuple[set[str], set[str], float, int | None, dict[str, int]]:
-    """Decide load on a fresh server, ended by ``stop`` ("kill" or "term"): the exposure
-    ids served and stored, the rate of exposures served, and the exit code (SIGTERM)."""
+) -> DecideRun:
+    """Decide load on a fresh server, ended by ``stop`` ("kill" or "term")."""
     db = folder / f"{name}.db"
-    code = None
+    code, stop_seconds = None, 0.0
     with running(db, env=env) as server, Load(server.target, _decide, sizes.threads) as load:
         load.wait_until(10, START_TIMEOUT)
         began, before = time.monotonic(), len(load.results)
@@ -328,16 +342,20 @@ def _decide_under(
         if stop == "kill":
             server.kill()
         else:
+            stopping = time.monotonic()
             code = server.terminate()
+            stop_seconds = time.monotonic() - stopping
         load.stop()
-    return _flatten(load.results), stored(db, "exposures", "decision_id"), rate, code, load.errors
+    kept = stored(db, "exposures", "decision_id")
+    return DecideRun(_flatten(load.results), kept, rate, load.errors, code, stop_seconds)
 
 
 def kill_decide(folder: Path, sizes: Sizes, *, durable: bool = False) -> Outcome:
     """kill -9 under Decide load: exposures served against stored."""
     name = "kill-decide-durable" if durable else "kill-decide"
     env = {"DECIDE_EXPOSURES_DURABLE": "1"} if durable else None
-    served, kept, rate, _, errors = _decide_under(folder, sizes, name, "kill", env)
+    run = _decide_under(folder, sizes, name, "kill", env)
+    served, kept, rate, errors = run.served, run.stored, run.rate, run.errors
     lost = served - kept
     share = len(lost) / len(served) if served else 0.0
     window = 1000 * len(lost) / rate if rate else 0.0
@@ -358,14 +376,18 @@ def kill_decide(folder: Path, sizes: Sizes, *, durable: bool = False) -> Outcome
 
 def sigterm_decide(folder: Path, sizes: Sizes) -> Outcome:
     """SIGTERM under Decide load: a clean stop writes every exposure it answered."""
-    served, kept, rate, code, errors = _decide_under(folder, sizes, "sigterm-decide", "term")
-    lost = served - kept
+    run = _decide_under(folder, sizes, "sigterm-decide", "term")
+    lost = run.served - run.stored
     return Outcome(
         "sigterm-decide",
-        bool(served) and not lost and code == 0,
-        f"served {len(served):,} exposures, stored {len(kept & served):,}, lost {len(lost):,};"
-        f" exit code {code}",
-        [f"calls refused once the stop began: {errors or 'none'}"],
+        bool(run.served) and not lost and run.code == 0,
+        f"served {len(run.served):,} exposures, stored {len(run.stored & run.served):,},"
+        f" lost {len(lost):,}; exit code {run.code}",
+        [
+            f"stopped {run.stop_seconds:.1f} s after SIGTERM; calls refused once the stop"
+            f" began: {run.errors or 'none'}; stored but never answered:"
+            f" {len(run.stored - run.served):,}"
+        ],
     )
 
 
