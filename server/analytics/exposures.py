@@ -246,6 +246,7 @@ class ExposureRecorder:
             logger, f"writing exposures to {self.path}", "exposures_write_failed"
         )
         self.dropped = 0
+        self._warned = False  # the buffer-full warning is logged once
         self.written = 0
         self._conn = sqlite3.connect(
             str(self.path), timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
@@ -283,7 +284,9 @@ class ExposureRecorder:
         call it from the event loop). Raises the store error that kept them from the
         disk (they are then dropped), ``OverloadedError`` when the buffer is full."""
         if self._closed:
-            raise StoreUnavailableError("exposure store", str(self.path), "the server is stopping")
+            raise StoreUnavailableError(
+                "exposure store", str(self.path), "the server is stopping"
+            )
         if len(self._pending) + len(exposures) > self.max_pending:
             self._drop(len(exposures))
             raise OverloadedError(
@@ -318,10 +321,11 @@ class ExposureRecorder:
             except RuntimeError:  # the loop is closed: nobody waits any more
                 pass
 
-    def _drop(self, count: int) -> None:
+    def _drop(self, count: int, *, warn: bool = True) -> None:
         with self._drop_lock:
-            first = self.dropped == 0
             self.dropped += count
+            first = warn and not self._warned
+            self._warned |= warn
         if self._metrics is not None:
             self._metrics.exposures_dropped.inc(count)
         if first:
@@ -387,7 +391,7 @@ class ExposureRecorder:
             error = store_error(exc, "exposure store", self.path)
             self._faults.failed(error)
             if self.durable:
-                self._drop(len(batch))
+                self._drop(len(batch), warn=False)  # the fault log said why, the calls fail
                 self._settle(len(batch), error)
             else:
                 self._pending.extendleft(reversed(batch))

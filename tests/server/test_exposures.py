@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta, timezone
@@ -317,9 +318,10 @@ class TestDurable:
         assert sorted(f"d{i}" for i in range(200)) == sorted(row[0] for row in exposure_rows(path))
         assert commits[0] < 200
 
-    def test_a_full_disk_fails_the_call_and_drops_its_rows(self, path: Path):
+    def test_a_full_disk_fails_the_call_and_drops_its_rows(self, path: Path, caplog):
         """When the write fails, the waiting call gets the store error naming the file,
-        its exposures are dropped (not written later), and the next call succeeds."""
+        its exposures are dropped (not written later), the log says the write failed
+        (not that a buffer is full), and the next call succeeds."""
         from server.errors import StoreFullError
 
         recorder = ExposureRecorder(path, flush_interval=60, durable=True)
@@ -335,11 +337,15 @@ class TestDurable:
             return str(info.value)
 
         try:
-            message = asyncio.run(full_then_space())
+            with caplog.at_level(logging.WARNING, logger="decide.server"):
+                message = asyncio.run(full_then_space())
         finally:
             recorder.close()
 
         assert str(path) in message
+        assert [f"writing exposures to {path} failed"] == [
+            r.getMessage().split(":", 1)[0] for r in caplog.records if r.levelno >= logging.WARNING
+        ]
         assert (["after"], 2000) == ([row[0] for row in exposure_rows(path)], recorder.dropped)
 
     def test_a_served_decision_is_on_disk_when_decide_answers(
