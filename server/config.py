@@ -131,6 +131,7 @@ class ServerConfig:
     processes: int = DEFAULT_PROCESSES
     profile_db_path: str | None = None
     attribution_window_days: float = DEFAULT_ATTRIBUTION_WINDOW_DAYS
+    exposures_durable: bool = False
     scan_processes: int = DEFAULT_SCAN_PROCESSES
     scan_min_profiles: int = DEFAULT_SCAN_MIN_PROFILES
     max_concurrent_streams: int = DEFAULT_MAX_CONCURRENT_STREAMS
@@ -150,7 +151,6 @@ class ServerConfig:
     read_threads: int = DEFAULT_READ_THREADS
     read_queue: int = DEFAULT_READ_QUEUE
     reuse_port: bool = False
-    exposures_durable: bool = False
 
     def __post_init__(self) -> None:
         if not self.db_path:
@@ -378,6 +378,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "profile_db_path": _parse_optional_str,
     "processes": lambda raw: _parse_processes(raw),
     "attribution_window_days": _parse_float,
+    "exposures_durable": _parse_bool,
     "scan_processes": _parse_int,
     "scan_min_profiles": _parse_int,
     "max_concurrent_streams": _parse_int,
@@ -396,5 +397,4 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "report_queue": _parse_int,
     "read_threads": _parse_int,
     "read_queue": _parse_int,
-    "exposures_durable": _parse_bool,
 }

@@ -61,11 +61,7 @@ ingest measurably faster. Stream more batches instead."""
 MIN_REPORT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 """Earliest start of a report's period (CampaignReport, SegmentReport): before any
 stored event (they start in 2000), and far enough from the year 1 that the attribution
-window can be taken from it."""
-
-MAX_REPORT_TIME = datetime(9000, 1, 1, tzinfo=UTC)
-"""Latest end of a report's period: leaves room for the attribution window and daily
-sizes to be added to it within what a datetime holds (the year 9999)."""
+window can be taken from it (a start in the first week of year 1 overflowed)."""
 
 _MAX_EXACT_INT = 2**53
 

@@ -87,14 +87,13 @@ def _stamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
 
 def resolve_period(request: Any, now: datetime) -> tuple[datetime, datetime]:
     """``(start, end)`` of a request's ``period``: end defaults to now, start to 7 days
-    before end. ``InvalidRequestError`` when start is not before end, or either lies
-    outside ``limits.MIN_REPORT_TIME`` to ``limits.MAX_REPORT_TIME``."""
+    before end (not before ``limits.MIN_REPORT_TIME``). ``InvalidRequestError`` when
+    start is not before end, or a bound given is before ``limits.MIN_REPORT_TIME``."""
     period = request.period
-    lowest, highest = limits.MIN_REPORT_TIME, limits.MAX_REPORT_TIME
+    lowest = limits.MIN_REPORT_TIME
     end = _moment(period.end, "period.end") if period.HasField("end") else now
-    if not lowest < end <= highest:
-        message = f"must be after {lowest:%Y-%m-%d} and at most {highest:%Y-%m-%d}"
-        raise InvalidRequestError([Problem("period.end", message)])
+    if end <= lowest:
+        raise InvalidRequestError([Problem("period.end", f"must be after {lowest:%Y-%m-%d}")])
     if period.HasField("start"):
         start = _moment(period.start, "period.start")
         if start < lowest:
