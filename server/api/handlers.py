@@ -190,16 +190,17 @@ class _GuardedGeneric(grpc.GenericRpcHandler):
     def __init__(self, inner: Any, errors: ErrorLog) -> None:
         self._inner = inner
         self._errors = errors
-        self._guarded: dict[str, grpc.RpcMethodHandler[Any, Any] | None] = {}
+        self._guarded: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def service(self, details: grpc.HandlerCallDetails) -> Any:
         method = details.method
-        if method not in self._guarded:
+        guarded = self._guarded.get(method)
+        if guarded is None:
             handler = self._inner.service(details)
-            self._guarded[method] = (
-                None if handler is None else _guard(handler, method, self._errors)
-            )
-        return self._guarded[method]
+            if handler is None:
+                return None  # not one of its methods; never kept: callers choose names
+            guarded = self._guarded[method] = _guard(handler, method, self._errors)
+        return guarded
 
 
 def _guard(

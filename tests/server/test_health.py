@@ -176,3 +176,36 @@ class TestMalformedRequests:
         }
         assert expected == {name: s.status for name, s in response.statuses.items()}
         assert [] == [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    def test_unknown_method_names_are_not_kept(self):
+        """The guard builds a handler per method it knows and keeps nothing for names it
+        does not (callers choose them): 1,000 unknown names leave its cache as it was."""
+        from collections import namedtuple
+
+        from server.api.handlers import _GuardedGeneric
+        from server.api.status import ErrorLog
+
+        async def check(request, context):
+            return health_pb2.HealthCheckResponse()
+
+        inner = grpc.method_handlers_generic_handler(
+            "grpc.health.v1.Health",
+            {
+                "Check": grpc.unary_unary_rpc_method_handler(
+                    check, request_deserializer=health_pb2.HealthCheckRequest.FromString
+                )
+            },
+        )
+        guarded = _GuardedGeneric(inner, ErrorLog())
+        details = namedtuple("Details", "method invocation_metadata")
+        known = guarded.service(details("/grpc.health.v1.Health/Check", ()))
+
+        unknown = [
+            guarded.service(details(f"/grpc.health.v1.Health/NoSuch{i}", ())) for i in range(1000)
+        ]
+
+        assert known is not None
+        assert ([None] * 1000, ["/grpc.health.v1.Health/Check"]) == (
+            unknown,
+            list(guarded._guarded),
+        )
