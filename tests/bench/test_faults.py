@@ -42,8 +42,7 @@ def _lost(line: str) -> int:
 
 class TestQuickRun:
     def test_every_scenario_meets_its_expectation(self):
-        """Exit 0; every scenario reports; nothing acknowledged is lost to kill -9 during
-        Track, to kill -9 with durable exposures, to SIGTERM or to a full disk."""
+        """Exit 0, every scenario reports, and the lossless ones lose nothing."""
         code, summaries, output = _run()
 
         assert 0 == code, output
@@ -62,8 +61,7 @@ class TestQuickRun:
         assert "is damaged" in output
 
     def test_disk_full_through_the_page_limit(self):
-        """The full disk without a tmpfs (SQLite's max_page_count, as when not root):
-        RESOURCE_EXHAUSTED naming the file, nothing lost, Track works again."""
+        """A full disk through max_page_count (no tmpfs): named, nothing lost, recovered."""
         code, summaries, output = _run("--only", "disk-full", "--disk", "page-limit")
 
         assert 0 == code, output

@@ -278,8 +278,7 @@ class TestDurable:
         return file
 
     def test_record_durably_returns_once_the_rows_are_in_the_file(self, path: Path):
-        """With a writer that would otherwise wait a minute, every awaited exposure is
-        readable from another connection as soon as its call returns."""
+        """Each awaited exposure is readable from another connection once its call returns."""
         recorder = ExposureRecorder(path, flush_interval=60, durable=True)
 
         async def calls() -> list[int]:
@@ -297,8 +296,7 @@ class TestDurable:
         assert [1, 2, 3, 4, 5] == seen
 
     def test_concurrent_calls_share_commits(self, path: Path):
-        """Calls waiting at once are committed together: every call returns, every row
-        is stored once, in fewer transactions than calls."""
+        """200 calls waiting at once: every row stored once, in fewer commits than calls."""
         recorder = ExposureRecorder(path, flush_interval=60, durable=True)
         commits = _count_commits(recorder)
 
@@ -319,9 +317,7 @@ class TestDurable:
         assert commits[0] < 200
 
     def test_a_full_disk_fails_the_call_and_drops_its_rows(self, path: Path, caplog):
-        """When the write fails, the waiting call gets the store error naming the file,
-        its exposures are dropped (not written later), the log says the write failed
-        (not that a buffer is full), and the next call succeeds."""
+        """A failed write fails its call naming the file and drops its rows; the next works."""
         from server.errors import StoreFullError
 
         recorder = ExposureRecorder(path, flush_interval=60, durable=True)
@@ -351,8 +347,7 @@ class TestDurable:
     def test_a_served_decision_is_on_disk_when_decide_answers(
         self, store: Any, start_server: Any, admin_metadata: Any, db_path: Path
     ):
-        """Against a server with exposures_durable, each answered Decide's exposure is
-        already in the file (read from another connection, no flush, no stop)."""
+        """With exposures_durable, an answered Decide's exposure is already in the file."""
         running = start_server(clock=lambda: NOW, exposures_durable=True)
         running.admin.PublishRules(
             pb.PublishRulesRequest(document_json=json.dumps(RULES)), metadata=admin_metadata

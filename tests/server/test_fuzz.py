@@ -742,8 +742,7 @@ class TestFuzz:
         _fuzz(fuzz_targets(kind), rpc, payloads, caplog)
 
     def test_arbitrary_messages(self, fuzz_targets, rpc: Rpc, kind: str, caplog):
-        """Arbitrary well-typed messages (and one field of a working request replaced),
-        with or without credentials: an allowed status."""
+        """Arbitrary and near-valid messages, with or without credentials: an allowed status."""
         one = st.one_of(messages(rpc.request), near_valid(rpc))
         payloads = (
             st.lists(one, max_size=3) if rpc.client_streaming else one.map(lambda raw: [raw])
@@ -753,8 +752,7 @@ class TestFuzz:
 
 
 def test_every_rpc_is_fuzzed(fuzz_targets):
-    """The fuzzed methods are every method of every service the server lists through
-    reflection."""
+    """The fuzzed methods are every method of every service the server lists by reflection."""
     from google.protobuf import descriptor_pool
     from grpc_reflection.v1alpha import reflection_pb2_grpc
 

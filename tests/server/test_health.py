@@ -159,8 +159,7 @@ class TestMalformedRequests:
         assert [] == [r for r in caplog.records if r.levelno >= logging.WARNING]
 
     def test_list_answers_every_status(self, running, caplog):
-        """Health/List names every service and its status (it was UNIMPLEMENTED and
-        logged a traceback per call)."""
+        """Health/List names every service's status (it was UNIMPLEMENTED with a traceback)."""
         caplog.set_level(logging.INFO)
         stub = health_pb2_grpc.HealthStub(running.channel)
 
@@ -178,8 +177,7 @@ class TestMalformedRequests:
         assert [] == [r for r in caplog.records if r.levelno >= logging.WARNING]
 
     def test_unknown_method_names_are_not_kept(self):
-        """The guard builds a handler per method it knows and keeps nothing for names it
-        does not (callers choose them): 1,000 unknown names leave its cache as it was."""
+        """1,000 unknown method names leave the guard's handler cache as it was."""
         from collections import namedtuple
 
         from server.api.handlers import _GuardedGeneric

@@ -295,8 +295,7 @@ class TestPeriods:
     def test_out_of_range_is_invalid_argument(
         self, scenario: Scenario, report: str, field: str, seconds: int, nanos: int, path: str
     ):
-        """A period bound no Timestamp defines, or before 1970-01-01, is refused at its
-        path."""
+        """A bound no Timestamp defines, or before 1970-01-01, is refused at its path."""
         request = (
             pb.CampaignReportRequest(campaign="exp")
             if report == "CampaignReport"

@@ -91,9 +91,7 @@ class TestMetrics:
         )
 
     def test_random_placement_ids_share_one_label(self, metered):
-        """32,000 random placement ids (issue 12): decide_decisions_total counts them all
-        under placement="(unknown)", no label value per id, and the scrape has as many
-        samples as after the first 32."""
+        """32,000 random placement ids: one "(unknown)" label, no more samples than for 32."""
         rng = random.Random(12)
 
         def decide_unknown(count: int) -> None:
