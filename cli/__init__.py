@@ -2,6 +2,7 @@
 
 from cli.common import (
     EXIT_AUTH,
+    EXIT_BROKEN_PIPE,
     EXIT_CONFLICT,
     EXIT_ERROR,
     EXIT_OK,
@@ -14,6 +15,7 @@ from cli.main import build_parser, main
 
 __all__ = [
     "EXIT_AUTH",
+    "EXIT_BROKEN_PIPE",
     "EXIT_CONFLICT",
     "EXIT_ERROR",
     "EXIT_OK",

@@ -33,6 +33,9 @@ EXIT_CONFLICT = 4
 """``--expected-version`` is no longer the active version: re-read and try again."""
 EXIT_AUTH = 5
 """The server refused the credentials (admin token or api key)."""
+EXIT_BROKEN_PIPE = 141
+"""Standard output was closed before the command finished writing (``| head``): what a
+shell reports for a program that SIGPIPE ends (128 + 13)."""
 
 ENV_TARGET = "DECIDE_TARGET"
 ENV_ADMIN_TOKEN = "DECIDE_ADMIN_TOKEN"
@@ -266,6 +269,8 @@ def store_errors() -> Iterator[None]:
         raise CliError(f"the rules store is busy: {e}", EXIT_UNAVAILABLE) from e
     except StoreError as e:
         raise CliError(str(e)) from e
+    except BrokenPipeError:
+        raise  # standard output was closed (``| head``): not a store problem
     except (OSError, sqlite3.Error) as e:
         raise CliError(f"cannot open the rules store: {e}") from e
 
@@ -308,9 +313,39 @@ def client_errors(remote: Remote) -> Iterator[None]:
             message = f"the server at {target} did not answer within {remote.timeout:g}s"
         else:
             message = f"cannot reach the server at {target}: {e.details}"
+            hint = tls_hint(e.details, tls=remote.root_certificates is not None)
+            if hint:
+                message += f"; {hint}"
         raise CliError(message, EXIT_UNAVAILABLE) from e
     except errors.DecideError as e:
         raise CliError(f"server error: {e.details}") from e
+
+
+def tls_hint(details: str, *, tls: bool) -> str:
+    """What to try when a connection failed as ``details`` says, when TLS (or its
+    absence) is the likely cause; "" otherwise.
+
+    gRPC reports these cases in transport terms: a plaintext client's HTTP/2 preface
+    makes a TLS server hang up ("Socket closed"); a TLS client at a plaintext server
+    reads an HTTP/2 frame where a TLS record should be (WRONG_VERSION_NUMBER)."""
+    lowered = details.lower()
+    if not tls:
+        if "socket closed" in lowered or "connection reset" in lowered:
+            return (
+                "the server hung up while connecting: if it serves TLS (decide serve"
+                " --tls-cert), pass --tls-ca FILE with its certificate or the CA that signed it"
+            )
+        return ""
+    if "wrong_version_number" in lowered:
+        return "the server does not speak TLS: leave out --tls-ca"
+    if "certificate_verify_failed" in lowered:
+        return (
+            "the server's certificate is not trusted: --tls-ca must name the server's"
+            " certificate or the CA that signed it"
+        )
+    if "handshake" in lowered:
+        return "the TLS handshake failed: check --tls-ca and that the server serves TLS"
+    return ""
 
 
 # -- small helpers ------------------------------------------------------------------------

@@ -21,11 +21,12 @@ they share is in ``cli.common``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 from cli import insights, profiles, query, rules, serve, store
-from cli.common import EXIT_USAGE, PROG, CliError, Parser, error
+from cli.common import EXIT_BROKEN_PIPE, EXIT_USAGE, PROG, CliError, Parser, error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,12 +38,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a reader that went away is found here, not at exit
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except CliError as e:
         error(str(e))
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_gone() -> int:
+    """Standard output's reader closed it (``decide insights export S | head``): stop
+    quietly, as a program that SIGPIPE ends does. Standard output then points at
+    /dev/null, so the interpreter's flush at exit cannot fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (tests capture it)
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def build_parser() -> argparse.ArgumentParser:

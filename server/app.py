@@ -49,8 +49,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health_pb2
 
 import decision
 from server import limits
@@ -59,7 +58,12 @@ from server.analytics.sizes import SizeSnapshots
 from server.api.convert import utcnow
 from server.api.decision_service import DecisionServicer
 from server.api.event_service import EventServicer
-from server.api.handlers import register, service_descriptor
+from server.api.handlers import (
+    HealthServicer,
+    register,
+    register_health_and_reflection,
+    service_descriptor,
+)
 from server.api.insights_service import InsightsServicer
 from server.api.interceptors import (
     ADMIN_SERVICE,
@@ -301,7 +305,7 @@ def create_server(
             publish_demo(store)
         loop = _Loop(config.event_loop)
         opened.append(loop.close)
-        health_servicer = health.aio.HealthServicer()
+        health_servicer = HealthServicer()
         health_state = _Health(loop, health_servicer)
 
         def on_load(snapshot: Snapshot) -> None:
@@ -377,10 +381,9 @@ def create_server(
                 )
             for name in (ADMIN_SERVICE, EVENT_SERVICE, PROFILE_SERVICE, INSIGHTS_SERVICE):
                 await health_servicer.set(name, SERVING)
-            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
             names = [service_descriptor(name).full_name for name in SERVICES]
             names += [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
-            reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
+            register_health_and_reflection(server, health_servicer, names)
             port = bind(server, config)
             await server.start()
             return server, port

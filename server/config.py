@@ -156,7 +156,9 @@ class ServerConfig:
     scan is split over (0: one per core; 1: none, scans run in the request thread), for
     stores of at least ``scan_min_profiles`` profiles. ``reuse_port``: listen with
     SO_REUSEPORT (set by ``server.processes`` for its children; otherwise Linux would
-    let a second server bind a port already in use). The connection and stream limits
+    let a second server bind a port already in use). ``exposures_durable``: Decide
+    answers only once its exposures are committed and synced to disk, so a crash loses
+    none (``server.analytics.exposures``, "Durable mode"). The connection and stream limits
     and the pools are described in ``server.app`` and ``server.executors``.
     """
 
@@ -179,6 +181,7 @@ class ServerConfig:
     processes: int = DEFAULT_PROCESSES
     profile_db_path: str | None = None
     attribution_window_days: float = DEFAULT_ATTRIBUTION_WINDOW_DAYS
+    exposures_durable: bool = False
     scan_processes: int = DEFAULT_SCAN_PROCESSES
     scan_min_profiles: int = DEFAULT_SCAN_MIN_PROFILES
     max_concurrent_streams: int = DEFAULT_MAX_CONCURRENT_STREAMS
@@ -456,6 +459,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "profile_db_path": _parse_optional_str,
     "processes": lambda raw: _parse_processes(raw),
     "attribution_window_days": _parse_float,
+    "exposures_durable": _parse_bool,
     "scan_processes": _parse_int,
     "scan_min_profiles": _parse_int,
     "max_concurrent_streams": _parse_int,

@@ -8,6 +8,7 @@ size, which gRPC enforces itself before any handler runs (RESOURCE_EXHAUSTED).
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -56,6 +57,11 @@ MAX_EVENTS_PER_BATCH = 1000
 events of typical size stay far below MAX_RECEIVE_MESSAGE_BYTES, and one batch is one
 SQLite transaction: bigger batches would hold the write lock longer without making
 ingest measurably faster. Stream more batches instead."""
+
+MIN_REPORT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+"""Earliest start of a report's period (CampaignReport, SegmentReport): before any
+stored event (they start in 2000), and far enough from the year 1 that the attribution
+window can be taken from it (a start in the first week of year 1 overflowed)."""
 
 _MAX_EXACT_INT = 2**53
 

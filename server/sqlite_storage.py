@@ -58,7 +58,9 @@ class SQLiteStorage:
                     cache_ttl=config.profile_cache_ttl,
                 )
                 self._owned.append(profiles)
-                self.exposures = ExposureRecorder(self.profile_path, metrics=metrics)
+                self.exposures = ExposureRecorder(
+                    self.profile_path, metrics=metrics, durable=config.exposures_durable
+                )
                 self._owned.insert(0, self.exposures)  # closed first: it writes to profiles
         except BaseException:
             self.close()

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from server.analytics.exposures import Pending
+from server.analytics.exposure_buffer import Pending
 from server.config import ServerConfig
 from server.profiles.store import ProfileStore
 from server.rules.store import RulesStore, RulesWatcher
@@ -34,8 +34,17 @@ class ExposureSink(Protocol):
     """Where Decide's exposures go: ``record`` never blocks; a thread of the sink's own
     writes them in batches."""
 
+    @property
+    def durable(self) -> bool:
+        """Whether Decide must ``await record_durably`` instead of ``record``."""
+        ...
+
     def record(self, exposures: Sequence[Pending]) -> None:
         """Queue exposures; drops (and counts) them when the buffer is full."""
+        ...
+
+    async def record_durably(self, exposures: Sequence[Pending]) -> None:
+        """Queue exposures and return once they are committed."""
         ...
 
     def flush(self) -> int:

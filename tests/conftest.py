@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,3 +81,51 @@ def black_hole() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)
         yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _self_signed(folder: Path, name: str) -> tuple[Path, Path]:
+    """A fresh self-signed certificate for 127.0.0.1 and localhost, and its key."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
+    """A demo server speaking TLS with a fresh self-signed certificate for 127.0.0.1;
+    yields its target and the certificate (PEM) to trust."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    from server.app import create_server
+    from server.config import ServerConfig
+
+    cert, key = _self_signed(tmp_path, "server")
+    config = ServerConfig(
+        db_path=str(tmp_path / "rules.db"),
+        port=0,
+        demo=True,
+        tls_cert=str(cert),
+        tls_key=str(key),
+        admin_token=ADMIN_TOKEN,
+        grace=0,
+    )
+    server, port = create_server(config)
+    try:
+        yield f"127.0.0.1:{port}", cert.read_bytes()
+    finally:
+        server.stop(None).wait(10)
+
+
+@pytest.fixture
+def other_certificate(tmp_path: Path) -> Path:
+    """A self-signed certificate no server here uses (PEM file)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    cert, _key = _self_signed(tmp_path, "other")
+    return cert

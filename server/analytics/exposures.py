@@ -6,15 +6,18 @@ campaign, variant (``"holdout"`` for the holdout arm), the audience segments mat
 placement and the decision's time. Attribution and the campaign reports
 (``server.analytics.attribution``) join them with the event log.
 
-Off the critical path: ``ExposureRecorder.record`` only appends tuples to a
-``collections.deque`` (thread-safe under the GIL, no lock). A background thread writes
-what is pending in one transaction every ``flush_interval`` (200 ms) or as soon as
-``batch_size`` (1000) rows wait, formatting timestamps and segment lists there, not on
-the request path. ``close()`` (server stop, after the last call finished) writes
-everything still pending, so a clean stop loses no exposure. If the writer falls behind
-(a locked or slow disk) the buffer is bounded by ``max_pending``: further exposures are
-dropped, counted in ``decide_exposures_dropped_total`` and logged once; Decide never
-waits.
+Off the critical path: ``ExposureRecorder.record`` only appends to a buffer; a thread
+writes the rows in batches (``server.analytics.exposure_buffer``: the buffer, its
+bound, the writer thread and durable mode, shared with the PostgreSQL recorder),
+formatting timestamps and segment lists there, not on the request path.
+
+What a stop loses: a clean stop (SIGTERM, ``close()``) nothing; a crash (kill -9, OOM
+killer) the exposures still buffered, at most ``flush_interval`` of them plus the
+batch being written (SQLite rolls an unfinished transaction back); a power cut also
+the commits since the last checkpoint, with ``synchronous = NORMAL``. Durable mode
+commits with ``synchronous = FULL`` (the WAL is synced on every commit) before Decide
+answers; a write that fails (disk full, the file locked past the busy timeout) fails
+its calls with that store error.
 
 Schema (in the profile store's SQLite file; ``SQLiteProfileStore`` creates it)::
 
@@ -46,15 +49,20 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
-from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
 from decision.profile import format_timestamp
-from server.logs import FaultLog
+from server.analytics.exposure_buffer import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_MAX_PENDING,
+    ExposureBuffer,
+    Pending,
+    RetryLater,
+)
 from server.sqlite import store_error
 
 logger = logging.getLogger("decide.server")
@@ -62,13 +70,8 @@ logger = logging.getLogger("decide.server")
 HOLDOUT_VARIANT = "holdout"
 """The variant recorded for a visitor held out of a campaign (reason HOLDOUT)."""
 
-DEFAULT_FLUSH_INTERVAL = 0.2
-DEFAULT_BATCH_SIZE = 5000
-"""Rows written per transaction at most (more per commit: fewer index pages per row)."""
 CACHE_KIB = 16 * 1024
 """The writer connection's page cache: the hot index pages stay in it between batches."""
-DEFAULT_MAX_PENDING = 200_000
-"""Exposures waiting to be written before new ones are dropped (about 60 MB)."""
 
 BUSY_TIMEOUT = 5.0
 
@@ -118,10 +121,6 @@ one statement per batch (and ~25 us in a quiet single-threaded loop either way).
 _NUL = json.dumps("\x00")[1:-1]
 """How JSON writes a NUL character. SQLite's JSON functions end text at a NUL, so a
 batch holding one is written row by row instead (with ``_INSERT``)."""
-
-Pending: TypeAlias = tuple[str, str, str, str, tuple[str, ...], str, datetime]
-"""One exposure as Decide hands it over: ``(decision_id, visitor_id, campaign, variant,
-segments, placement, time)``."""
 
 
 def create_schema(conn: sqlite3.Connection | Any) -> None:
@@ -184,10 +183,10 @@ def _has_json(conn: sqlite3.Connection) -> bool:
     return True
 
 
-class ExposureRecorder:
-    """Buffers exposures and writes them in batches from a background thread.
+class ExposureRecorder(ExposureBuffer):
+    """Exposures written to the profile store's SQLite file (``server.analytics.
+    exposure_buffer`` does the buffering, the writer thread and durable waits).
 
-    ``metrics`` (a ``server.metrics.Metrics``) counts written and dropped exposures.
     Call ``close()`` once nothing records any more; it writes what is left.
     """
 
@@ -200,147 +199,53 @@ class ExposureRecorder:
         max_pending: int = DEFAULT_MAX_PENDING,
         metrics: Any = None,
         start: bool = True,
+        durable: bool = False,
     ) -> None:
-        if batch_size < 1 or max_pending < batch_size:
-            raise ValueError("need 1 <= batch_size <= max_pending")
         self.path = Path(path)
-        self.flush_interval = flush_interval
-        self.batch_size = batch_size
-        self.max_pending = max_pending
-        self._metrics = metrics
-        self._pending: deque[Pending] = deque()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._closed = False
-        self._write_lock = threading.Lock()  # the writer thread and flush() share a connection
-        self._drop_lock = threading.Lock()
-        self._encoder = _RowEncoder()  # used under _write_lock
-        self._faults = FaultLog(
-            logger, f"writing exposures to {self.path}", "exposures_write_failed"
+        super().__init__(
+            str(self.path),
+            flush_interval=flush_interval,
+            batch_size=batch_size,
+            max_pending=max_pending,
+            metrics=metrics,
+            durable=durable,
         )
-        self.dropped = 0
-        self.written = 0
+        self._encoder = _RowEncoder()  # used under the write lock
         self._conn = sqlite3.connect(
             str(self.path), timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
         )
         self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
         # Analytics rows: losing the last few hundred milliseconds to a power cut is
         # acceptable, an fsync per batch is not needed (WAL keeps the file consistent).
-        self._conn.execute("PRAGMA synchronous = NORMAL")
+        # Durable mode promises more: every commit is synced before Decide answers.
+        self._conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         self._conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         create_schema(self._conn)
         self._json = _has_json(self._conn)
-        self._thread = threading.Thread(target=self._run, name="decide-exposures", daemon=True)
         if start:
-            self._thread.start()
+            self._start()
 
-    # -- the request path ---------------------------------------------------------------
-
-    def record(self, exposures: Sequence[Pending]) -> None:
-        """Queue exposures for writing; never blocks. Drops (and counts) them when the
-        buffer is full or the recorder is closed."""
-        pending = self._pending
-        if self._closed or len(pending) + len(exposures) > self.max_pending:
-            self._drop(len(exposures))
-            return
-        pending.extend(exposures)
-        # Once woken, the writer may wait for the GIL behind many calls: setting the
-        # event again on each of them (a lock and a notify) would only slow them down.
-        if len(pending) >= self.batch_size and not self._wake.is_set():
-            self._wake.set()
-
-    def _drop(self, count: int) -> None:
-        with self._drop_lock:
-            first = self.dropped == 0
-            self.dropped += count
-        if self._metrics is not None:
-            self._metrics.exposures_dropped.inc(count)
-        if first:
-            logger.warning(
-                "exposure buffer full (%d pending) or closed: dropping exposures; reports"
-                " will undercount until the writer catches up",
-                len(self._pending),
-                extra={"event": "exposures_dropped", "pending": len(self._pending)},
-            )
-
-    # -- writing ------------------------------------------------------------------------
-
-    @property
-    def pending(self) -> int:
-        """Exposures waiting to be written."""
-        return len(self._pending)
-
-    def flush(self) -> int:
-        """Write everything pending now, from the calling thread; returns rows written."""
-        written = 0
-        while self._pending:
-            batch = self._take()
-            if not batch:
-                break
-            if not self._write(batch):
-                break
-            written += len(batch)
-        return written
-
-    def _take(self) -> list[Pending]:
-        batch: list[Pending] = []
-        popleft = self._pending.popleft
+    def _commit(self, batch: Sequence[Pending]) -> None:
+        rows = self._encoder.rows(batch)
+        payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+        conn = self._conn
         try:
-            for _ in range(self.batch_size):
-                batch.append(popleft())
-        except IndexError:
-            pass
-        return batch
-
-    def _write(self, batch: list[Pending]) -> bool:
-        """One transaction; on failure the rows go back to the front of the queue."""
-        with self._write_lock:
-            rows = self._encoder.rows(batch)
-            payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if self._json and _NUL not in payload:
-                        self._conn.execute(_INSERT_JSON, (payload,))
-                    else:
-                        self._conn.executemany(_INSERT, rows)
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                self._pending.extendleft(reversed(batch))
-                self._faults.failed(store_error(exc, "exposure store", self.path))
-                return False
-        self._faults.ok()
-        self.written += len(rows)
-        if self._metrics is not None:
-            self._metrics.exposures_written.inc(len(rows))
-        return True
+                if self._json and _NUL not in payload:
+                    conn.execute(_INSERT_JSON, (payload,))
+                else:
+                    conn.executemany(_INSERT, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise RetryLater(store_error(exc, "exposure store", self.path)) from exc
 
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait(self.flush_interval)
-            self._wake.clear()
-            if self._stopping.is_set():
-                break
-            try:
-                self.flush()
-            except Exception:  # the writer must survive; logged
-                logger.exception("exposure writer failed", extra={"event": "exposures_error"})
-
-    def close(self) -> None:
-        """Stop the writer thread and write everything still pending. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stopping.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self.flush()
-        with self._write_lock:
-            self._conn.close()
+    def _close_store(self) -> None:
+        self._conn.close()
 
 
 def exposures_of(conn: sqlite3.Connection, ids: Iterable[str]) -> list[dict[str, Any]]:

@@ -177,7 +177,10 @@ class DecisionServicer:
                 if d.campaign_id is not None  # CAMPAIGN or HOLDOUT: an exposure
             ]
             if served:
-                recorder.record(served)  # a deque append; written by a background thread
+                if recorder.durable:
+                    await recorder.record_durably(served)  # committed and synced first
+                else:
+                    recorder.record(served)  # a deque append; written by a background thread
         if explain:
             return self._encoder.message(decisions, ids, snapshot, explain=True)
         segments = any(d.matched_segments for d in decisions) and self._may_see_segments(context)

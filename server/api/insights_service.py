@@ -30,6 +30,7 @@ from insights import (
     analyze_campaign,
 )
 from protos import decisioning_pb2 as pb
+from server import limits
 from server.analytics import attribution, estimates
 from server.analytics import scans as audiences
 from server.analytics.exposures import HOLDOUT_VARIANT
@@ -60,12 +61,19 @@ _STATUS = {"ok": pb.REPORT_STATUS_OK, "not_enough_data": pb.REPORT_STATUS_NOT_EN
 
 def resolve_period(request: Any, now: datetime) -> tuple[datetime, datetime]:
     """``(start, end)`` of a request's ``period``: end defaults to now, start to 7 days
-    before end. ``InvalidRequestError`` when start is not before end."""
+    before end (not before ``limits.MIN_REPORT_TIME``). ``InvalidRequestError`` when
+    start is not before end, or a bound given is before ``limits.MIN_REPORT_TIME``."""
     period = request.period
+    lowest = limits.MIN_REPORT_TIME
     end = moment(period.end, "period.end") if period.HasField("end") else now
-    start = (
-        moment(period.start, "period.start") if period.HasField("start") else end - DEFAULT_PERIOD
-    )
+    if end <= lowest:
+        raise InvalidRequestError([Problem("period.end", f"must be after {lowest:%Y-%m-%d}")])
+    if period.HasField("start"):
+        start = moment(period.start, "period.start")
+        if start < lowest:
+            raise InvalidRequestError([Problem("period.start", f"must be from {lowest:%Y-%m-%d}")])
+    else:
+        start = max(end - DEFAULT_PERIOD, lowest)
     if start >= end:
         raise InvalidRequestError([Problem("period", "start must be before end")])
     return start, end

@@ -68,7 +68,9 @@ class PostgresStorage:
                     cache_ttl=config.profile_cache_ttl,
                 )
                 self._owned.insert(0, profiles)
-                self.exposures = PostgresExposureRecorder(self.db, metrics=metrics)
+                self.exposures = PostgresExposureRecorder(
+                    self.db, metrics=metrics, durable=config.exposures_durable
+                )
                 self._owned.insert(0, self.exposures)
         except BaseException:
             self.close()

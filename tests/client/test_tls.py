@@ -1,47 +1,11 @@
-"""The client over TLS, trusting the server's self-signed certificate."""
+"""The client over TLS, trusting the server's self-signed certificate (``tls_server``
+in tests/conftest.py)."""
 
 from __future__ import annotations
-
-import shutil
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from client import Unavailable
-
-
-@pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[str, bytes]]:
-    """A demo server speaking TLS with a fresh self-signed certificate for 127.0.0.1;
-    yields its target and the certificate (PEM) to trust."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command")
-    from server.app import create_server
-    from server.config import ServerConfig
-
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    config = ServerConfig(
-        db_path=str(tmp_path / "rules.db"),
-        port=0,
-        demo=True,
-        tls_cert=str(cert),
-        tls_key=str(key),
-        grace=0,
-    )
-    server, port = create_server(config)
-    try:
-        yield f"127.0.0.1:{port}", cert.read_bytes()
-    finally:
-        server.stop(None).wait(10)
 
 
 @pytest.mark.slow

@@ -71,6 +71,12 @@ class TestEnvironment:
             (ServerConfig().scan_processes, ServerConfig().scan_min_profiles),
         )
 
+    def test_exposures_durable(self):
+        """DECIDE_EXPOSURES_DURABLE turns durable exposures on; they are off by default."""
+        config = ServerConfig.from_env({"DECIDE_EXPOSURES_DURABLE": "1"})
+
+        assert (True, False) == (config.exposures_durable, ServerConfig().exposures_durable)
+
     def test_metrics_port_off(self):
         """DECIDE_METRICS_PORT=off disables the metrics endpoint."""
         assert None is ServerConfig.from_env({"DECIDE_METRICS_PORT": "off"}).metrics_port

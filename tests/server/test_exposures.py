@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta, timezone
@@ -264,3 +266,104 @@ class TestRecorder:
         rows = exposure_rows(path)
 
         assert [("cust", "anon"), ("x", "x")] * 2 == [(row[1], row[2]) for row in rows]
+
+
+class TestDurable:
+    """exposures_durable: Decide answers once its exposures are committed and synced."""
+
+    @pytest.fixture
+    def path(self, tmp_path: Path) -> Path:
+        file = tmp_path / "profiles.db"
+        SQLiteProfileStore(file).close()
+        return file
+
+    def test_record_durably_returns_once_the_rows_are_in_the_file(self, path: Path):
+        """Each awaited exposure is readable from another connection once its call returns."""
+        recorder = ExposureRecorder(path, flush_interval=60, durable=True)
+
+        async def calls() -> list[int]:
+            seen = []
+            for i in range(5):
+                await recorder.record_durably([(f"d{i}", "v", "c", "a", (), "p", NOW)])
+                seen.append(len(exposure_rows(path)))
+            return seen
+
+        try:
+            seen = asyncio.run(calls())
+        finally:
+            recorder.close()
+
+        assert [1, 2, 3, 4, 5] == seen
+
+    def test_concurrent_calls_share_commits(self, path: Path):
+        """200 calls waiting at once: every row stored once, in fewer commits than calls."""
+        recorder = ExposureRecorder(path, flush_interval=60, durable=True)
+        commits = _count_commits(recorder)
+
+        async def calls() -> None:
+            await asyncio.gather(
+                *(
+                    recorder.record_durably([(f"d{i}", "v", "c", "a", (), "p", NOW)])
+                    for i in range(200)
+                )
+            )
+
+        try:
+            asyncio.run(calls())
+        finally:
+            recorder.close()
+
+        assert sorted(f"d{i}" for i in range(200)) == sorted(row[0] for row in exposure_rows(path))
+        assert commits[0] < 200
+
+    def test_a_full_disk_fails_the_call_and_drops_its_rows(self, path: Path, caplog):
+        """A failed write fails its call naming the file and drops its rows; the next works."""
+        from server.errors import StoreFullError
+
+        recorder = ExposureRecorder(path, flush_interval=60, durable=True)
+        (pages,) = recorder._conn.execute("PRAGMA page_count").fetchone()
+        recorder._conn.execute(f"PRAGMA max_page_count = {pages}")
+        big = [(f"full-{i}", "v" * 200, "c", "a", (), "p", NOW) for i in range(2000)]
+
+        async def full_then_space() -> str:
+            with pytest.raises(StoreFullError) as info:
+                await recorder.record_durably(big)
+            recorder._conn.execute("PRAGMA max_page_count = 1073741823")
+            await recorder.record_durably([("after", "v", "c", "a", (), "p", NOW)])
+            return str(info.value)
+
+        try:
+            with caplog.at_level(logging.WARNING, logger="decide.server"):
+                message = asyncio.run(full_then_space())
+        finally:
+            recorder.close()
+
+        assert str(path) in message
+        assert [f"writing exposures to {path} failed"] == [
+            r.getMessage().split(":", 1)[0] for r in caplog.records if r.levelno >= logging.WARNING
+        ]
+        assert (["after"], 2000) == ([row[0] for row in exposure_rows(path)], recorder.dropped)
+
+    def test_a_served_decision_is_on_disk_when_decide_answers(
+        self, store: Any, start_server: Any, admin_metadata: Any, db_path: Path
+    ):
+        """With exposures_durable, an answered Decide's exposure is already in the file."""
+        running = start_server(clock=lambda: NOW, exposures_durable=True)
+        running.admin.PublishRules(
+            pb.PublishRulesRequest(document_json=json.dumps(RULES)), metadata=admin_metadata
+        )
+        stored = []
+        for i in range(10):
+            decision_id = running.decide("hero", visitor=f"d-{i}").decisions[0].decision_id
+            stored.append(decision_id in {row[0] for row in exposure_rows(db_path)})
+
+        assert [True] * 10 == stored
+
+
+def _count_commits(recorder: ExposureRecorder) -> list[int]:
+    """A one-element list counting the transactions ``recorder`` commits from now on."""
+    commits = [0]
+    recorder._conn.set_trace_callback(
+        lambda statement: commits.__setitem__(0, commits[0] + (statement == "COMMIT"))
+    )
+    return commits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 import grpc
@@ -111,3 +112,98 @@ class TestReflection:
         (response,) = list(stub.ServerReflectionInfo(iter([request]), timeout=5))
 
         assert response.file_descriptor_response.file_descriptor_proto
+
+
+MALFORMED = b"\xff\xff\xff\xff\x0f\x01\x02"
+"""Bytes that are no message of any type: a field tag past the largest field number."""
+
+
+class TestMalformedRequests:
+    """Health and reflection are registered by their packages' helpers; bytes that do
+    not parse must get the answer the decide services give (found by tests/server/
+    test_fuzz.py: UNKNOWN and an ERROR traceback per call before)."""
+
+    @pytest.mark.parametrize(
+        "path", ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"]
+    )
+    def test_health_is_invalid_argument_and_logs_nothing(self, running, path, caplog):
+        """Malformed bytes to Check or Watch: INVALID_ARGUMENT naming the type, no log."""
+        caplog.set_level(logging.INFO)
+        call = (
+            running.channel.unary_stream(path)
+            if path.endswith("Watch")
+            else running.channel.unary_unary(path)
+        )
+
+        with pytest.raises(grpc.RpcError) as info:
+            result = call(MALFORMED, timeout=5)
+            if path.endswith("Watch"):
+                next(result)
+
+        assert grpc.StatusCode.INVALID_ARGUMENT == info.value.code()
+        assert "not a valid HealthCheckRequest message" in info.value.details()
+        assert [] == [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    def test_reflection_stream_is_invalid_argument_and_logs_nothing(self, running, caplog):
+        """A malformed message in a reflection stream: INVALID_ARGUMENT, no log."""
+        caplog.set_level(logging.INFO)
+        call = running.channel.stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+        )
+
+        with pytest.raises(grpc.RpcError) as info:
+            list(call(iter([MALFORMED]), timeout=5))
+
+        assert grpc.StatusCode.INVALID_ARGUMENT == info.value.code()
+        assert "not a valid ServerReflectionRequest message" in info.value.details()
+        assert [] == [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    def test_list_answers_every_status(self, running, caplog):
+        """Health/List names every service's status (it was UNIMPLEMENTED with a traceback)."""
+        caplog.set_level(logging.INFO)
+        stub = health_pb2_grpc.HealthStub(running.channel)
+
+        response = stub.List(health_pb2.HealthListRequest(), timeout=5)
+
+        expected = {
+            "": SERVING,
+            "decisioning.v1.DecisionService": SERVING,
+            "decisioning.v1.RulesAdmin": SERVING,
+            "decisioning.v1.EventService": SERVING,
+            "decisioning.v1.ProfileService": SERVING,
+            "decisioning.v1.InsightsService": SERVING,
+        }
+        assert expected == {name: s.status for name, s in response.statuses.items()}
+        assert [] == [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    def test_unknown_method_names_are_not_kept(self):
+        """1,000 unknown method names leave the guard's handler cache as it was."""
+        from collections import namedtuple
+
+        from server.api.handlers import _GuardedGeneric
+        from server.api.status import ErrorLog
+
+        async def check(request, context):
+            return health_pb2.HealthCheckResponse()
+
+        inner = grpc.method_handlers_generic_handler(
+            "grpc.health.v1.Health",
+            {
+                "Check": grpc.unary_unary_rpc_method_handler(
+                    check, request_deserializer=health_pb2.HealthCheckRequest.FromString
+                )
+            },
+        )
+        guarded = _GuardedGeneric(inner, ErrorLog())
+        details = namedtuple("Details", "method invocation_metadata")
+        known = guarded.service(details("/grpc.health.v1.Health/Check", ()))
+
+        unknown = [
+            guarded.service(details(f"/grpc.health.v1.Health/NoSuch{i}", ())) for i in range(1000)
+        ]
+
+        assert known is not None
+        assert ([None] * 1000, ["/grpc.health.v1.Health/Check"]) == (
+            unknown,
+            list(guarded._guarded),
+        )

@@ -275,6 +275,66 @@ class TestCampaignReport:
         assert grpc.StatusCode.NOT_FOUND == info.value.code()
 
 
+class TestPeriods:
+    """Periods any Timestamp can express, answered with INVALID_ARGUMENT at their path
+    (found by tests/server/test_fuzz.py: seconds past the year 9999, or an end in the
+    first two weeks of the year 1, overflowed a datetime and answered INTERNAL)."""
+
+    @pytest.mark.parametrize(
+        ("field", "seconds", "nanos", "path"),
+        [
+            ("end", 2**63 - 1, 0, "period.end.seconds"),
+            ("start", -(2**63), 0, "period.start.seconds"),
+            ("end", 0, 10**9, "period.end.nanos"),
+            ("end", -62134387201, 0, "period.end"),  # 0001-01-14: start - window underflowed
+            ("start", -62135596800, 0, "period.start"),  # 0001-01-01
+        ],
+        ids=["huge-end", "huge-start", "nanos", "year-1-end", "year-1-start"],
+    )
+    @pytest.mark.parametrize("report", ["CampaignReport", "SegmentReport"])
+    def test_out_of_range_is_invalid_argument(
+        self, scenario: Scenario, report: str, field: str, seconds: int, nanos: int, path: str
+    ):
+        """A bound no Timestamp defines, or before 1970-01-01, is refused at its path."""
+        request = (
+            pb.CampaignReportRequest(campaign="exp")
+            if report == "CampaignReport"
+            else pb.SegmentReportRequest(segments=["everyone"])
+        )
+        bound = getattr(request.period, field)
+        bound.seconds, bound.nanos = seconds, nanos
+
+        with pytest.raises(grpc.RpcError) as info:
+            getattr(scenario.insights, report)(
+                request, metadata=(("authorization", f"Bearer {ADMIN}"),), timeout=5
+            )
+
+        assert (grpc.StatusCode.INVALID_ARGUMENT, path) == (
+            info.value.code(),
+            _violation_fields(info.value)[0],
+        )
+
+    def test_the_widest_period_is_accepted(self, scenario: Scenario):
+        """From 1970-01-01 to the last second a Timestamp holds: a report."""
+        earliest = datetime(1970, 1, 1, tzinfo=UTC)
+        latest = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+        response = scenario.report("exp", earliest, latest)
+
+        assert "exp" == response.campaign
+
+
+def _violation_fields(error: grpc.RpcError) -> list[str]:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(error)
+    assert status is not None
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    return [v.field for v in bad_request.field_violations]
+
+
 class TestSegmentReport:
     def test_sizes_overlap_and_journeys(self, scenario: Scenario):
         """Sizes now, the overlap, a new visitor's journey into buyers, snapshots and the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import time
 import urllib.request
@@ -26,6 +27,15 @@ def _value(text: str, name: str, **labels: str) -> float:
             if sample.name == name and sample.labels == labels:
                 return float(sample.value)
     return 0.0
+
+
+def _samples(text: str) -> list[tuple[str, dict[str, str]]]:
+    """Every sample of a scrape: its name and labels."""
+    return [
+        (sample.name, sample.labels)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
 
 
 @pytest.fixture
@@ -79,6 +89,29 @@ class TestMetrics:
                 reason="UNKNOWN_PLACEMENT",
             ),
         )
+
+    def test_random_placement_ids_share_one_label(self, metered):
+        """32,000 random placement ids: one "(unknown)" label, no more samples than for 32."""
+        rng = random.Random(12)
+
+        def decide_unknown(count: int) -> None:
+            for _ in range(count // 32):
+                ids = [f"random-{rng.getrandbits(64):016x}" for _ in range(32)]
+                request = pb.DecideRequest(visitor_id="v", placements=ids)
+                metered.decisions.Decide(request, metadata=(("x-api-key", "k"),), timeout=5)
+
+        decide_unknown(32)
+        samples_after_32 = _samples(_scrape(metered))
+        decide_unknown(32_000 - 32)
+        text = _scrape(metered)
+
+        name = "decide_decisions_total"
+        unknown = {"campaign": "", "variant": "", "reason": "UNKNOWN_PLACEMENT"}
+        assert (32_000, {"(unknown)"}) == (
+            _value(text, name, placement="(unknown)", **unknown),
+            {labels["placement"] for sample_name, labels in _samples(text) if sample_name == name},
+        )
+        assert len(samples_after_32) == len(_samples(text))
 
     def test_ruleset_gauges_and_reload_counters(self, metered, db_path, invalid_rules):
         """The served version is a gauge; reloads and failed reloads are counters."""
