@@ -282,7 +282,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("active_version", "content_hash", "loaded_at", "store_version", "last_reload_error", "last_reload_error_at", "reload_count", "reload_error_count", "server_version")
+    __slots__ = ("active_version", "content_hash", "loaded_at", "store_version", "last_reload_error", "last_reload_error_at", "reload_count", "reload_error_count", "server_version", "activity_backfill")
     ACTIVE_VERSION_FIELD_NUMBER: _ClassVar[int]
     CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
     LOADED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +292,7 @@ class GetStatusResponse(_message.Message):
     RELOAD_COUNT_FIELD_NUMBER: _ClassVar[int]
     RELOAD_ERROR_COUNT_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_BACKFILL_FIELD_NUMBER: _ClassVar[int]
     active_version: int
     content_hash: str
     loaded_at: _timestamp_pb2.Timestamp
@@ -301,7 +302,20 @@ class GetStatusResponse(_message.Message):
     reload_count: int
     reload_error_count: int
     server_version: str
-    def __init__(self, active_version: _Optional[int] = ..., content_hash: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., store_version: _Optional[int] = ..., last_reload_error: _Optional[str] = ..., last_reload_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reload_count: _Optional[int] = ..., reload_error_count: _Optional[int] = ..., server_version: _Optional[str] = ...) -> None: ...
+    activity_backfill: ActivityBackfill
+    def __init__(self, active_version: _Optional[int] = ..., content_hash: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., store_version: _Optional[int] = ..., last_reload_error: _Optional[str] = ..., last_reload_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reload_count: _Optional[int] = ..., reload_error_count: _Optional[int] = ..., server_version: _Optional[str] = ..., activity_backfill: _Optional[_Union[ActivityBackfill, _Mapping]] = ...) -> None: ...
+
+class ActivityBackfill(_message.Message):
+    __slots__ = ("complete", "pending", "backfilled", "last_error")
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    BACKFILLED_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    complete: bool
+    pending: int
+    backfilled: int
+    last_error: str
+    def __init__(self, complete: _Optional[bool] = ..., pending: _Optional[int] = ..., backfilled: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("event_id", "visitor_id", "type", "timestamp", "session_start", "page_view", "product_view", "cart", "purchase", "order_return", "campaign", "identify", "custom")

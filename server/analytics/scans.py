@@ -26,7 +26,8 @@ document per call anyway; the Python side then parses the same bytes either way.
 Journeys need each visitor's segments at the period's start: a visitor without events
 since then has the same document now, evaluated with ``now`` = start; a visitor with
 events since then is rebuilt from the event log up to that moment
-(``decision.profile.rebuild``), as the profile store itself would have held it.
+(``decision.profile.rebuild``, keeping the activity the ruleset's clauses read), as the
+profile store itself would have held it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from urllib.parse import quote
 
 import orjson
 
-from decision import Ruleset
+from decision import ActivityNeeds, Ruleset
 from decision.filters import Predicate
 from decision.profile import Event, format_timestamp, rebuild, render
 
@@ -284,8 +285,9 @@ def memberships(
     bits = [1 << i for i in range(len(segment_ids))]
     conn.execute("BEGIN")
     try:
-        start_masks = _rebuilt_masks(conn, compiled, filters, start)
-        end_masks = _rebuilt_masks(conn, compiled, filters, end) if end < now else {}
+        needs = ruleset.activity
+        start_masks = _rebuilt_masks(conn, compiled, filters, needs, start)
+        end_masks = _rebuilt_masks(conn, compiled, filters, needs, end) if end < now else {}
         by_mask: dict[int, int] = {}
         moves: dict[tuple[int, int], int] = {}
         members: dict[str, int] = {}
@@ -348,10 +350,12 @@ def _rebuilt_masks(
     conn: sqlite3.Connection,
     compiled: Sequence[_Compiled],
     filters: Mapping[str, Predicate],
+    needs: ActivityNeeds,
     moment: datetime,
 ) -> dict[str, int]:
     """Masks at ``moment`` of every visitor with events at or after it, each profile
-    rebuilt from its events before ``moment`` (0: the visitor did not exist yet)."""
+    rebuilt from its events before ``moment`` keeping what ``needs`` reads (0: the
+    visitor did not exist yet)."""
     stamp = format_timestamp(moment)
     changed = [
         row[0]
@@ -380,7 +384,7 @@ def _rebuilt_masks(
         for visitor_id, log in logs.items():
             mask = 0
             if log:
-                doc = render(rebuild(log))
+                doc = render(rebuild(log, needs))
                 doc["context"] = {}
                 for i, test in enumerate(tests):
                     if test(doc):
