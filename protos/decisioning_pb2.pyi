@@ -376,16 +376,18 @@ class PageView(_message.Message):
     def __init__(self, url: _Optional[str] = ..., title: _Optional[str] = ..., referrer: _Optional[str] = ..., page_type: _Optional[str] = ..., category: _Optional[str] = ...) -> None: ...
 
 class ProductView(_message.Message):
-    __slots__ = ("sku", "category", "brand", "price")
+    __slots__ = ("sku", "category", "brand", "price", "on_sale")
     SKU_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     BRAND_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
+    ON_SALE_FIELD_NUMBER: _ClassVar[int]
     sku: str
     category: str
     brand: str
     price: float
-    def __init__(self, sku: _Optional[str] = ..., category: _Optional[str] = ..., brand: _Optional[str] = ..., price: _Optional[float] = ...) -> None: ...
+    on_sale: bool
+    def __init__(self, sku: _Optional[str] = ..., category: _Optional[str] = ..., brand: _Optional[str] = ..., price: _Optional[float] = ..., on_sale: _Optional[bool] = ...) -> None: ...
 
 class CartChange(_message.Message):
     __slots__ = ("sku", "quantity", "price")
