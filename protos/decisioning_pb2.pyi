@@ -644,20 +644,40 @@ class DailySize(_message.Message):
     def __init__(self, day: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
 
 class SegmentStats(_message.Message):
-    __slots__ = ("segment_id", "size_now", "sizes_over_time", "exposures", "conversion_rate", "revenue_per_visitor")
+    __slots__ = ("segment_id", "size_now", "sizes_over_time", "exposures", "conversion_rate", "revenue_per_visitor", "engagement")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_NOW_FIELD_NUMBER: _ClassVar[int]
     SIZES_OVER_TIME_FIELD_NUMBER: _ClassVar[int]
     EXPOSURES_FIELD_NUMBER: _ClassVar[int]
     CONVERSION_RATE_FIELD_NUMBER: _ClassVar[int]
     REVENUE_PER_VISITOR_FIELD_NUMBER: _ClassVar[int]
+    ENGAGEMENT_FIELD_NUMBER: _ClassVar[int]
     segment_id: str
     size_now: int
     sizes_over_time: _containers.RepeatedCompositeFieldContainer[DailySize]
     exposures: int
     conversion_rate: float
     revenue_per_visitor: float
-    def __init__(self, segment_id: _Optional[str] = ..., size_now: _Optional[int] = ..., sizes_over_time: _Optional[_Iterable[_Union[DailySize, _Mapping]]] = ..., exposures: _Optional[int] = ..., conversion_rate: _Optional[float] = ..., revenue_per_visitor: _Optional[float] = ...) -> None: ...
+    engagement: SegmentEngagement
+    def __init__(self, segment_id: _Optional[str] = ..., size_now: _Optional[int] = ..., sizes_over_time: _Optional[_Iterable[_Union[DailySize, _Mapping]]] = ..., exposures: _Optional[int] = ..., conversion_rate: _Optional[float] = ..., revenue_per_visitor: _Optional[float] = ..., engagement: _Optional[_Union[SegmentEngagement, _Mapping]] = ...) -> None: ...
+
+class SegmentEngagement(_message.Message):
+    __slots__ = ("members", "sessions", "page_views", "time_on_site", "sessions_per_member", "pages_per_session", "time_on_site_per_member")
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_VIEWS_FIELD_NUMBER: _ClassVar[int]
+    TIME_ON_SITE_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_PER_MEMBER_FIELD_NUMBER: _ClassVar[int]
+    PAGES_PER_SESSION_FIELD_NUMBER: _ClassVar[int]
+    TIME_ON_SITE_PER_MEMBER_FIELD_NUMBER: _ClassVar[int]
+    members: int
+    sessions: int
+    page_views: int
+    time_on_site: float
+    sessions_per_member: float
+    pages_per_session: float
+    time_on_site_per_member: float
+    def __init__(self, members: _Optional[int] = ..., sessions: _Optional[int] = ..., page_views: _Optional[int] = ..., time_on_site: _Optional[float] = ..., sessions_per_member: _Optional[float] = ..., pages_per_session: _Optional[float] = ..., time_on_site_per_member: _Optional[float] = ...) -> None: ...
 
 class OverlapRow(_message.Message):
     __slots__ = ("visitors",)

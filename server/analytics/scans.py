@@ -254,7 +254,8 @@ class Memberships:
     Masks have bit ``i`` set for ``segment_ids[i]``. ``overlap`` counts visitors in both
     segments now; ``journeys[(a, b)]`` visitors in ``a`` and not ``b`` at the start and
     in ``b`` at the end; ``members_at_end`` the mask at the end of every visitor in at
-    least one segment then.
+    least one segment then; ``engagement[i]`` the sessions, page views and time on site
+    (seconds) of ``segment_ids[i]``'s members now, added up from their profiles.
     """
 
     segment_ids: tuple[str, ...]
@@ -262,6 +263,7 @@ class Memberships:
     overlap: list[list[int]] = field(default_factory=list)
     journeys: dict[tuple[str, str], int] = field(default_factory=dict)
     members_at_end: dict[str, int] = field(default_factory=dict)
+    engagement: list[tuple[int, int, float]] = field(default_factory=list)
 
 
 def memberships(
@@ -291,6 +293,7 @@ def memberships(
         by_mask: dict[int, int] = {}
         moves: dict[tuple[int, int], int] = {}
         members: dict[str, int] = {}
+        engaged: dict[int, list[float]] = {}  # mask now -> [sessions, page views, seconds]
         total = 0
         for visitor_id, doc in _documents(conn):
             total += 1
@@ -314,6 +317,12 @@ def memberships(
             mask_end = end_masks.pop(visitor_id, mask_end)
             if mask_now:
                 by_mask[mask_now] = by_mask.get(mask_now, 0) + 1
+                engagement = doc.get("engagement")
+                if type(engagement) is dict:
+                    sums = engaged.setdefault(mask_now, [0, 0, 0.0])
+                    sums[0] += engagement.get("sessions", 0)
+                    sums[1] += engagement.get("page_views", 0)
+                    sums[2] += engagement.get("time_on_site", 0.0)
             if mask_end:
                 members[visitor_id] = mask_end
                 if mask_end & ~mask_start:
@@ -333,6 +342,12 @@ def memberships(
         for i in present:
             for j in present:
                 overlap[i][j] += count
+    totals = [[0, 0, 0.0] for _ in range(n)]
+    for mask, sums in engaged.items():
+        for i in range(n):
+            if mask & bits[i]:
+                for k in range(3):
+                    totals[i][k] += sums[k]
     journeys: dict[tuple[str, str], int] = {}
     for (before, after), count in moves.items():
         gained = after & ~before
@@ -343,7 +358,8 @@ def memberships(
                 if a != b and gained & bits[b]:
                     pair = (segment_ids[a], segment_ids[b])
                     journeys[pair] = journeys.get(pair, 0) + count
-    return Memberships(tuple(segment_ids), total, overlap, journeys, members)
+    engagement = [(int(s), int(p), float(t)) for s, p, t in totals]
+    return Memberships(tuple(segment_ids), total, overlap, journeys, members, engagement)
 
 
 def _rebuilt_masks(

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from client import DecisionClient
 from decision import compile_ruleset, validate_events
 from decision import profile as fold
+from insights import SegmentEngagement
 from server.rules.sqlite import SQLiteRulesStore
 
 ADMIN_TOKEN = "server-test-admin-token"  # tests/server/conftest.py
@@ -279,6 +280,41 @@ class TestJourneys:
         report = client.segment_report(["shoe_fans", "buyers"], start=NOW - timedelta(days=4))
 
         assert (("shoe_fans", "buyers", 1),) == report.journeys
+
+
+class TestEngagementInReports:
+    def test_members_engagement_is_their_profiles_added_up(self, serve):
+        """Sessions, page views and time on site of the buyers (not of the visitor who
+        did not buy) are what their profiles hold, added up."""
+        _, client = serve()
+
+        def at(minutes: float, kind: str, visitor: str, **props: Any) -> dict:
+            name = f"{visitor}-{minutes}"
+            return event(name, kind, timedelta(minutes=-minutes), visitor, **props)
+
+        client.track(
+            [
+                at(-300, "session_start", "ann"),
+                at(-298, "product_view", "ann", sku="A"),
+                at(-290, "purchase", "ann", order_id="o-ann", value=10, articles=1),
+                at(-60, "session_start", "ann"),
+                at(-55, "product_view", "ann", sku="B"),
+                at(-180, "session_start", "bob"),
+                at(-179, "product_view", "bob", sku="A"),
+                at(-177, "product_view", "bob", sku="B"),
+                at(-176, "purchase", "bob", order_id="o-bob", value=10, articles=1),
+                at(-120, "session_start", "carl"),
+                at(-100, "product_view", "carl", sku="C"),
+            ]
+        )
+
+        (buyers,) = client.segment_report(["buyers"]).segments
+
+        assert SegmentEngagement(2, 3, 4, 1140.0) == buyers.engagement
+        assert (1.5, 570.0) == (
+            buyers.engagement.sessions_per_member,
+            buyers.engagement.time_on_site_per_member,
+        )
 
 
 def _gauge(running: Any, name: str) -> float:
