@@ -184,12 +184,17 @@ class Backfill:
                 return
 
     def _report(self, coverage: Coverage, *, pending: int, done: int = 0) -> None:
+        # An error stays reported until the work moves on again (a count alone, which
+        # reads, does not show that the batches can write).
+        moved = bool(done) or pending == 0
         with self._lock:
             if coverage is not self._coverage:
                 return  # a newer declaration reset the status
             status = self.status
-            self.status = BackfillStatus(pending == 0, pending, status.backfilled + done, "")
-        self._faults.ok()
+            error = "" if moved else status.last_error
+            self.status = BackfillStatus(pending == 0, pending, status.backfilled + done, error)
+        if moved:
+            self._faults.ok()
 
     def _failed(self, exc: Exception) -> None:
         self._faults.failed(exc)

@@ -75,8 +75,7 @@ class TestInsightsCommands:
         assert sorted(f"cli-{i}" for i in range(30)) == sorted(export.out.split())
 
     def test_segments_print_the_members_engagement(self, served: Any, decide: Callable[..., Any]):
-        """The 30 one-event visitors of new_visitors: one session each, no page and no
-        time on site."""
+        """new_visitors' 30 one-event members: one session each, no page, no time."""
         run = decide("insights", "segments", "new_visitors", *_args(served))
         lines = run.out.splitlines()
         table = lines[lines.index("engagement of the members now:") + 1 :]

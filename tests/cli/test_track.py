@@ -227,8 +227,7 @@ class TestProfilesRebuild:
     def test_rebuild_keeps_what_the_active_rules_read(
         self, track, profile, jsonl, decide, demo_server
     ):
-        """The rebuilt profile keeps the activity of the rules in the store (the demo's
-        journey segments read sessions and purchases), as the server's fold does."""
+        """A rebuild keeps the activity the store's active rules read, as the server does."""
         order = {"order_id": "o-1", "value": 30, "articles": 1}
         track(jsonl(line("e1"), line("e2", "purchase", **order)))
         folded = json.loads(profile("v-1", "--json").out)

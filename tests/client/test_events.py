@@ -196,8 +196,7 @@ class TestProfiles:
         assert (1, 1200) == (after["visits"], after["customer_segment"]["outbounds_value_total"])
 
     def test_products_viewed_on_sale_make_a_sale_seeker(self, client):
-        """Two products viewed on sale put a visitor in the default sale_seekers segment;
-        at full price they do not."""
+        """Two products viewed on sale make a sale seeker; at full price they do not."""
         client.track(
             [
                 ev("a", "product_view", "v-1", sku="S1", on_sale=True),
@@ -207,9 +206,7 @@ class TestProfiles:
             ]
         )
 
-        seekers = [
-            "sale_seekers" in client.visitor_segments(v).segment_ids for v in ("v-1", "v-2")
-        ]
+        seekers = ["sale_seekers" in client.visitor_segments(v).segment_ids for v in ("v-1", "v-2")]
 
         assert [True, False] == seekers
 

@@ -233,8 +233,7 @@ def _engagement_rows(report: SegmentReport) -> list[list[str]]:
 
 class TestEngagement:
     def test_each_segment_has_a_row(self):
-        """Members, sessions per member, pages per session and time on site per member,
-        one row per segment with engagement, under a header row."""
+        """One row per segment with engagement: members, sessions, depth, time."""
         report = SegmentReport(
             segments=(
                 SegmentStats("browsers", 4, engagement=SegmentEngagement(4, 10, 35, 1845.0)),

@@ -158,8 +158,7 @@ class TestIngest:
         assert "new shoes" == client.decide("ann", ["home"]).decisions[0].content["headline"]
 
     def test_late_event_gives_the_profile_of_a_rebuild(self, serve, paths):
-        """An event far behind the visitor's latest (beyond what the fold keeps whole) is
-        placed by a rebuild in the same transaction: the profile is a rebuild's."""
+        """An event too late for the fold is placed by a rebuild in the same transaction."""
         _, client = serve()
         raw = [
             event("a1", "session_start", timedelta(days=6)),
@@ -188,8 +187,7 @@ class TestIngest:
         assert False is fold.needs_rebuild(stored_states(paths[1])["ann"])
 
     def test_identity_merge_keeps_activity(self, serve):
-        """Two views as a guest and one as the customer: after identify, the merged
-        profile counts all three."""
+        """Two guest views and one as the customer: the merged profile counts three."""
         _, client = serve()
         client.track([shoe("g1", 2, "guest"), shoe("g2", 2, "guest"), shoe("c1", 1, "cus")])
         before = (segments_of(client, "guest"), segments_of(client, "cus"))
@@ -214,8 +212,7 @@ class TestBackfill:
         assert 0 == client.status().activity_backfill.pending
 
     def test_publish_reading_more_is_backfilled_and_reported(self, serve, paths):
-        """After a publish that reads purchases, status and metric say how many profiles
-        are short until the back-fill has completed them from the event log."""
+        """Status and metric count short profiles until the back-fill completes them."""
         running, client = serve(metrics_port=0)
         ann = [shoe("a1", 2), order("a2", 30, 80), order("a3", 20, 40)]
         bob = [shoe("b1", 2, "bob"), order("b2", 10, 20, "bob")]
@@ -272,8 +269,7 @@ class TestBackfill:
 
 class TestJourneys:
     def test_rebuilt_past_profiles_keep_the_declared_activity(self, serve):
-        """A visitor who was a shoe fan at the period's start and bought since moves from
-        shoe_fans to buyers: the profile at the start is rebuilt with the activity."""
+        """A shoe fan at the period's start who bought since goes from shoe_fans to buyers."""
         _, client = serve()
         client.track([shoe("s1", 5), shoe("s2", 5), shoe("s3", 5), order("o1", 1, 30)])
 
@@ -284,8 +280,7 @@ class TestJourneys:
 
 class TestEngagementInReports:
     def test_members_engagement_is_their_profiles_added_up(self, serve):
-        """Sessions, page views and time on site of the buyers (not of the visitor who
-        did not buy) are what their profiles hold, added up."""
+        """The buyers' engagement is their profiles' added up; a non-buyer's is not."""
         _, client = serve()
 
         def at(minutes: float, kind: str, visitor: str, **props: Any) -> dict:

@@ -16,6 +16,7 @@ import pytest
 
 from decision import NO_ACTIVITY, ActivityNeeds, compile_ruleset, validate_events
 from decision import profile as fold
+from server.profiles import sqlite as profile_store
 from server.profiles.folding import STALE_KEY, Coverage, coverage_key, fold_new
 from server.profiles.sqlite import SQLiteProfileStore
 
@@ -84,16 +85,14 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
 
 class TestCoverageKeys:
     def test_states_complete_for_one_declaration_share_a_key(self):
-        """Two visitors folded with one declaration have one key; another declaration
-        gives another key."""
+        """States complete for one declaration share a key; another one has another."""
         first, second = fold.rebuild(log("a"), SHOES), fold.rebuild(log("b"), SHOES)
 
         assert coverage_key(first) == coverage_key(second)
         assert coverage_key(first) != coverage_key(fold.rebuild(log("a"), SHOES_AND_ORDERS))
 
     def test_the_cheap_key_is_the_key(self):
-        """``Coverage.key`` (which skips hashing for its own declaration) agrees with
-        ``coverage_key`` for states of its declaration and of others."""
+        """Coverage.key (no hash for its own declaration) agrees with coverage_key."""
         coverage = Coverage(SHOES)
         states = [fold.rebuild(log(), SHOES), fold.rebuild(log(), SHOES_AND_ORDERS)]
 
@@ -117,8 +116,7 @@ class TestCoverageKeys:
         )
 
     def test_a_state_to_rebuild_covers_only_nothing(self):
-        """A state of another fold version has the stale key, which covers a declaration
-        only when it reads nothing."""
+        """A state of another fold version is stale: it covers only an empty declaration."""
         state = fold.rebuild(log(), SHOES)
         state["v"] = 2
 
@@ -157,8 +155,7 @@ class TestStore:
         assert ["product_view"] == list(stored["activity"])
 
     def test_short_profiles_are_counted_and_completed(self, tmp_path: Path):
-        """After a declaration that reads more, the stored profiles are counted as short
-        and completed from their logs, batch by batch, to what a rebuild gives."""
+        """Short profiles are counted, then completed batch by batch as a rebuild would."""
         path = tmp_path / "p.db"
         with SQLiteProfileStore(path) as store:
             store.track(log("a") + log("b") + log("c"))
@@ -173,8 +170,7 @@ class TestStore:
         assert expected == {v: row[0] for v, row in rows(path).items()}
 
     def test_worker_completes_what_a_new_declaration_reads(self, tmp_path: Path):
-        """use_activity with more to keep completes every stored profile in the
-        background and then reports the back-fill complete."""
+        """A declaration that reads more is back-filled in the background."""
         path = tmp_path / "p.db"
         with SQLiteProfileStore(path) as store:
             store.use_activity(SHOES)
@@ -187,6 +183,36 @@ class TestStore:
         assert (0, 2) == (status.pending, status.backfilled)
         assert fold.render(fold.rebuild(log("a"), SHOES_AND_ORDERS)) == rows(path)["a"][0]
 
+    def test_a_failing_batch_is_reported_and_retried(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ):
+        """A batch kept from the write lock is reported failing, then retried."""
+        monkeypatch.setattr(profile_store, "BUSY_TIMEOUT", 0.05)
+        path = tmp_path / "p.db"
+        with SQLiteProfileStore(path) as store:
+            store.use_activity(SHOES)
+            store.track(log("a"))
+            wait_until(lambda: store.activity_status().complete)
+            blocker = sqlite3.connect(path, isolation_level=None)
+            blocker.execute("BEGIN IMMEDIATE")
+            try:
+                store.use_activity(SHOES_AND_ORDERS)
+                wait_until(lambda: store.activity_status().last_error != "")
+                during = store.activity_status()
+            finally:
+                blocker.execute("ROLLBACK")
+                blocker.close()
+            wait_until(lambda: store.activity_status().complete)
+
+            after = store.activity_status()
+
+        assert (False, 1, "the profile store is busy; retry shortly") == (
+            during.complete,
+            during.pending,
+            during.last_error,
+        )
+        assert (True, 0, "") == (after.complete, after.pending, after.last_error)
+
     def test_rebuild_all_keeps_the_given_activity(self, tmp_path: Path):
         """``rebuild_all(needs=...)`` rebuilds every profile keeping that activity."""
         path = tmp_path / "p.db"
@@ -198,8 +224,7 @@ class TestStore:
         assert fold.render(fold.rebuild(log("a"), SHOES_AND_ORDERS)) == rows(path)["a"][0]
 
     def test_a_profile_without_events_is_removed_by_the_backfill(self, tmp_path: Path):
-        """A profile row whose events are gone cannot be completed: it is deleted, as a
-        rebuild deletes it."""
+        """A profile row without events is deleted, as a rebuild deletes it."""
         path = tmp_path / "p.db"
         with SQLiteProfileStore(path) as store:
             store.track(log("a"))
@@ -238,8 +263,7 @@ class TestFilesWithoutKeys:
         assert {Coverage(SHOES).key(stored["a"][1])} == {row[2] for row in stored.values()}
 
     def test_rows_that_cover_already_only_get_their_key(self, old_file: Path):
-        """With nothing to keep, an old row covers the declaration: it is keyed and its
-        document and state are left as they were."""
+        """An old row that covers the declaration only gets its key."""
         with sqlite3.connect(old_file) as conn:
             before = {
                 v: (json.loads(d), json.loads(s))
