@@ -161,7 +161,7 @@ class Backfill:
     def _pass(self, coverage: Coverage) -> None:
         """Count, then complete batch after batch until a count finds nothing left."""
         found = self._source.uncovered(coverage)
-        self._report(coverage, pending=found.count)
+        self._report(coverage, pending=found.count, counted=True)
         while found.count:
             done = 0
             while not self._stopping.is_set() and coverage is self._coverage:
@@ -177,22 +177,26 @@ class Backfill:
             if self._stopping.is_set() or coverage is not self._coverage:
                 return
             found = self._source.uncovered(coverage)
-            self._report(coverage, pending=found.count)
+            self._report(coverage, pending=found.count, counted=True)
             if found.count and not done:
                 # Nothing could be taken although some are counted: another writer keeps
                 # writing them (a process serving other rules). Count again later.
                 return
 
-    def _report(self, coverage: Coverage, *, pending: int, done: int = 0) -> None:
-        # An error stays reported until the work moves on again (a count alone, which
-        # reads, does not show that the batches can write).
-        moved = bool(done) or pending == 0
+    def _report(
+        self, coverage: Coverage, *, pending: int, done: int = 0, counted: bool = False
+    ) -> None:
+        # Complete only when a count says so: profiles may join the short ones after a
+        # count. An error stays reported until the work moves on again (a count alone,
+        # which reads, does not show that the batches can write).
+        complete = counted and pending == 0
+        moved = bool(done) or complete
         with self._lock:
             if coverage is not self._coverage:
                 return  # a newer declaration reset the status
             status = self.status
             error = "" if moved else status.last_error
-            self.status = BackfillStatus(pending == 0, pending, status.backfilled + done, error)
+            self.status = BackfillStatus(complete, pending, status.backfilled + done, error)
         if moved:
             self._faults.ok()
 
