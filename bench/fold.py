@@ -20,9 +20,9 @@ load, CPU time much less. Variants:
 
 Reported: CPU microseconds per event for ``apply`` alone and for the store's whole
 step (JSON in and out, render), and the step's events per second as a ratio to
-``before`` (the server does more per event than this step: ``bench/ingest.py`` with
-``bench/activity_shim`` measures the whole); then per visitor after the 90 days: the
-state's and the document's JSON size and the state's size in memory (tracemalloc),
+``before`` (the server does more per event than this step: ``bench/ingest.py``
+measures the whole); then per visitor after the 90 days: the state's and the
+document's JSON size and the state's size in memory (tracemalloc),
 median / p90 / max; and the bound: a visitor with far more events than are kept (5 per
 minute for 4 days, every declared type), the activity and engagement parts alone. No
 timing is asserted.

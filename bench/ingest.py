@@ -142,6 +142,8 @@ def generate(total: int, visitors: int, seed: int = 7) -> list[pb.Event]:
     """About ``total`` events: sessions of one visitor each, placed at random times over
     30 days and interleaved by timestamp, as a collector would batch them."""
     rng = random.Random(seed)
+    # Sale flags from a stream of their own: the other draws stay those of earlier runs.
+    sale = random.Random(seed + 1)
     end = datetime.now(UTC) - timedelta(hours=1)
     events: list[tuple[float, pb.Event]] = []
     orders = 0
@@ -175,6 +177,7 @@ def generate(total: int, visitors: int, seed: int = 7) -> list[pb.Event]:
                     category=f"cat-{rng.randrange(40)}",
                     brand=f"b-{rng.randrange(30)}",
                     price=price,
+                    on_sale=sale.random() < 0.2,
                 ),
             )
             if rng.random() < 0.25:

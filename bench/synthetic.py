@@ -216,8 +216,10 @@ def visitor_history(rng: random.Random, days: int = 90, now: datetime = NOW) -> 
                 add("page_view", {"url": "/c", "page_type": rng.choice(["home", "category", "sale"]),
                                   "category": rng.choice(CATEGORIES)})
             else:
-                add("product_view", {"sku": f"sku-{rng.randint(1, 5000)}", "category": rng.choice(CATEGORIES),
-                                     "brand": rng.choice(BRANDS), "price": rng.choice([9.99, 29.0, 49.0, 120.0])})
+                viewed = {"sku": f"sku-{rng.randint(1, 5000)}", "category": rng.choice(CATEGORIES),
+                          "brand": rng.choice(BRANDS), "price": rng.choice([9.99, 29.0, 49.0, 120.0])}
+                viewed["on_sale"] = viewed["price"] == 9.99  # no extra draw: same histories
+                add("product_view", viewed)
             if rng.random() < 0.08:
                 add("add_to_cart", {"sku": f"sku-{rng.randint(1, 5000)}", "quantity": 1, "price": 29.0})
         if rng.random() < 0.12:

@@ -152,6 +152,14 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
 
 
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:,.1f} min"
+
+
 def _variant_rows(results: Sequence[Any]) -> list[list[str]]:
     rows = []
     for r in results:
@@ -244,6 +252,23 @@ def print_segments(report: Any) -> None:
         for s in report.segments
     ]
     print_table(["SEGMENT", "SIZE NOW", "EXPOSURES", "CONV RATE", "REV/VISITOR"], rows)
+    engaged = [s for s in report.segments if s.engagement is not None]
+    if engaged:
+        print()
+        print("engagement of the members now:")
+        print_table(
+            ["SEGMENT", "MEMBERS", "SESSIONS/MEMBER", "PAGES/SESSION", "TIME ON SITE/MEMBER"],
+            [
+                [
+                    s.segment_id,
+                    f"{s.engagement.members:,}",
+                    _ratio(s.engagement.sessions_per_member),
+                    _ratio(s.engagement.pages_per_session),
+                    _minutes(s.engagement.time_on_site_per_member),
+                ]
+                for s in engaged
+            ],
+        )
     print()
     print("size over time (daily snapshots):")
     for s in report.segments:

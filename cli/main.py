@@ -6,7 +6,7 @@
     decide status --target ADDR [--json]
     decide track FILE.jsonl [--target ADDR] [--batch N]
     decide profile [show|delete|export] VISITOR [--target ADDR] [--json]
-    decide profiles rebuild [--store STORE]
+    decide profiles rebuild [--store STORE] [--profile-db PATH]
     decide insights campaign|segments|estimate|export ... [--target ADDR] [--json]
     decide report --out report.html [--target ADDR] [--campaign C ...] [--demo-data]
     decide store migrate [--store STORE]

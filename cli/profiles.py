@@ -4,7 +4,7 @@
     decide profile [show] VISITOR [--target ADDR] [--json]
     decide profile delete VISITOR [--target ADDR]
     decide profile export VISITOR [--target ADDR]
-    decide profiles rebuild [--store STORE]
+    decide profiles rebuild [--store STORE] [--profile-db PATH]
 
 ``track`` reads one event per line in the JSON event shape (``{"event_id",
 "visitor_id", "type", "timestamp", "properties"}``; blank lines are skipped) and checks
@@ -22,6 +22,7 @@ import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,9 @@ def add_parsers(commands: Any) -> None:
         "--store",
         metavar="STORE",
         help="a SQLite file or a postgresql:// URL (default: DECIDE_STORE, DECIDE_DB_PATH)",
+    )
+    rebuild.add_argument(
+        "--profile-db", metavar="PATH", help="profile store, when it has a file of its own"
     )
     rebuild.set_defaults(handler=cmd_profiles_rebuild)
 
@@ -235,10 +239,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _flatten(value: Mapping[str, Any], prefix: str = "") -> Any:
-    """``(dotted.path, text)`` for every leaf; lists stay whole, as JSON."""
+    """``(dotted.path, text)`` for every leaf; lists stay whole, as JSON. The kept
+    activity (an internal layout: timestamps in microseconds) is one line of counts."""
     for key, item in value.items():
         path = f"{prefix}{key}"
-        if isinstance(item, Mapping) and item:
+        if path == "activity" and isinstance(item, Mapping):
+            counts = [f"{kind} {len(kept.get('t') or ())}" for kind, kept in item.items()]
+            yield "activity (events kept)", ", ".join(counts)
+        elif isinstance(item, Mapping) and item:
             yield from _flatten(item, path + ".")
         elif isinstance(item, str):
             yield path, item
@@ -250,7 +258,8 @@ def _flatten(value: Mapping[str, Any], prefix: str = "") -> Any:
 
 
 def cmd_profiles_rebuild(args: argparse.Namespace) -> int:
-    """Recompute every profile from the event log, directly on the store file."""
+    """Recompute every profile from the event log, directly on the store file, keeping
+    the activity the active rules read."""
     import sqlite3
 
     from server.config import ConfigError, ServerConfig
@@ -258,17 +267,23 @@ def cmd_profiles_rebuild(args: argparse.Namespace) -> int:
     from server.profiles.sqlite import SQLiteProfileStore
 
     try:
-        config = ServerConfig.from_env(store=args.db, profile_cache_size=0)
+        config = ServerConfig.from_env(
+            store=args.db,
+            profile_db_path=getattr(args, "profile_db", None),
+            profile_cache_size=0,
+        )
     except ConfigError as e:
         raise CliError(f"invalid configuration: {e}", EXIT_USAGE) from e
     if config.location.backend != "sqlite":
         return _rebuild_shared(config)
-    path = config.db_path
-    if not Path(path).is_file():
-        raise CliError(f"{path}: no such store file")
+    path = config.profile_db_path or config.db_path
+    for file in {config.db_path, path}:
+        if not Path(file).is_file():
+            raise CliError(f"{file}: no such store file")
+    needs = _active_activity(config.db_path)
     try:
         with SQLiteProfileStore(path, cache_size=0, cache_ttl=0) as store:
-            rebuilt = store.rebuild_all()
+            rebuilt = store.rebuild_all(needs=needs)
     except StoreBusyError as e:
         raise CliError(f"the store is busy: {e}", EXIT_UNAVAILABLE) from e
     except (OSError, sqlite3.Error) as e:
@@ -292,3 +307,32 @@ def _rebuild_shared(config: Any) -> int:
         raise CliError(f"cannot rebuild the profiles: {e}", EXIT_UNAVAILABLE) from e
     print(f"rebuilt {rebuilt} profiles in {storage.location}")
     return EXIT_OK
+
+
+def _active_activity(rules_path: str) -> Any:
+    """The activity declaration of the rules active in the store at ``rules_path``: what
+    a server on it keeps (an empty store's server seeds the default document)."""
+    import sqlite3
+
+    import decision
+    from server.errors import InvalidRulesError
+    from server.rules.documents import compile_text
+    from server.rules.sqlite import read_active
+
+    try:
+        with closing(
+            sqlite3.connect(f"{Path(rules_path).resolve().as_uri()}?mode=ro", uri=True)
+        ) as conn:
+            active = read_active(conn)
+    except sqlite3.OperationalError:
+        active = None  # no rules tables yet
+    if active is None:
+        return decision.compile_ruleset(decision.default_document()).activity
+    version, document = active
+    try:
+        return compile_text(document).activity
+    except InvalidRulesError as e:
+        raise CliError(
+            f"the active rules (version {version}) in {rules_path} do not compile, so what"
+            f" they keep is unknown; fix them first: {e}"
+        ) from e

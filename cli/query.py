@@ -125,4 +125,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(
             f"last error      {short_time(status.last_reload_error_at)}: {status.last_reload_error}"
         )
+    backfill = status.activity_backfill
+    if backfill is not None:
+        if backfill.complete:
+            print("activity        every profile keeps what the rules read")
+        else:
+            print(f"activity        back-filling: {backfill.pending:,} profiles to complete")
+        if backfill.last_error:
+            print(f"back-fill error {backfill.last_error}")
     return EXIT_OK

@@ -26,6 +26,7 @@ from client.errors import (
 )
 from client.types import (
     CLIENT_FALLBACK,
+    ActivityBackfill,
     CandidateTrace,
     DecideResult,
     Decision,
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_DECIDE_TIMEOUT",
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_TRACK_TIMEOUT",
+    "ActivityBackfill",
     "AsyncDecisionClient",
     "BatchRejected",
     "CandidateTrace",

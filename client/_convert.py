@@ -15,6 +15,7 @@ from client.errors import InternalError, InvalidArgument
 from client.types import (
     CLIENT_FALLBACK,
     JSON,
+    ActivityBackfill,
     CandidateTrace,
     DecideResult,
     Decision,
@@ -204,6 +205,16 @@ def server_status(response: pb.GetStatusResponse) -> ServerStatus:
         reload_count=response.reload_count,
         reload_error_count=response.reload_error_count,
         server_version=response.server_version,
+        activity_backfill=(
+            ActivityBackfill(
+                complete=response.activity_backfill.complete,
+                pending=response.activity_backfill.pending,
+                backfilled=response.activity_backfill.backfilled,
+                last_error=response.activity_backfill.last_error or None,
+            )
+            if response.HasField("activity_backfill")
+            else None
+        ),
     )
 
 

@@ -29,7 +29,7 @@ from protos import decisioning_pb2 as pb
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64 = 2**63
 
-_STRING, _NUMBER, _INTEGER = "a string", "a number", "an integer"
+_STRING, _NUMBER, _INTEGER, _BOOLEAN = "a string", "a number", "an integer", "true or false"
 
 EVENT_TYPES: dict[str, int] = {
     name.removeprefix("EVENT_TYPE_").lower(): number
@@ -71,7 +71,13 @@ _PROPERTIES: dict[str, tuple[str, Any, dict[str, str]] | None] = {
     "product_view": (
         "product_view",
         pb.ProductView,
-        {"sku": _STRING, "category": _STRING, "brand": _STRING, "price": _NUMBER},
+        {
+            "sku": _STRING,
+            "category": _STRING,
+            "brand": _STRING,
+            "price": _NUMBER,
+            "on_sale": _BOOLEAN,
+        },
     ),
     "add_to_cart": (
         "cart",
@@ -229,7 +235,19 @@ def _integer(value: Any, path: str, problems: Problems) -> int | None:
     return value
 
 
-_CHECKS: dict[str, Any] = {_STRING: _string, _NUMBER: _number, _INTEGER: _integer}
+def _boolean(value: Any, path: str, problems: Problems) -> bool | None:
+    if not isinstance(value, bool):
+        problems.append((path, "must be true or false"))
+        return None
+    return value
+
+
+_CHECKS: dict[str, Any] = {
+    _STRING: _string,
+    _NUMBER: _number,
+    _INTEGER: _integer,
+    _BOOLEAN: _boolean,
+}
 
 
 def _timestamp(value: Any, path: str, problems: Problems) -> timestamp_pb2.Timestamp | None:

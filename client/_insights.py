@@ -16,6 +16,7 @@ from client.types import SegmentEstimate, SegmentOverlap
 from insights import (
     CampaignReport,
     SampleRatioCheck,
+    SegmentEngagement,
     SegmentReport,
     SegmentStats,
     VariantCounts,
@@ -124,6 +125,16 @@ def segment_report(message: pb.SegmentReportResponse) -> SegmentReport:
                 exposures=s.exposures,
                 conversion_rate=_optional(s, "conversion_rate"),
                 revenue_per_visitor=_optional(s, "revenue_per_visitor"),
+                engagement=(
+                    SegmentEngagement(
+                        members=s.engagement.members,
+                        sessions=s.engagement.sessions,
+                        page_views=s.engagement.page_views,
+                        time_on_site=s.engagement.time_on_site,
+                    )
+                    if s.HasField("engagement")
+                    else None
+                ),
             )
             for s in message.segments
         ),

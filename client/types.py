@@ -140,12 +140,27 @@ class VersionList:
 
 
 @dataclass(frozen=True, slots=True)
+class ActivityBackfill:
+    """How far the server has completed the stored profiles with the activity the
+    served rules read (after a publish that reads more): ``complete`` when every one
+    keeps it; ``pending`` profiles left, as last counted; ``backfilled`` profiles the
+    server process completed; ``last_error`` why the last attempt failed (retried),
+    ``None`` when it did not."""
+
+    complete: bool
+    pending: int
+    backfilled: int
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ServerStatus:
     """What a server is serving.
 
     ``active_version`` is 0 before the first good load; it differs from
     ``store_version`` while a bad document sits in the store or a reload is pending.
     ``last_reload_error`` is ``None`` when the last reload succeeded.
+    ``activity_backfill`` is ``None`` from a server that does not report it.
     """
 
     active_version: int
@@ -157,6 +172,7 @@ class ServerStatus:
     reload_count: int
     reload_error_count: int
     server_version: str
+    activity_backfill: ActivityBackfill | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ comparison):
 - ``customer_segment.*``: the other order and return metrics (the parcelLab segments);
 - ``context.*``: the request context, e.g. ``context.device`` (``"mobile"``, ``"desktop"``);
 - the visitor's events, through ``$activity`` (the journey segments): sessions,
-  ``add_to_cart``, ``purchase`` and ``page_view`` events with their ``page_type``.
+  ``add_to_cart``, ``purchase`` and ``product_view`` events with their ``on_sale``.
 
 The default document has no placements: the placement catalogue is storefront-specific,
 and asking about a placement nobody defined should say so (``UNKNOWN_PLACEMENT``)
@@ -165,15 +165,15 @@ def _journey_segments() -> list[dict[str, Any]]:
             "id": "sale_seekers",
             "name": "Sale seekers",
             "description": (
-                "Viewed sale pages (`page_view` with `page_type` \"sale\") at least twice in "
-                "the last 30 days, or bought in last year's Black Friday week."
+                "Viewed products on sale (`product_view` with `on_sale` true) at least twice "
+                "in the last 30 days, or bought in last year's Black Friday week."
             ),
             "filter": {
                 "$or": [
                     {
                         "$activity": {
-                            "type": "page_view",
-                            "properties": {"page_type": "sale"},
+                            "type": "product_view",
+                            "properties": {"on_sale": True},
                             "timestamp": {"$gte": {"$daysAgo": 30}},
                             "count": {"$gte": 2},
                         }

@@ -205,6 +205,7 @@ _AMOUNT = "amount"  # finite number >= 0
 _COUNT = "count"  # integer >= 0 (an integral float such as 2.0 is accepted)
 _CURRENCY = "currency"  # three letters, ISO 4217 style
 _OBJECT = "object"  # a JSON object within the MAX_OBJECT_* limits
+_BOOL = "bool"  # true or false
 
 _Spec = dict[str, tuple[str, bool]]  # property -> (kind, required)
 
@@ -236,6 +237,7 @@ _SCHEMAS: dict[str, _Spec] = {
         "category": (_ID, False),
         "brand": (_ID, False),
         "price": (_AMOUNT, False),
+        "on_sale": (_BOOL, False),
     },
     "add_to_cart": _CART,
     "remove_from_cart": _CART,
@@ -266,7 +268,8 @@ PROPERTY_SCHEMAS: Mapping[str, Mapping[str, tuple[str, bool]]] = MappingProxyTyp
 """Event type -> property -> ``(kind, required)``, read-only. Kinds: ``"id"`` (non-empty,
 not only whitespace, at most MAX_ID_LENGTH), ``"text"`` (at most MAX_TEXT_LENGTH),
 ``"amount"`` (finite, >= 0), ``"count"`` (integral, >= 0), ``"currency"`` (three
-letters, stored upper-case), ``"object"`` (a JSON object within the MAX_OBJECT_* limits).
+letters, stored upper-case), ``"bool"`` (true or false), ``"object"`` (a JSON object
+within the MAX_OBJECT_* limits).
 For adapters with typed input (``server.events``) that check valid events without
 building the raw dicts; ``validate_events`` stays the definition."""
 
@@ -504,6 +507,11 @@ def _property(value: Any, kind: str, path: str, problems: list[Problem]) -> JSON
         return value.upper()
     if kind in (_AMOUNT, _COUNT):
         return _number(value, kind == _COUNT, path, problems)
+    if kind == _BOOL:
+        if type(value) is not bool:
+            problems.append(Problem(path, f"must be true or false, got {_kind(value)}"))
+            return None
+        return value
     # Attribute names become dotted paths (attributes.loyalty_tier): no dots, no $.
     return _object(value, path, problems, addressable=path.endswith(".attributes"))
 

@@ -2,7 +2,7 @@
 
 ``insights`` reads no clock, environment, network or database: counts, periods and
 timestamps are arguments. The service's exposure and attribution layer produces
-``VariantCounts`` and ``SegmentStats``; this package turns them into reports.
+``VariantCounts`` and ``SegmentStats`` (with ``SegmentEngagement``); this package turns them into reports.
 """
 
 from insights.model import (
@@ -10,6 +10,7 @@ from insights.model import (
     STATUS_OK,
     CampaignReport,
     SampleRatioCheck,
+    SegmentEngagement,
     SegmentReport,
     SegmentStats,
     VariantCounts,
@@ -37,6 +38,7 @@ __all__ = [
     "STATUS_OK",
     "CampaignReport",
     "SampleRatioCheck",
+    "SegmentEngagement",
     "SegmentReport",
     "SegmentStats",
     "VariantCounts",

@@ -22,7 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from insights.model import CampaignReport, SegmentReport, SegmentStats, VariantCounts
+from insights.model import (
+    CampaignReport,
+    SegmentEngagement,
+    SegmentReport,
+    SegmentStats,
+    VariantCounts,
+)
 from insights.stats import analyze_campaign
 
 PERIOD_START = datetime(2026, 6, 1, tzinfo=UTC)
@@ -215,9 +221,33 @@ def _segments_of(orders: int, spend: float, lapsed: bool, cart: bool) -> set[str
     return segments
 
 
+_ENGAGEMENT = {  # segment -> (sessions per member, pages per session, minutes per session)
+    "new_visitors": (1.1, 3.2, 2.5),
+    "returning_customers": (5.4, 5.1, 6.0),
+    "high_value_customers": (9.8, 6.3, 7.5),
+    "cart_abandoners": (3.1, 4.4, 5.0),
+    "lapsed_frequent_buyers": (7.2, 3.9, 4.0),
+}
+
+
+def _engagement(segment: str, members: int, rng: random.Random) -> SegmentEngagement:
+    """Typical sessions, depth and time of the segment's members, with some noise."""
+    per_member, depth, minutes = (x * rng.uniform(0.9, 1.1) for x in _ENGAGEMENT[segment])
+    sessions = round(members * per_member)
+    return SegmentEngagement(
+        members=members,
+        sessions=sessions,
+        page_views=round(sessions * depth),
+        time_on_site=round(sessions * minutes * 60, 1),
+    )
+
+
 def demo_segment_report(seed: int = DEFAULT_SEED, visitors: int = 20_000) -> SegmentReport:
-    """Sizes, daily growth, overlap and journeys of five demo segments over the period."""
+    """Sizes, daily growth, overlap, journeys and engagement of five demo segments over
+    the period."""
     rng = random.Random(seed)
+    # Its own stream: the engagement figures leave the other numbers as they were.
+    engagement_rng = random.Random(f"{seed}:engagement")
     start, end = _population(rng, visitors)
     days = (PERIOD_END - PERIOD_START).days
     stats = []
@@ -240,6 +270,7 @@ def demo_segment_report(seed: int = DEFAULT_SEED, visitors: int = 20_000) -> Seg
                 exposures=exposures,
                 conversion_rate=round(rng.uniform(0.02, 0.09), 4),
                 revenue_per_visitor=round(rng.uniform(1.5, 9.0), 2),
+                engagement=_engagement(segment, last, engagement_rng),
             )
         )
     overlap = tuple(tuple(sum(a in s and b in s for s in end) for b in SEGMENTS) for a in SEGMENTS)

@@ -205,6 +205,51 @@ class CampaignReport:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentEngagement:
+    """How a segment's members use the site: ``members`` visitors, and their profiles'
+    sessions, page views and time on site (seconds) added up. The means are over the
+    members (a member without sessions counts as 0) and over their sessions; ``None``
+    when there is nothing to divide by.
+    """
+
+    members: int
+    sessions: int = 0
+    page_views: int = 0
+    time_on_site: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_count("members", self.members)
+        _check_count("sessions", self.sessions)
+        _check_count("page_views", self.page_views)
+        if not (math.isfinite(self.time_on_site) and self.time_on_site >= 0):
+            raise ValueError(f"time_on_site must be finite and >= 0, got {self.time_on_site!r}")
+
+    @property
+    def sessions_per_member(self) -> float | None:
+        return self.sessions / self.members if self.members else None
+
+    @property
+    def pages_per_session(self) -> float | None:
+        return self.page_views / self.sessions if self.sessions else None
+
+    @property
+    def time_on_site_per_member(self) -> float | None:
+        """Seconds."""
+        return self.time_on_site / self.members if self.members else None
+
+    def to_dict(self) -> dict[str, JSON]:
+        return {
+            "members": self.members,
+            "sessions": self.sessions,
+            "page_views": self.page_views,
+            "time_on_site": self.time_on_site,
+            "sessions_per_member": self.sessions_per_member,
+            "pages_per_session": self.pages_per_session,
+            "time_on_site_per_member": self.time_on_site_per_member,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SegmentStats:
     """One segment over a period.
 
@@ -212,7 +257,8 @@ class SegmentStats:
     made; ``sizes_over_time`` is ``(ISO date, size)`` points in date order;
     ``exposures`` counts exposures of its visitors to any campaign in the period, and
     ``conversion_rate`` / ``revenue_per_visitor`` are over those exposed visitors
-    (``None`` without exposures).
+    (``None`` without exposures). ``engagement`` is over the members now (``None``
+    when not reported).
     """
 
     segment_id: str
@@ -221,6 +267,7 @@ class SegmentStats:
     exposures: int = 0
     conversion_rate: float | None = None
     revenue_per_visitor: float | None = None
+    engagement: SegmentEngagement | None = None
 
     def to_dict(self) -> dict[str, JSON]:
         return {
@@ -230,6 +277,7 @@ class SegmentStats:
             "exposures": self.exposures,
             "conversion_rate": self.conversion_rate,
             "revenue_per_visitor": self.revenue_per_visitor,
+            "engagement": None if self.engagement is None else self.engagement.to_dict(),
         }
 
 

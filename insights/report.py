@@ -67,6 +67,22 @@ def _money(value: float | None) -> str:
     return "–" if value is None else f"{value:,.2f}"
 
 
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}"
+
+
+def _duration(seconds: float | None) -> str:
+    """``42 s``, ``4 min 05 s``, ``1 h 02 min``; ``–`` for None."""
+    if seconds is None:
+        return "–"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600:,} h {whole % 3600 // 60:02d} min"
+
+
 def _when(value: datetime | str | None) -> str:
     if value is None:
         return "–"
@@ -430,6 +446,7 @@ def _segments_section(report: SegmentReport) -> tuple[str, int]:
         "<th scope=col>Conversion rate</th><th scope=col>Revenue / visitor</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
+    parts.append(_engagement_table(report))
     side = []
     if report.overlap:
         ids = report.segment_ids
@@ -478,6 +495,31 @@ def _segments_section(report: SegmentReport) -> tuple[str, int]:
         )
     parts.append("</section>")
     return "".join(parts), charts
+
+
+def _engagement_table(report: SegmentReport) -> str:
+    """Sessions, depth and time on site of each segment's members now ("" when the
+    report has none)."""
+    engaged = [(s.segment_id, s.engagement) for s in report.segments if s.engagement is not None]
+    if not engaged:
+        return ""
+    most = max((e.time_on_site_per_member or 0.0 for _, e in engaged), default=0.0) or 1.0
+    rows = "".join(
+        f"<tr><th scope=row>{escape(segment_id)}</th><td>{_count(e.members)}</td>"
+        f"<td>{_ratio(e.sessions_per_member)}</td><td>{_ratio(e.pages_per_session)}</td>"
+        f"<td>{_duration(e.time_on_site_per_member)}</td>"
+        f'<td class="barcell"><span class="bar" style="width:'
+        f'{100 * (e.time_on_site_per_member or 0.0) / most:.0f}%"></span></td></tr>'
+        for segment_id, e in engaged
+    )
+    return (
+        '<div class="scroll"><table class="engagement"><caption>Engagement of the members now: '
+        "sessions, pages per session and time on site from their profiles</caption><thead><tr>"
+        "<th scope=col>Segment</th><th scope=col>Members</th><th scope=col>Sessions / member</th>"
+        "<th scope=col>Pages / session</th><th scope=col>Time on site / member</th>"
+        f'<th scope=col><span class="sr">Bar</span></th></tr></thead><tbody>{rows}</tbody>'
+        "</table></div>"
+    )
 
 
 # -- document ------------------------------------------------------------------------------

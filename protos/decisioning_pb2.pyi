@@ -282,7 +282,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("active_version", "content_hash", "loaded_at", "store_version", "last_reload_error", "last_reload_error_at", "reload_count", "reload_error_count", "server_version")
+    __slots__ = ("active_version", "content_hash", "loaded_at", "store_version", "last_reload_error", "last_reload_error_at", "reload_count", "reload_error_count", "server_version", "activity_backfill")
     ACTIVE_VERSION_FIELD_NUMBER: _ClassVar[int]
     CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
     LOADED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +292,7 @@ class GetStatusResponse(_message.Message):
     RELOAD_COUNT_FIELD_NUMBER: _ClassVar[int]
     RELOAD_ERROR_COUNT_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACTIVITY_BACKFILL_FIELD_NUMBER: _ClassVar[int]
     active_version: int
     content_hash: str
     loaded_at: _timestamp_pb2.Timestamp
@@ -301,7 +302,20 @@ class GetStatusResponse(_message.Message):
     reload_count: int
     reload_error_count: int
     server_version: str
-    def __init__(self, active_version: _Optional[int] = ..., content_hash: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., store_version: _Optional[int] = ..., last_reload_error: _Optional[str] = ..., last_reload_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reload_count: _Optional[int] = ..., reload_error_count: _Optional[int] = ..., server_version: _Optional[str] = ...) -> None: ...
+    activity_backfill: ActivityBackfill
+    def __init__(self, active_version: _Optional[int] = ..., content_hash: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., store_version: _Optional[int] = ..., last_reload_error: _Optional[str] = ..., last_reload_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reload_count: _Optional[int] = ..., reload_error_count: _Optional[int] = ..., server_version: _Optional[str] = ..., activity_backfill: _Optional[_Union[ActivityBackfill, _Mapping]] = ...) -> None: ...
+
+class ActivityBackfill(_message.Message):
+    __slots__ = ("complete", "pending", "backfilled", "last_error")
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    BACKFILLED_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    complete: bool
+    pending: int
+    backfilled: int
+    last_error: str
+    def __init__(self, complete: _Optional[bool] = ..., pending: _Optional[int] = ..., backfilled: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("event_id", "visitor_id", "type", "timestamp", "session_start", "page_view", "product_view", "cart", "purchase", "order_return", "campaign", "identify", "custom")
@@ -362,16 +376,18 @@ class PageView(_message.Message):
     def __init__(self, url: _Optional[str] = ..., title: _Optional[str] = ..., referrer: _Optional[str] = ..., page_type: _Optional[str] = ..., category: _Optional[str] = ...) -> None: ...
 
 class ProductView(_message.Message):
-    __slots__ = ("sku", "category", "brand", "price")
+    __slots__ = ("sku", "category", "brand", "price", "on_sale")
     SKU_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     BRAND_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
+    ON_SALE_FIELD_NUMBER: _ClassVar[int]
     sku: str
     category: str
     brand: str
     price: float
-    def __init__(self, sku: _Optional[str] = ..., category: _Optional[str] = ..., brand: _Optional[str] = ..., price: _Optional[float] = ...) -> None: ...
+    on_sale: bool
+    def __init__(self, sku: _Optional[str] = ..., category: _Optional[str] = ..., brand: _Optional[str] = ..., price: _Optional[float] = ..., on_sale: _Optional[bool] = ...) -> None: ...
 
 class CartChange(_message.Message):
     __slots__ = ("sku", "quantity", "price")
@@ -628,20 +644,40 @@ class DailySize(_message.Message):
     def __init__(self, day: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
 
 class SegmentStats(_message.Message):
-    __slots__ = ("segment_id", "size_now", "sizes_over_time", "exposures", "conversion_rate", "revenue_per_visitor")
+    __slots__ = ("segment_id", "size_now", "sizes_over_time", "exposures", "conversion_rate", "revenue_per_visitor", "engagement")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_NOW_FIELD_NUMBER: _ClassVar[int]
     SIZES_OVER_TIME_FIELD_NUMBER: _ClassVar[int]
     EXPOSURES_FIELD_NUMBER: _ClassVar[int]
     CONVERSION_RATE_FIELD_NUMBER: _ClassVar[int]
     REVENUE_PER_VISITOR_FIELD_NUMBER: _ClassVar[int]
+    ENGAGEMENT_FIELD_NUMBER: _ClassVar[int]
     segment_id: str
     size_now: int
     sizes_over_time: _containers.RepeatedCompositeFieldContainer[DailySize]
     exposures: int
     conversion_rate: float
     revenue_per_visitor: float
-    def __init__(self, segment_id: _Optional[str] = ..., size_now: _Optional[int] = ..., sizes_over_time: _Optional[_Iterable[_Union[DailySize, _Mapping]]] = ..., exposures: _Optional[int] = ..., conversion_rate: _Optional[float] = ..., revenue_per_visitor: _Optional[float] = ...) -> None: ...
+    engagement: SegmentEngagement
+    def __init__(self, segment_id: _Optional[str] = ..., size_now: _Optional[int] = ..., sizes_over_time: _Optional[_Iterable[_Union[DailySize, _Mapping]]] = ..., exposures: _Optional[int] = ..., conversion_rate: _Optional[float] = ..., revenue_per_visitor: _Optional[float] = ..., engagement: _Optional[_Union[SegmentEngagement, _Mapping]] = ...) -> None: ...
+
+class SegmentEngagement(_message.Message):
+    __slots__ = ("members", "sessions", "page_views", "time_on_site", "sessions_per_member", "pages_per_session", "time_on_site_per_member")
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_VIEWS_FIELD_NUMBER: _ClassVar[int]
+    TIME_ON_SITE_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_PER_MEMBER_FIELD_NUMBER: _ClassVar[int]
+    PAGES_PER_SESSION_FIELD_NUMBER: _ClassVar[int]
+    TIME_ON_SITE_PER_MEMBER_FIELD_NUMBER: _ClassVar[int]
+    members: int
+    sessions: int
+    page_views: int
+    time_on_site: float
+    sessions_per_member: float
+    pages_per_session: float
+    time_on_site_per_member: float
+    def __init__(self, members: _Optional[int] = ..., sessions: _Optional[int] = ..., page_views: _Optional[int] = ..., time_on_site: _Optional[float] = ..., sessions_per_member: _Optional[float] = ..., pages_per_session: _Optional[float] = ..., time_on_site_per_member: _Optional[float] = ...) -> None: ...
 
 class OverlapRow(_message.Message):
     __slots__ = ("visitors",)

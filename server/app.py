@@ -310,6 +310,9 @@ def create_server(
 
         def on_load(snapshot: Snapshot) -> None:
             metrics.observe_load(snapshot.version, snapshot.loaded_at.timestamp())
+            # Keep what the served rules' activity clauses read; a publish that reads
+            # more is back-filled in the background (GetStatus says how far).
+            profiles.use_activity(snapshot.ruleset.activity)
             for name in (OVERALL, DECISION_SERVICE):
                 health_state.set(name, SERVING)
 
@@ -321,6 +324,7 @@ def create_server(
             on_error=lambda version, message: metrics.observe_reload_error(),
         )
         opened.append(reloader.stop)
+        metrics.watch_backfill(profiles.activity_status)
         reloader.poll_once()  # serve from the first call if the store is good
         pools = Pools(
             write_threads=config.write_threads,
@@ -346,7 +350,9 @@ def create_server(
                 exposures=exposures,
                 credentials=credentials,
             ),
-            "RulesAdmin": RulesAdminServicer(store, reloader, pool=pools.writes),
+            "RulesAdmin": RulesAdminServicer(
+                store, reloader, pool=pools.writes, backfill=profiles.activity_status
+            ),
             "EventService": EventServicer(
                 profiles,
                 clock=clock,

@@ -9,6 +9,7 @@
     decide_events_total{type}                                         events in committed batches
     decide_events_duplicates_total                                    of those, already stored
     decide_exposures_total / decide_exposures_dropped_total           exposures written / dropped
+    decide_activity_backfill_pending                                  profiles to back-fill
 
 The gRPC names follow go-grpc-prometheus, so existing dashboards work. Decisions for a
 placement the rules do not define are counted under ``placement="(unknown)"``: callers
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
@@ -32,6 +33,7 @@ from decision import Decision, Reason
 
 if TYPE_CHECKING:
     from decision.profile import Event
+    from server.profiles.backfill import BackfillStatus
 
 UNKNOWN_PLACEMENT_LABEL = "(unknown)"
 
@@ -146,6 +148,11 @@ class Metrics:
             "Campaign exposures dropped because the writer fell behind (reports undercount).",
             registry=r,
         )
+        self.backfill_pending = Gauge(
+            "decide_activity_backfill_pending",
+            "Stored profiles not yet completed with the activity the served rules read.",
+            registry=r,
+        )
         self._http: WSGIServer | None = None
         self._http_thread: threading.Thread | None = None
 
@@ -184,6 +191,10 @@ class Metrics:
     def observe_reload_error(self) -> None:
         """Record a failed reload."""
         self.reload_errors.inc()
+
+    def watch_backfill(self, status: Callable[[], BackfillStatus]) -> None:
+        """Read the activity back-fill's pending count from ``status`` at each scrape."""
+        self.backfill_pending.set_function(lambda: status().pending)
 
     def serve(self, port: int, host: str) -> int:
         """Start the HTTP endpoint on ``host:port`` (0: any free port); returns the port."""

@@ -26,7 +26,8 @@ document per call anyway; the Python side then parses the same bytes either way.
 Journeys need each visitor's segments at the period's start: a visitor without events
 since then has the same document now, evaluated with ``now`` = start; a visitor with
 events since then is rebuilt from the event log up to that moment
-(``decision.profile.rebuild``), as the profile store itself would have held it.
+(``decision.profile.rebuild``, keeping the activity the ruleset's clauses read), as the
+profile store itself would have held it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from urllib.parse import quote
 
 import orjson
 
-from decision import Ruleset
+from decision import ActivityNeeds, Ruleset
 from decision.filters import Predicate
 from decision.profile import Event, format_timestamp, rebuild, render
 
@@ -253,7 +254,8 @@ class Memberships:
     Masks have bit ``i`` set for ``segment_ids[i]``. ``overlap`` counts visitors in both
     segments now; ``journeys[(a, b)]`` visitors in ``a`` and not ``b`` at the start and
     in ``b`` at the end; ``members_at_end`` the mask at the end of every visitor in at
-    least one segment then.
+    least one segment then; ``engagement[i]`` the sessions, page views and time on site
+    (seconds) of ``segment_ids[i]``'s members now, added up from their profiles.
     """
 
     segment_ids: tuple[str, ...]
@@ -261,6 +263,7 @@ class Memberships:
     overlap: list[list[int]] = field(default_factory=list)
     journeys: dict[tuple[str, str], int] = field(default_factory=dict)
     members_at_end: dict[str, int] = field(default_factory=dict)
+    engagement: list[tuple[int, int, float]] = field(default_factory=list)
 
 
 def memberships(
@@ -284,11 +287,13 @@ def memberships(
     bits = [1 << i for i in range(len(segment_ids))]
     conn.execute("BEGIN")
     try:
-        start_masks = _rebuilt_masks(conn, compiled, filters, start)
-        end_masks = _rebuilt_masks(conn, compiled, filters, end) if end < now else {}
+        needs = ruleset.activity
+        start_masks = _rebuilt_masks(conn, compiled, filters, needs, start)
+        end_masks = _rebuilt_masks(conn, compiled, filters, needs, end) if end < now else {}
         by_mask: dict[int, int] = {}
         moves: dict[tuple[int, int], int] = {}
         members: dict[str, int] = {}
+        engaged: dict[int, list[float]] = {}  # mask now -> [sessions, page views, seconds]
         total = 0
         for visitor_id, doc in _documents(conn):
             total += 1
@@ -312,6 +317,12 @@ def memberships(
             mask_end = end_masks.pop(visitor_id, mask_end)
             if mask_now:
                 by_mask[mask_now] = by_mask.get(mask_now, 0) + 1
+                engagement = doc.get("engagement")
+                if type(engagement) is dict:
+                    sums = engaged.setdefault(mask_now, [0, 0, 0.0])
+                    sums[0] += engagement.get("sessions", 0)
+                    sums[1] += engagement.get("page_views", 0)
+                    sums[2] += engagement.get("time_on_site", 0.0)
             if mask_end:
                 members[visitor_id] = mask_end
                 if mask_end & ~mask_start:
@@ -331,6 +342,12 @@ def memberships(
         for i in present:
             for j in present:
                 overlap[i][j] += count
+    totals = [[0, 0, 0.0] for _ in range(n)]
+    for mask, sums in engaged.items():
+        for i in range(n):
+            if mask & bits[i]:
+                for k in range(3):
+                    totals[i][k] += sums[k]
     journeys: dict[tuple[str, str], int] = {}
     for (before, after), count in moves.items():
         gained = after & ~before
@@ -341,17 +358,20 @@ def memberships(
                 if a != b and gained & bits[b]:
                     pair = (segment_ids[a], segment_ids[b])
                     journeys[pair] = journeys.get(pair, 0) + count
-    return Memberships(tuple(segment_ids), total, overlap, journeys, members)
+    engagement = [(int(s), int(p), float(t)) for s, p, t in totals]
+    return Memberships(tuple(segment_ids), total, overlap, journeys, members, engagement)
 
 
 def _rebuilt_masks(
     conn: sqlite3.Connection,
     compiled: Sequence[_Compiled],
     filters: Mapping[str, Predicate],
+    needs: ActivityNeeds,
     moment: datetime,
 ) -> dict[str, int]:
     """Masks at ``moment`` of every visitor with events at or after it, each profile
-    rebuilt from its events before ``moment`` (0: the visitor did not exist yet)."""
+    rebuilt from its events before ``moment`` keeping what ``needs`` reads (0: the
+    visitor did not exist yet)."""
     stamp = format_timestamp(moment)
     changed = [
         row[0]
@@ -380,7 +400,7 @@ def _rebuilt_masks(
         for visitor_id, log in logs.items():
             mask = 0
             if log:
-                doc = render(rebuild(log))
+                doc = render(rebuild(log, needs))
                 doc["context"] = {}
                 for i, test in enumerate(tests):
                     if test(doc):

@@ -134,6 +134,8 @@ def _product_view(m: pb.ProductView) -> dict[str, Any]:
         d["brand"] = m.brand
     if m.HasField("price"):
         d["price"] = m.price
+    if m.HasField("on_sale"):
+        d["on_sale"] = m.on_sale
     return d
 
 
@@ -346,6 +348,7 @@ _KINDS = {  # property kind -> the proto field types the fast path checks it on
     "currency": {_CPP.CPPTYPE_STRING},
     "amount": {_CPP.CPPTYPE_DOUBLE},
     "count": {_CPP.CPPTYPE_INT64, _CPP.CPPTYPE_INT32},
+    "bool": {_CPP.CPPTYPE_BOOL},
 }
 
 _Check = tuple[str, str, bool, bool]  # property, kind, required, field has presence
@@ -466,6 +469,8 @@ def _valid_properties(message: Any, checks: tuple[_Check, ...]) -> dict[str, Any
         elif kind == "count":
             if not 0 <= value <= MAX_COUNT:
                 return None
+        elif kind == "bool":
+            pass  # a proto bool is true or false
         elif len(value) == 3 and value.isascii() and value.isalpha():  # currency
             value = value.upper()
         else:

@@ -25,6 +25,7 @@ from typing import Any
 import decision
 from decision import BUCKETS, Campaign, InvalidRequestError, Problem, Ruleset
 from insights import (
+    SegmentEngagement,
     VariantCounts,
     VariantResult,
     analyze_campaign,
@@ -202,6 +203,18 @@ def variant_message(result: VariantResult) -> pb.VariantReport:
     )
 
 
+def _engagement(engagement: SegmentEngagement) -> pb.SegmentEngagement:
+    return pb.SegmentEngagement(
+        members=engagement.members,
+        sessions=engagement.sessions,
+        page_views=engagement.page_views,
+        time_on_site=engagement.time_on_site,
+        sessions_per_member=engagement.sessions_per_member,
+        pages_per_session=engagement.pages_per_session,
+        time_on_site_per_member=engagement.time_on_site_per_member,
+    )
+
+
 # -- the service --------------------------------------------------------------------------
 
 
@@ -362,8 +375,9 @@ class InsightsServicer:
                 exposures=int(tallies[i][0]),
                 conversion_rate=tallies[i][2] / tallies[i][1] if tallies[i][1] else None,
                 revenue_per_visitor=tallies[i][3] / tallies[i][1] if tallies[i][1] else None,
+                engagement=_engagement(SegmentEngagement(members.overlap[i][i], *engaged)),
             )
-            for i, segment_id in enumerate(ids)
+            for (i, segment_id), engaged in zip(enumerate(ids), members.engagement, strict=True)
         ]
         journeys = sorted(members.journeys.items(), key=lambda item: (-item[1], item[0]))
         return pb.SegmentReportResponse(

@@ -10,6 +10,7 @@ compiling the document again.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any, Protocol
 
@@ -18,6 +19,7 @@ from protos import decisioning_pb2 as pb
 from server import limits
 from server.api.convert import timestamp, version_message
 from server.executors import Pool
+from server.profiles.backfill import BackfillStatus
 from server.rules.documents import validate_text
 from server.rules.reloader import ReloadStatus
 from server.rules.snapshot import Snapshot
@@ -73,10 +75,18 @@ def _check_comment(comment: str, problems: list[Problem]) -> None:
 class RulesAdminServicer:
     """Validate, publish, read, list and roll back rules; report what is served."""
 
-    def __init__(self, store: RulesStore, source: StatusSource, *, pool: Pool) -> None:
+    def __init__(
+        self,
+        store: RulesStore,
+        source: StatusSource,
+        *,
+        pool: Pool,
+        backfill: Callable[[], BackfillStatus] = BackfillStatus,
+    ) -> None:
         self._store = store
         self._source = source
         self._pool = pool
+        self._backfill = backfill
         self._server_version = server_version()
 
     def _serve(self, info: VersionInfo, document: str) -> None:
@@ -159,6 +169,7 @@ class RulesAdminServicer:
         snapshot = self._source.snapshot
         status = self._source.status
         store_version = await self._pool.run(self._store.active_version)
+        backfill = self._backfill()
         return pb.GetStatusResponse(
             active_version=snapshot.version if snapshot else 0,
             content_hash=snapshot.content_hash if snapshot else "",
@@ -169,4 +180,10 @@ class RulesAdminServicer:
             reload_count=status.reload_count,
             reload_error_count=status.error_count,
             server_version=self._server_version,
+            activity_backfill=pb.ActivityBackfill(
+                complete=backfill.complete,
+                pending=backfill.pending,
+                backfilled=backfill.backfilled,
+                last_error=backfill.last_error,
+            ),
         )

@@ -95,6 +95,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX exposures_by_visitor ON exposures (visitor_id)",
         ),
     ),
+    Migration(
+        2,
+        "profiles.activity_key: which activity declarations a stored state covers",
+        (
+            'ALTER TABLE profiles ADD COLUMN activity_key text COLLATE "C"',
+            "CREATE INDEX profiles_by_activity_key ON profiles (activity_key, visitor_id)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -18,6 +18,7 @@ import orjson
 
 from decision import InvalidRequestError, Problem
 from decision.profile import Event, render, validate_events
+from server.profiles.folding import Coverage
 
 __all__ = ["attributes_event", "dumps", "event_from_row", "loads", "profile_row"]
 
@@ -44,9 +45,11 @@ def event_from_row(row: Sequence[Any]) -> Event:
     return Event(event_id, source_id, kind, datetime.fromisoformat(ts), json.loads(properties))
 
 
-def profile_row(visitor_id: str, state: dict[str, Any]) -> tuple[str, str, str]:
-    """``(visitor_id, document, state)`` as stored."""
-    return visitor_id, dumps(render(state)), dumps(state)
+def profile_row(
+    visitor_id: str, state: dict[str, Any], coverage: Coverage
+) -> tuple[str, str, str, str]:
+    """``(visitor_id, document, state, activity_key)`` as stored."""
+    return visitor_id, dumps(render(state)), dumps(state), coverage.key(state)
 
 
 def attributes_event(visitor_id: str, attributes: Mapping[str, Any], now: datetime) -> Event:

@@ -4,7 +4,8 @@ Tables (``server.postgres.schema``; the same rows as the SQLite store's)::
 
     events(seq, event_id UNIQUE, visitor_id, source_id, type, ts, properties)
     aliases(alias PRIMARY KEY, canonical)
-    profiles(visitor_id PRIMARY KEY, document, state)
+    profiles(visitor_id PRIMARY KEY, document, state, activity_key)
+                                         -- index (activity_key, visitor_id)
     exposures(...)                       written by server.analytics.exposures_postgres
 
 Any decider accepts any event. ``track`` is one transaction per batch:
@@ -39,6 +40,13 @@ writes invalidate its entries at once; another decider's writes are seen within
 the last profile it read, however old, and raises StoreUnavailableError only for a
 visitor it never read.
 
+Kept activity (README, "Activity kept for the rules"): as in the SQLite store, folds keep
+what the declaration given to ``use_activity`` reads (``server.profiles.folding``), and a
+``server.profiles.backfill.Backfill`` worker completes the stored profiles that do not
+cover it. Every decider runs one; a batch locks its visitors as ``track`` does, so two
+workers (or a worker and an ingest) never write one visitor at once, and a profile
+another worker completed meanwhile is found covered and only re-keyed.
+
 Right to be forgotten: ``delete_visitor`` removes, under the visitor's lock, the
 profile, every event stored under or sent with its ids, its aliases and its
 exposures. An exposure another decider buffered for the visitor less than its flush
@@ -57,11 +65,14 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from decision.profile import STATE_VERSION, Event, apply, format_timestamp, new_state, rebuild
+from decision.profile import Event, format_timestamp
+from decision.retention import ActivityNeeds
 from server.analytics.exposures_postgres import exposures_of
 from server.errors import StoreBusyError, StoreUnavailableError
 from server.postgres.connections import Database
 from server.profiles import codec
+from server.profiles.backfill import Backfill, BackfillStatus, Uncovered
+from server.profiles.folding import Coverage, backfilled, fold_new, rebuilt
 from server.profiles.shared_cache import ProfileCache
 from server.profiles.store import MISSING, TrackResult
 
@@ -84,10 +95,10 @@ _GET = (
 )
 _EVENT_COLUMNS = "event_id, source_id, type, ts, properties"
 _UPSERT = (
-    "INSERT INTO profiles (visitor_id, document, state)"
-    " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[])"
+    "INSERT INTO profiles (visitor_id, document, state, activity_key)"
+    " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[])"
     " ON CONFLICT (visitor_id) DO UPDATE SET document = excluded.document,"
-    " state = excluded.state"
+    " state = excluded.state, activity_key = excluded.activity_key"
 )
 
 Conn = psycopg.Connection[Any]
@@ -118,6 +129,10 @@ class PostgresProfileStore:
         self.cache = cache or ProfileCache(maxsize=cache_size, ttl=cache_ttl)
         self._closed = False
         self._stale_served = threading.Event()
+        # What folds keep (use_activity swaps it; a transaction reads it once).
+        self._coverage = Coverage()
+        self._activity_lock = threading.Lock()
+        self._backfill = Backfill(self, name=f"profile store {db.where}")
 
     # -- reads --------------------------------------------------------------------------
 
@@ -242,25 +257,29 @@ class PostgresProfileStore:
         """Recompute one profile from the event log; returns it (None: no events)."""
         touched: set[str] = set()
 
+        coverage = self._coverage
+
         def rebuild_one(conn: Conn) -> None:
             canonical = _lock_resolved(conn, [visitor_id])[visitor_id]
-            _rebuild_visitors(conn, [canonical])
+            _rebuild_visitors(conn, [canonical], coverage)
             touched.update([canonical, visitor_id, *_aliases_of(conn, [canonical])])
 
         self._write(rebuild_one, touched)
         return self._load(visitor_id)
 
-    def rebuild_all(self, batch: int = 1000) -> int:
+    def rebuild_all(self, batch: int = 1000, *, needs: ActivityNeeds | None = None) -> int:
         """Recompute every profile from the event log, ``batch`` visitors per
         transaction (tracking goes on in between); returns how many were rebuilt.
-        Profile rows without events are deleted."""
+        Profile rows without events are deleted. ``needs``: the activity to keep
+        (default: the declaration given to ``use_activity``)."""
         if batch < 1:
             raise ValueError("batch must be >= 1")
+        coverage = self._coverage if needs is None else Coverage(needs)
         rebuilt = 0
         after = ""
         while True:
 
-            def step(conn: Conn) -> list[str]:
+            def step(conn: Conn, after: str = after) -> list[str]:
                 ids = [
                     row[0]
                     for row in conn.execute(
@@ -270,7 +289,7 @@ class PostgresProfileStore:
                     )
                 ]
                 _lock(conn, ids)
-                _rebuild_visitors(conn, ids)
+                _rebuild_visitors(conn, ids, coverage)
                 return ids
 
             ids = self._write(step, set())
@@ -290,8 +309,115 @@ class PostgresProfileStore:
         self.cache.clear()
         return rebuilt
 
+    # -- kept activity ------------------------------------------------------------------
+
+    def use_activity(self, needs: ActivityNeeds) -> None:
+        """Keep what ``needs`` reads (the served rules' ``Ruleset.activity``) from the
+        next transaction on, and complete the stored profiles that do not cover it in
+        the background. Thread-safe; a declaration equal to the current one changes
+        nothing once given."""
+        with self._activity_lock:
+            current = self._coverage
+            if self._backfill.started and current.needs.record == needs.record:
+                return
+            coverage = self._coverage = Coverage(needs)
+        self._backfill.declare(coverage)
+
+    def activity_status(self) -> BackfillStatus:
+        """Where the back-fill of the declaration given to ``use_activity`` stands."""
+        return self._backfill.status
+
+    def uncovered(self, coverage: Coverage) -> Uncovered:
+        """The stored profiles that do not cover ``coverage.needs``, by coverage key
+        (one scan of the ``activity_key`` index; one state read per key not seen
+        before). For the back-fill worker."""
+        self._check_open()
+        keys: list[str] = []
+        unkeyed = False
+        count = 0
+        with self._db.connection(STORE) as conn:
+            for key, n in conn.execute(
+                "SELECT activity_key, count(*) FROM profiles GROUP BY activity_key"
+            ).fetchall():
+                if key is None:
+                    unkeyed = True
+                    count += n
+                    continue
+                covered = coverage.known(key)
+                if covered is None:
+                    row = conn.execute(
+                        "SELECT state FROM profiles WHERE activity_key = %s LIMIT 1", (key,)
+                    ).fetchone()
+                    if row is None:
+                        continue  # gone since the count
+                    covered = coverage.learn(key, codec.loads(row[0]))
+                if not covered:
+                    keys.append(key)
+                    count += n
+        return Uncovered(tuple(keys), unkeyed, count)
+
+    def backfill_some(self, coverage: Coverage, uncovered: Uncovered, limit: int) -> int:
+        """Complete up to ``limit`` profiles that ``uncovered`` names from their event
+        logs, in one transaction holding their visitors' locks; each is checked again
+        first (another worker or an ingest may have completed it: it only gets its key).
+        Returns how many left the uncovered set. For the back-fill worker."""
+        keys = list(uncovered.keys)
+        if not keys and not uncovered.unkeyed:
+            return 0
+        touched: set[str] = set()
+
+        def complete(conn: Conn) -> int:
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT visitor_id FROM profiles WHERE activity_key = ANY(%b::text[])"
+                    + (" OR activity_key IS NULL" if uncovered.unkeyed else "")
+                    + " ORDER BY visitor_id LIMIT %s",
+                    (keys, limit),
+                )
+            ]
+            if not ids:
+                return 0
+            _lock(conn, ids)
+            states = _states(conn, ids)
+            keyed: list[list[str]] = [[], []]
+            todo = []
+            for visitor_id in ids:
+                state = states.get(visitor_id)
+                if state is None:
+                    continue  # merged or deleted since it was chosen
+                if coverage.covers(state):
+                    keyed[0].append(visitor_id)
+                    keyed[1].append(coverage.key(state))
+                else:
+                    todo.append(visitor_id)
+            if keyed[0]:
+                conn.execute(
+                    "UPDATE profiles AS p SET activity_key = u.k"
+                    " FROM unnest(%b::text[], %b::text[]) AS u(v, k) WHERE p.visitor_id = u.v",
+                    keyed,
+                )
+            rows = []
+            empty = []
+            for visitor_id, log in _logs(conn, todo).items():
+                done = backfilled(states[visitor_id], log, coverage.needs)
+                if done is None:
+                    empty.append(visitor_id)
+                else:
+                    rows.append(codec.profile_row(visitor_id, done, coverage))
+            _upsert(conn, rows)
+            if empty:
+                conn.execute("DELETE FROM profiles WHERE visitor_id = ANY(%b::text[])", (empty,))
+            touched.update(todo)
+            touched.update(_aliases_of(conn, todo))
+            return len(ids)
+
+        return self._write(complete, touched)
+
     def close(self) -> None:
-        """Refuse further calls; the ``Database`` is the caller's to close. Idempotent."""
+        """Stop the back-fill worker and refuse further calls; the ``Database`` is the
+        caller's to close. Idempotent."""
+        self._backfill.close()
         self._closed = True
 
     # -- internals ----------------------------------------------------------------------
@@ -362,8 +488,9 @@ class PostgresProfileStore:
         touched.update(by_visitor)
         # get() caches by the id it was asked for, which may be an alias.
         touched.update(_aliases_of(conn, list(by_visitor)))
-        _rebuild_visitors(conn, sorted(merged))
-        _apply_new(conn, by_visitor)
+        coverage = self._coverage
+        _rebuild_visitors(conn, sorted(merged), coverage)
+        _apply_new(conn, by_visitor, coverage)
         return len(new)
 
 
@@ -448,50 +575,67 @@ def _merge(
     merged.add(target)
 
 
-def _apply_new(conn: Conn, by_visitor: dict[str, list[Event]]) -> None:
-    """Fold new events into the stored states of their (canonical) visitors."""
-    if not by_visitor:
-        return
-    ids = list(by_visitor)
-    states = {
+def _states(conn: Conn, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The stored states of ``ids`` (canonical) that have one."""
+    return {
         visitor_id: codec.loads(state)
         for visitor_id, state in conn.execute(
-            "SELECT visitor_id, state FROM profiles WHERE visitor_id = ANY(%b::text[])", (ids,)
+            "SELECT visitor_id, state FROM profiles WHERE visitor_id = ANY(%b::text[])",
+            (list(ids),),
         )
     }
-    stale = [v for v in ids if v in states and states[v].get("v") != STATE_VERSION]
+
+
+def _logs(conn: Conn, ids: Sequence[str]) -> dict[str, list[Event]]:
+    """Every id's events (canonical) in ``(timestamp, event_id)`` order; an empty list
+    for a visitor without any."""
+    events: dict[str, list[Event]] = {visitor_id: [] for visitor_id in ids}
+    if ids:
+        for row in conn.execute(
+            f"SELECT visitor_id, {_EVENT_COLUMNS} FROM events WHERE visitor_id = ANY(%b::text[])"
+            " ORDER BY visitor_id, ts, event_id",
+            (list(ids),),
+        ):
+            events[row[0]].append(codec.event_from_row(row[1:]))
+    return events
+
+
+def _apply_new(conn: Conn, by_visitor: dict[str, list[Event]], coverage: Coverage) -> None:
+    """Fold new events into the stored states of their (canonical) visitors; a state
+    that must start again from the log is rebuilt, in the same transaction."""
+    if not by_visitor:
+        return
+    states = _states(conn, list(by_visitor))
     rows = []
-    for visitor_id in ids:
-        if visitor_id in stale:
-            continue
-        state = states.get(visitor_id) or new_state()
-        for event in by_visitor[visitor_id]:
-            apply(state, event)
-        rows.append(codec.profile_row(visitor_id, state))
+    again = []
+    for visitor_id, events in by_visitor.items():
+        state = fold_new(states.get(visitor_id), events, coverage.needs)
+        if state is None:
+            again.append(visitor_id)
+        else:
+            rows.append(codec.profile_row(visitor_id, state, coverage))
     _upsert(conn, rows)
-    # A state written by another version of the fold: start again from the log.
-    _rebuild_visitors(conn, stale)
+    _rebuild_visitors(conn, again, coverage)
 
 
-def _rebuild_visitors(conn: Conn, ids: Sequence[str]) -> None:
+def _rebuild_visitors(conn: Conn, ids: Sequence[str], coverage: Coverage) -> None:
     """Recompute the states of ``ids`` (canonical, locked) from all their events."""
     if not ids:
         return
-    events: dict[str, list[Event]] = {visitor_id: [] for visitor_id in ids}
-    for row in conn.execute(
-        f"SELECT visitor_id, {_EVENT_COLUMNS} FROM events WHERE visitor_id = ANY(%b::text[])"
-        " ORDER BY visitor_id, ts, event_id",
-        (list(ids),),
-    ):
-        events[row[0]].append(codec.event_from_row(row[1:]))
-    rows = [codec.profile_row(v, rebuild(log)) for v, log in events.items() if log]
-    empty = [v for v, log in events.items() if not log]
+    rows = []
+    empty = []
+    for visitor_id, log in _logs(conn, ids).items():
+        state = rebuilt(log, coverage.needs)
+        if state is None:
+            empty.append(visitor_id)
+        else:
+            rows.append(codec.profile_row(visitor_id, state, coverage))
     _upsert(conn, rows)
     if empty:
         conn.execute("DELETE FROM profiles WHERE visitor_id = ANY(%b::text[])", (empty,))
 
 
-def _upsert(conn: Conn, rows: Sequence[tuple[str, str, str]]) -> None:
+def _upsert(conn: Conn, rows: Sequence[tuple[str, str, str, str]]) -> None:
     """Write profile rows in one statement."""
     if rows:
         conn.execute(_UPSERT, [list(column) for column in zip(*rows, strict=True)])

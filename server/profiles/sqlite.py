@@ -5,12 +5,15 @@ Schema (created on first open, next to the rules tables in the same file by defa
     events(seq INTEGER PRIMARY KEY, event_id TEXT UNIQUE, visitor_id TEXT, source_id TEXT,
            type TEXT, ts TEXT, properties TEXT)          -- index (visitor_id, ts, event_id)
     aliases(alias TEXT PRIMARY KEY, canonical TEXT)      -- index (canonical)
-    profiles(visitor_id TEXT PRIMARY KEY, document TEXT, state TEXT)
+    profiles(visitor_id TEXT PRIMARY KEY, document TEXT, state TEXT, activity_key TEXT)
+                                                         -- index (activity_key, visitor_id)
     exposures(...)                                       -- see server.analytics.exposures
 
 ``events.visitor_id`` is the canonical id (after identify merges), ``source_id`` the id
 the event was sent with. ``profiles.state`` is ``decision.profile``'s fold state and
-``document`` its rendering, which is what ``get`` returns.
+``document`` its rendering, which is what ``get`` returns; ``activity_key`` the
+coverage key of the state (``server.profiles.folding``; null in rows written before the
+column existed).
 
 Writes. ``track`` is one ``BEGIN IMMEDIATE`` transaction per batch: insert the events
 whose ``event_id`` is new, merge profiles on new ``identify`` events, fold the new
@@ -54,6 +57,12 @@ write. Another process's writes are seen once the entry expires: ``cache_ttl``
 clear the whole cache on every foreign commit, i.e. hundreds of times a second under
 ingest, for a gain of under a second.)
 
+Kept activity (README, "Activity kept for the rules"): ``use_activity(needs)`` gives
+the store the served rules' declaration; every fold, rebuild and merge keeps what it
+reads, and a ``server.profiles.backfill.Backfill`` worker completes, in the background,
+the stored profiles that do not cover it (``uncovered`` counts them by their indexed
+``activity_key``; ``backfill_some`` completes a batch in one transaction).
+
 Right to be forgotten: ``delete_visitor`` removes the profile, every event and exposure
 stored under or sent with the visitor's ids and every alias to or from them, with
 ``secure_delete`` on so the freed pages are zeroed, then checkpoints the WAL.
@@ -77,14 +86,10 @@ import orjson
 import sqlite_utils
 from cachetools import TTLCache
 
-from decision import InvalidRequestError, Problem
+from decision import ActivityNeeds, InvalidRequestError, Problem
 from decision.profile import (
-    STATE_VERSION,
     Event,
-    apply,
     format_timestamp,
-    new_state,
-    rebuild,
     render,
     validate_events,
 )
@@ -92,6 +97,8 @@ from server.analytics.exposures import create_schema as create_exposures_schema
 from server.analytics.exposures import exposures_of
 from server.errors import StoreUnavailableError
 from server.logs import FaultLog
+from server.profiles.backfill import Backfill, BackfillStatus, Uncovered
+from server.profiles.folding import Coverage, backfilled, fold_new, rebuilt
 from server.profiles.store import MISSING, TrackResult
 from server.sqlite import immediate, reraise, store_error
 
@@ -128,11 +135,12 @@ _GET = (
     "SELECT document FROM profiles WHERE visitor_id ="
     " coalesce((SELECT canonical FROM aliases WHERE alias = ?), ?)"
 )
-_UPSERT_HEAD = "INSERT INTO profiles (visitor_id, document, state) VALUES"
+_UPSERT_HEAD = "INSERT INTO profiles (visitor_id, document, state, activity_key) VALUES"
 _UPSERT_TAIL = (
-    "ON CONFLICT (visitor_id) DO UPDATE SET document = excluded.document, state = excluded.state"
+    "ON CONFLICT (visitor_id) DO UPDATE SET document = excluded.document,"
+    " state = excluded.state, activity_key = excluded.activity_key"
 )
-_UPSERT_ROWS = 300  # profiles per upsert statement: 900 variables
+_UPSERT_ROWS = 225  # profiles per upsert statement: 900 variables
 _EVENT_COLUMNS = "event_id, source_id, type, ts, properties"
 _json_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -197,6 +205,10 @@ class SQLiteProfileStore:
         )
         self._cache_lock = threading.Lock()
         self._generation = 0  # bumped on every invalidation; see get()
+        # What folds keep (use_activity swaps it; a transaction reads it once).
+        self._coverage = Coverage()
+        self._activity_lock = threading.Lock()
+        self._backfill = Backfill(self, name=f"profile store {self.path}")
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
         try:
             conn = sqlite3.connect(
@@ -267,11 +279,14 @@ class SQLiteProfileStore:
             )
             db.table("aliases").create_index(["canonical"], if_not_exists=True)
             db.table("profiles").create(
-                {"visitor_id": str, "document": str, "state": str},
+                {"visitor_id": str, "document": str, "state": str, "activity_key": str},
                 pk="visitor_id",
                 not_null={"document", "state"},
                 if_not_exists=True,
             )
+            if "activity_key" not in db.table("profiles").columns_dict:
+                db.execute("ALTER TABLE profiles ADD COLUMN activity_key TEXT")
+            db.table("profiles").create_index(["activity_key", "visitor_id"], if_not_exists=True)
             create_exposures_schema(db)  # written by server.analytics.exposures, forgotten here
 
     # -- reads --------------------------------------------------------------------------
@@ -498,7 +513,7 @@ class SQLiteProfileStore:
         """Recompute one profile from the event log; returns it (None: no events)."""
         with self._write():
             canonical = self._resolve(visitor_id, {})
-            self._rebuild_visitors([canonical])
+            self._rebuild_visitors([canonical], self._coverage)
             aliases = [
                 row[0]
                 for row in self._db.execute(
@@ -508,12 +523,14 @@ class SQLiteProfileStore:
         self._invalidate([canonical, visitor_id, *aliases])
         return self._load(visitor_id)
 
-    def rebuild_all(self, batch: int = 1000) -> int:
+    def rebuild_all(self, batch: int = 1000, *, needs: ActivityNeeds | None = None) -> int:
         """Recompute every profile from the event log, ``batch`` visitors per
         transaction (tracking goes on in between); returns how many were rebuilt.
-        Profile rows without events are deleted."""
+        Profile rows without events are deleted. ``needs``: the activity to keep
+        (default: the declaration given to ``use_activity``)."""
         if batch < 1:
             raise ValueError("batch must be >= 1")
+        coverage = self._coverage if needs is None else Coverage(needs)
         rebuilt = 0
         after = ""
         while True:
@@ -526,7 +543,7 @@ class SQLiteProfileStore:
                         (after, batch),
                     )
                 ]
-                self._rebuild_visitors(ids)
+                self._rebuild_visitors(ids, coverage)
             self._clear_cache()
             if not ids:
                 break
@@ -539,6 +556,113 @@ class SQLiteProfileStore:
             )
         self._clear_cache()
         return rebuilt
+
+    # -- kept activity ------------------------------------------------------------------
+
+    def use_activity(self, needs: ActivityNeeds) -> None:
+        """Keep what ``needs`` reads (the served rules' ``Ruleset.activity``) from the
+        next transaction on, and complete the stored profiles that do not cover it in
+        the background. Thread-safe; a declaration equal to the current one changes
+        nothing once given."""
+        with self._activity_lock:
+            current = self._coverage
+            if self._backfill.started and current.needs.record == needs.record:
+                return
+            coverage = self._coverage = Coverage(needs)
+        self._backfill.declare(coverage)
+
+    def activity_status(self) -> BackfillStatus:
+        """Where the back-fill of the declaration given to ``use_activity`` stands."""
+        return self._backfill.status
+
+    def uncovered(self, coverage: Coverage) -> Uncovered:
+        """The stored profiles that do not cover ``coverage.needs``, by coverage key
+        (one scan of the ``activity_key`` index; one state read per key not seen
+        before). For the back-fill worker."""
+        try:
+            conn = self._reader()
+            keys: list[str] = []
+            unkeyed = False
+            count = 0
+            for key, n in conn.execute(
+                "SELECT activity_key, count(*) FROM profiles GROUP BY activity_key"
+            ).fetchall():
+                if key is None:
+                    unkeyed = True
+                    count += n
+                    continue
+                covered = coverage.known(key)
+                if covered is None:
+                    row = conn.execute(
+                        "SELECT state FROM profiles WHERE activity_key = ? LIMIT 1", (key,)
+                    ).fetchone()
+                    if row is None:
+                        continue  # gone since the count
+                    covered = coverage.learn(key, _loads(row[0]))
+                if not covered:
+                    keys.append(key)
+                    count += n
+        except sqlite3.Error as exc:
+            reraise(exc, "profile store", self.path)
+        return Uncovered(tuple(keys), unkeyed, count)
+
+    def backfill_some(self, coverage: Coverage, uncovered: Uncovered, limit: int) -> int:
+        """Complete up to ``limit`` profiles that ``uncovered`` names from their event
+        logs, in one transaction; each is checked again first (a profile keyed before
+        this store keyed them may cover the declaration already: it only gets its key).
+        Returns how many left the uncovered set. For the back-fill worker."""
+        keys = uncovered.keys[:_CHUNK]
+        where = []
+        if keys:
+            where.append(f"activity_key IN ({_marks(keys)})")
+        if uncovered.unkeyed:
+            where.append("activity_key IS NULL")
+        if not where:
+            return 0
+        touched: list[str] = []
+        with self._write():
+            ids = [
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT visitor_id FROM profiles WHERE {' OR '.join(where)} LIMIT ?",
+                    [*keys, limit],
+                )
+            ]
+            states = self._states(ids)
+            keyed = []
+            todo = []
+            for visitor_id in ids:
+                state = states[visitor_id]
+                if coverage.covers(state):
+                    keyed.append((coverage.key(state), visitor_id))
+                else:
+                    todo.append(visitor_id)
+            self._db.conn.executemany(
+                "UPDATE profiles SET activity_key = ? WHERE visitor_id = ?", keyed
+            )
+            rows = []
+            empty: list[tuple[str]] = []
+            for visitor_id, log in self._logs(todo):
+                complete = backfilled(states[visitor_id], log, coverage.needs)
+                if complete is None:
+                    empty.append((visitor_id,))
+                else:
+                    rows.append(_profile_row(visitor_id, complete, coverage))
+            self._upsert(rows)
+            if empty:
+                self._db.conn.executemany("DELETE FROM profiles WHERE visitor_id = ?", empty)
+            if todo:
+                touched = todo + [
+                    row[0]
+                    for chunk in _chunks(todo)
+                    for row in self._db.execute(
+                        f"SELECT alias FROM aliases WHERE canonical IN ({_marks(chunk)})", chunk
+                    )
+                ]
+        self._invalidate(touched)
+        return len(ids)
+
+    # -- maintenance --------------------------------------------------------------------
 
     def checkpoint(self) -> tuple[int, int]:
         """One pass of the background checkpointer: copy the WAL into the database
@@ -567,7 +691,8 @@ class SQLiteProfileStore:
                 faults.ok()
 
     def close(self) -> None:
-        """Stop the checkpointer and close every connection. Idempotent."""
+        """Stop the back-fill and the checkpointer, close every connection. Idempotent."""
+        self._backfill.close()
         self._stop.set()
         if self._checkpointer is not threading.current_thread():
             self._checkpointer.join()
@@ -651,8 +776,9 @@ class SQLiteProfileStore:
                     f"SELECT alias FROM aliases WHERE canonical IN ({_marks(chunk)})", chunk
                 )
             )
-        self._rebuild_visitors(sorted(merged))
-        self._apply_new(by_visitor)
+        coverage = self._coverage
+        self._rebuild_visitors(sorted(merged), coverage)
+        self._apply_new(by_visitor, coverage)
         return len(new)
 
     def _merge(
@@ -708,12 +834,26 @@ class SQLiteProfileStore:
                 resolved[alias] = canonical
         return resolved
 
-    def _apply_new(self, by_visitor: dict[str, list[Event]]) -> None:
-        """Fold new events into the stored states of their (canonical) visitors."""
+    def _apply_new(self, by_visitor: dict[str, list[Event]], coverage: Coverage) -> None:
+        """Fold new events into the stored states of their (canonical) visitors; a
+        state that must start again from the log is rebuilt, in the same transaction."""
         if not by_visitor:
             return
+        states = self._states(list(by_visitor))
+        rows = []
+        again = []
+        for visitor_id, events in by_visitor.items():
+            state = fold_new(states.get(visitor_id), events, coverage.needs)
+            if state is None:
+                again.append(visitor_id)
+            else:
+                rows.append(_profile_row(visitor_id, state, coverage))
+        self._upsert(rows)
+        self._rebuild_visitors(again, coverage)
+
+    def _states(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored states of ``ids`` (canonical) that have one."""
         states: dict[str, dict[str, Any]] = {}
-        ids = list(by_visitor)
         for chunk in _chunks(ids):
             # One row for the chunk (see _track on fetching rows): {visitor_id: state}.
             (found,) = self._db.conn.execute(
@@ -723,24 +863,12 @@ class SQLiteProfileStore:
             ).fetchone()
             for visitor_id, state_json in orjson.loads(found).items():
                 states[visitor_id] = _loads(state_json)
-        stale = [v for v in ids if v in states and states[v].get("v") != STATE_VERSION]
-        rows = []
-        for visitor_id in ids:
-            if visitor_id in stale:
-                continue
-            state = states.get(visitor_id) or new_state()
-            for event in by_visitor[visitor_id]:
-                apply(state, event)
-            rows.append(_profile_row(visitor_id, state))
-        self._upsert(rows)
-        # A state written by another version of the fold: start again from the log.
-        self._rebuild_visitors(stale)
+        return states
 
-    def _rebuild_visitors(self, ids: Sequence[str]) -> None:
-        """Recompute the states of ``ids`` (canonical) from all their stored events."""
-        rows = []
-        empty = []
-        for chunk in _chunks(list(ids)):
+    def _logs(self, ids: list[str]) -> Iterator[tuple[str, list[Event]]]:
+        """``(visitor_id, events)`` of every id of ``ids`` (canonical), chunk by chunk;
+        events in ``(timestamp, event_id)`` order, empty for a visitor without any."""
+        for chunk in _chunks(ids):
             events: dict[str, list[Event]] = {visitor_id: [] for visitor_id in chunk}
             for row in self._db.execute(
                 f"SELECT visitor_id, {_EVENT_COLUMNS} FROM events"
@@ -748,21 +876,28 @@ class SQLiteProfileStore:
                 chunk,
             ):
                 events[row[0]].append(_event_from_row(row[1:]))
-            for visitor_id, log in events.items():
-                if log:
-                    rows.append(_profile_row(visitor_id, rebuild(log)))
-                else:
-                    empty.append((visitor_id,))
+            yield from events.items()
+
+    def _rebuild_visitors(self, ids: Sequence[str], coverage: Coverage) -> None:
+        """Recompute the states of ``ids`` (canonical) from all their stored events."""
+        rows = []
+        empty = []
+        for visitor_id, log in self._logs(list(ids)):
+            state = rebuilt(log, coverage.needs)
+            if state is None:
+                empty.append((visitor_id,))
+            else:
+                rows.append(_profile_row(visitor_id, state, coverage))
         self._upsert(rows)
         if empty:
             self._db.conn.executemany("DELETE FROM profiles WHERE visitor_id = ?", empty)
 
-    def _upsert(self, rows: Sequence[tuple[str, str, str]]) -> None:
+    def _upsert(self, rows: Sequence[tuple[str, str, str, str]]) -> None:
         """Write profile rows, a multi-row statement per chunk (one step, not one per row)."""
         for start in range(0, len(rows), _UPSERT_ROWS):
             part = rows[start : start + _UPSERT_ROWS]
             self._db.conn.execute(
-                f"{_UPSERT_HEAD} {', '.join(['(?, ?, ?)'] * len(part))} {_UPSERT_TAIL}",
+                f"{_UPSERT_HEAD} {', '.join(['(?, ?, ?, ?)'] * len(part))} {_UPSERT_TAIL}",
                 [value for row in part for value in row],
             )
 
@@ -819,8 +954,10 @@ def _event_from_row(row: Sequence[Any]) -> Event:
     return Event(event_id, source_id, kind, datetime.fromisoformat(ts), json.loads(properties))
 
 
-def _profile_row(visitor_id: str, state: dict[str, Any]) -> tuple[str, str, str]:
-    return visitor_id, _dumps(render(state)), _dumps(state)
+def _profile_row(
+    visitor_id: str, state: dict[str, Any], coverage: Coverage
+) -> tuple[str, str, str, str]:
+    return visitor_id, _dumps(render(state)), _dumps(state), coverage.key(state)
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from decision import ActivityNeeds
 from decision.profile import Event
+from server.profiles.backfill import BackfillStatus
 
 __all__ = ["MISSING", "ProfileReader", "ProfileStore", "TrackResult"]
 
@@ -71,6 +73,16 @@ class ProfileStore(ProfileReader, Protocol):
 
     def export_visitor(self, visitor_id: str) -> dict[str, Any]:
         """Everything held about the visitor, as one JSON-ready document."""
+        ...
+
+    def use_activity(self, needs: ActivityNeeds) -> None:
+        """Keep what ``needs`` (the served rules' ``Ruleset.activity``) reads in every
+        fold from now on, and complete the stored profiles that do not cover it from
+        the event log in the background. Called on every rules load; thread-safe."""
+        ...
+
+    def activity_status(self) -> BackfillStatus:
+        """Where that back-fill stands (``complete`` when nothing is left)."""
         ...
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -333,6 +334,21 @@ class TestStatus:
 
         assert 0 == run.code, run.err
         assert "serving         version 2" in run.out
+
+    def test_status_says_whether_profiles_keep_what_the_rules_read(self, decide, demo_server):
+        """status prints the activity back-fill's state: complete on a fresh store."""
+        from client import DecisionClient
+
+        with DecisionClient(demo_server.target, admin_token=demo_server.admin_token) as c:
+            deadline = time.monotonic() + 30
+            while not c.status().activity_backfill.complete and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+        run = decide(
+            "status", "--target", demo_server.target, "--admin-token", demo_server.admin_token
+        )
+
+        assert "activity        every profile keeps what the rules read\n" in run.out
 
     def test_status_json(self, decide, demo_server):
         """status --json prints the ServerStatus fields."""

@@ -74,6 +74,15 @@ class TestInsightsCommands:
         assert "matches 30 of 30 stored profiles (100.0%)" == estimate.out.splitlines()[0]
         assert sorted(f"cli-{i}" for i in range(30)) == sorted(export.out.split())
 
+    def test_segments_print_the_members_engagement(self, served: Any, decide: Callable[..., Any]):
+        """new_visitors' 30 one-event members: one session each, no page, no time."""
+        run = decide("insights", "segments", "new_visitors", *_args(served))
+        lines = run.out.splitlines()
+        table = lines[lines.index("engagement of the members now:") + 1 :]
+
+        assert ["SEGMENT", "MEMBERS", "SESSIONS/MEMBER", "PAGES/SESSION"] == table[0].split()[:4]
+        assert ["new_visitors", "30", "1.0", "0.0", "0.0", "min"] == table[1].split()
+
     def test_bad_period_is_a_usage_error(self, served: Any, decide: Callable[..., Any]):
         """--since and --start together are refused with exit code 2."""
         run = decide(

@@ -224,6 +224,24 @@ class TestProfilesRebuild:
         assert (0, f"rebuilt 2 profiles in {demo_server.db_path}\n") == (run.code, run.out)
         assert 2 == json.loads(profile("v-1", "--json").out)["visits"]
 
+    def test_rebuild_keeps_what_the_active_rules_read(
+        self, track, profile, jsonl, decide, demo_server
+    ):
+        """A rebuild keeps the activity the store's active rules read, as the server does."""
+        order = {"order_id": "o-1", "value": 30, "articles": 1}
+        track(jsonl(line("e1"), line("e2", "purchase", **order)))
+        folded = json.loads(profile("v-1", "--json").out)
+        raw = sqlite3.connect(demo_server.db_path)
+        with raw:
+            raw.execute("UPDATE profiles SET document = '{}', state = '{}'")
+        raw.close()
+
+        decide("profiles", "rebuild", "--db", demo_server.db_path)
+
+        rebuilt = json.loads(profile("v-1", "--json").out)
+        assert folded == rebuilt
+        assert ["purchase", "session"] == sorted(rebuilt["activity"])
+
     def test_missing_store_file(self, decide, tmp_path):
         """A store file that does not exist is exit 1, and no file is created."""
         path = tmp_path / "nope.db"

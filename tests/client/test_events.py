@@ -65,6 +65,7 @@ class TestConversion:
             ev("e1", "nope"),
             ev("e2", "add_to_cart", sku="S", quantity=1.5, price="3", colour="red"),
             "not an event",
+            ev("e4", "product_view", sku="S", on_sale="yes"),
         ]
 
         with pytest.raises(InvalidArgument) as caught:
@@ -78,6 +79,7 @@ class TestConversion:
             ("events[2].properties.price", "must be a number"),
             ("events[2].properties.colour", "unknown property of a add_to_cart event"),
             ("events[3]", "must be an object, not str"),
+            ("events[4].properties.on_sale", "must be true or false"),
         ] == caught.value.violations
         assert None is caught.value.code
 
@@ -192,6 +194,21 @@ class TestProfiles:
 
         assert None is before
         assert (1, 1200) == (after["visits"], after["customer_segment"]["outbounds_value_total"])
+
+    def test_products_viewed_on_sale_make_a_sale_seeker(self, client):
+        """Two products viewed on sale make a sale seeker; at full price they do not."""
+        client.track(
+            [
+                ev("a", "product_view", "v-1", sku="S1", on_sale=True),
+                ev("b", "product_view", "v-1", sku="S2", on_sale=True),
+                ev("c", "product_view", "v-2", sku="S1", on_sale=False),
+                ev("d", "product_view", "v-2", sku="S2"),
+            ]
+        )
+
+        seekers = ["sale_seekers" in client.visitor_segments(v).segment_ids for v in ("v-1", "v-2")]
+
+        assert [True, False] == seekers
 
     def test_decide_uses_the_stored_profile(self, client):
         """After a second visit and a large order, decide serves VIP content."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+from typing import Any
 from datetime import timedelta
 
 import pytest
@@ -379,3 +380,80 @@ class TestCache:
 
         assert read is peeked
         assert unknown is MISSING or unknown is None
+
+
+def _activity_needs(document: dict[str, Any]) -> Any:
+    import decision
+
+    return decision.compile_ruleset(document).activity
+
+
+_SHOES_3_IN_7_DAYS = {
+    "segments": [
+        {
+            "id": "shoe_browsers",
+            "filter": {
+                "$activity": {
+                    "type": "product_view",
+                    "properties": {"category": "shoes"},
+                    "timestamp": {"$gte": {"$daysAgo": 7}},
+                    "count": {"$gte": 3},
+                }
+            },
+        }
+    ],
+    "placements": [],
+    "exclusion_groups": [],
+    "campaigns": [],
+}
+
+
+def _wait_for(condition: Any, timeout: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the back-fill did not finish in time")
+        time.sleep(0.05)
+
+
+class TestKeptActivity:
+    VIEWS = [
+        (f"pv-{i}", "product_view", 60 * 24 * i + 1, {"sku": f"S{i}", "category": "shoes"})
+        for i in range(4)
+    ]
+
+    def test_folds_keep_what_the_declaration_reads(self, profiles, events):
+        """With a declaration given, new events keep the activity its clauses read."""
+        profiles.use_activity(_activity_needs(_SHOES_3_IN_7_DAYS))
+
+        profiles.track(events(*self.VIEWS))
+
+        kept = profiles.get("v-1")["activity"]
+        assert 4 == len(kept["product_view"]["t"])
+
+    def test_a_wider_declaration_is_back_filled_from_the_log(self, profiles, events):
+        """Profiles folded with no declaration are completed in the background once a
+        declaration reads more; the status says when it is done."""
+        profiles.use_activity(_activity_needs({**_SHOES_3_IN_7_DAYS, "segments": []}))
+        profiles.track(events(*self.VIEWS))
+        profiles.track(events(*[(f"o-{i}", "page_view", 5) for i in range(2)], visitor="v-2"))
+        before = profiles.get("v-1").get("activity", {})
+
+        profiles.use_activity(_activity_needs(_SHOES_3_IN_7_DAYS))
+        _wait_for(lambda: profiles.activity_status().complete)
+
+        assert {} == before.get("product_view", {}) or before == {}
+        assert 4 == len(profiles.get("v-1")["activity"]["product_view"]["t"])
+        assert 0 == profiles.activity_status().pending
+
+    def test_rebuild_all_keeps_the_declared_activity(self, profiles, events):
+        """Rebuilding every profile folds with the declaration given."""
+        needs = _activity_needs(_SHOES_3_IN_7_DAYS)
+        profiles.use_activity(needs)
+        profiles.track(events(*self.VIEWS))
+
+        profiles.rebuild_all(needs=needs)
+
+        assert 4 == len(profiles.get("v-1")["activity"]["product_view"]["t"])

@@ -122,13 +122,29 @@ class TestTheIssueShapes:
         assert expected == actual
 
     def test_viewed_a_sale_item_in_14_days(self):
-        """A custom on_sale property? No: product_view has no such property; refused."""
-        expected = (
-            "$activity.properties.on_sale: product_view events have no property 'on_sale' "
-            "(sku, category, brand, price)"
+        """A product viewed on sale 13 days ago matches; one seen at full price, or on
+        sale 15 days ago, does not."""
+        expected = (True, False, False)
+
+        actual = (
+            matches(SALE_VIEW_IN_14, [ev("product_view", days(13), sku="a", on_sale=True)]),
+            matches(SALE_VIEW_IN_14, [ev("product_view", days(1), sku="a", on_sale=False)]),
+            matches(SALE_VIEW_IN_14, [ev("product_view", days(15), sku="a", on_sale=True)]),
         )
 
-        assert expected == error_of(SALE_VIEW_IN_14)
+        assert expected == actual
+
+    def test_a_property_the_type_lacks_is_refused(self):
+        """A property product_view events do not have is refused, listing those they do."""
+        expected = (
+            "$activity.properties.discount: product_view events have no property 'discount' "
+            "(sku, category, brand, price, on_sale)"
+        )
+
+        assert expected == error_of(
+            {"$activity": {"type": "product_view", "properties": {"discount": 10},
+                           "timestamp": {"$gte": {"$daysAgo": 14}}}}
+        )  # fmt: skip
 
     def test_no_purchase_in_14_days(self):
         """count = 0 matches a visitor without purchases and one whose last is 15 days old."""

@@ -181,10 +181,9 @@ class TestJourneySegments:
 
         assert expected == actual
 
-    def test_sale_seekers_view_sale_pages_or_bought_on_black_friday(self):
-        """Two sale pages in 30 days, or an order in Black Friday week 2025 (Nov 24-30).
-        (Two page views days apart are two sessions without a cart: a browser too.)"""
-        sale = ("page_view", 3, {"page_type": "sale"})
+    def test_sale_seekers_view_sale_items_or_bought_on_black_friday(self):
+        """Two sale items viewed in 30 days, or an order in Black Friday week 2025."""
+        sale = ("product_view", 3, {"sku": "A", "on_sale": True})
         black_friday = _order((NOW - datetime(2025, 11, 28, tzinfo=UTC)).days)
         expected = (
             {"sale_seekers", "browsers"},
@@ -193,16 +192,16 @@ class TestJourneySegments:
         )
 
         actual = (
-            journeys_of(sale, ("page_view", 5, {"page_type": "sale"})),
-            journeys_of(sale, ("page_view", 5, {"page_type": "home"})),
+            journeys_of(sale, ("product_view", 5, {"sku": "B", "on_sale": True})),
+            journeys_of(sale, ("product_view", 5, {"sku": "B", "on_sale": False})),
             journeys_of(black_friday),
         )
 
         assert expected == actual
 
     def test_the_default_document_declares_what_they_read(self):
-        """Sessions for 90 days, carts and sale pages for 30, purchases for two years."""
-        expected = {"session": 90, "add_to_cart": 30, "page_view": 30, "purchase": 732}
+        """Sessions for 90 days, carts and product views for 30, purchases for two years."""
+        expected = {"session": 90, "add_to_cart": 30, "product_view": 30, "purchase": 732}
 
         actual = {
             kind: need.horizon // 86_400_000_000

@@ -238,8 +238,16 @@ class TestInvalidEvents:
                 raw("product_view", properties={"sku": "A", "colour": "red"}),
                 (
                     "events[0].properties.colour: unknown property (expected: sku, category, "
-                    "brand, price)"
+                    "brand, price, on_sale)"
                 ),
+            ),
+            (
+                raw("product_view", properties={"sku": "A", "on_sale": "yes"}),
+                "events[0].properties.on_sale: must be true or false, got str",
+            ),
+            (
+                raw("product_view", properties={"sku": "A", "on_sale": 1}),
+                "events[0].properties.on_sale: must be true or false, got int",
             ),
             (raw("product_view", properties={}), "events[0].properties.sku: is required"),
             (

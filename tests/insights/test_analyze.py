@@ -12,6 +12,7 @@ import pytest
 from insights import (
     STATUS_NOT_ENOUGH_DATA,
     STATUS_OK,
+    SegmentEngagement,
     SegmentReport,
     SegmentStats,
     VariantCounts,
@@ -235,6 +236,42 @@ class TestCounts:
             VariantCounts("a", **kwargs)  # type: ignore[arg-type]
 
 
+class TestEngagement:
+    def test_means_over_members_and_sessions(self):
+        """Sessions and time per member, pages per session."""
+        engagement = SegmentEngagement(members=4, sessions=10, page_views=35, time_on_site=1800.0)
+
+        actual = (
+            engagement.sessions_per_member,
+            engagement.pages_per_session,
+            engagement.time_on_site_per_member,
+        )
+
+        assert (2.5, 3.5, 450.0) == actual
+
+    def test_nothing_to_divide_by_is_none(self):
+        """No members (or no sessions): the means are None, not a division by zero."""
+        expected = (None, None, None, None)
+
+        actual = (
+            SegmentEngagement(members=0).sessions_per_member,
+            SegmentEngagement(members=0).time_on_site_per_member,
+            SegmentEngagement(members=3).pages_per_session,
+            SegmentEngagement(members=3).to_dict()["pages_per_session"],
+        )
+
+        assert expected == actual
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [{"members": -1}, {"sessions": 1.5}, {"page_views": True}, {"time_on_site": math.inf}],
+    )
+    def test_rejects_impossible_totals(self, kwargs: dict[str, object]):
+        """Counts are non-negative integers and the time a finite number of seconds."""
+        with pytest.raises(ValueError):
+            SegmentEngagement(**{"members": 1, **kwargs})  # type: ignore[arg-type]
+
+
 class TestSerialization:
     def test_campaign_report_round_trips_through_json(self):
         """to_dict() is plain JSON: counts inline, intervals as lists, datetimes as ISO strings."""
@@ -261,7 +298,13 @@ class TestSerialization:
         report = SegmentReport(
             segments=(
                 SegmentStats(
-                    "new_visitors", 120, (("2026-06-01", 100), ("2026-06-02", 120)), 80, 0.05, 1.5
+                    "new_visitors",
+                    120,
+                    (("2026-06-01", 100), ("2026-06-02", 120)),
+                    80,
+                    0.05,
+                    1.5,
+                    SegmentEngagement(120, 150, 450, 27_000.0),
                 ),
                 SegmentStats("returning_customers", 300),
             ),
@@ -277,6 +320,16 @@ class TestSerialization:
             "journeys"
         ]
         assert ("new_visitors", "returning_customers") == report.segment_ids
+        assert {
+            "members": 120,
+            "sessions": 150,
+            "page_views": 450,
+            "time_on_site": 27_000.0,
+            "sessions_per_member": 1.25,
+            "pages_per_session": 3.0,
+            "time_on_site_per_member": 225.0,
+        } == data["segments"][0]["engagement"]
+        assert None is data["segments"][1]["engagement"]
 
     @pytest.mark.parametrize(
         "overlap", [((1, 2),), ((1, 2), (3, 4))], ids=["not-square", "not-symmetric"]

@@ -8,7 +8,14 @@ from html.parser import HTMLParser
 
 import pytest
 
-from insights import SegmentReport, SegmentStats, VariantCounts, analyze_campaign, render_html
+from insights import (
+    SegmentEngagement,
+    SegmentReport,
+    SegmentStats,
+    VariantCounts,
+    analyze_campaign,
+    render_html,
+)
 from insights.demo import demo_campaign_reports, demo_segment_report
 from insights.model import STATUS_OK, CampaignReport
 from insights.svg import nice_ticks
@@ -164,7 +171,12 @@ class TestEscaping:
         segments = SegmentReport(
             segments=(
                 SegmentStats("</svg><i>a", 10, (("2026-06-01", 8), ("2026-06-02", 10))),
-                SegmentStats("b&c", 4, (("2026-06-01", 3), ("2026-06-02", 4))),
+                SegmentStats(
+                    "b&c",
+                    4,
+                    (("2026-06-01", 3), ("2026-06-02", 4)),
+                    engagement=SegmentEngagement(4, 6, 20, 600.0),
+                ),
             ),
             overlap=((10, 2), (2, 4)),
             journeys=(("</svg><i>a", "b&c", 2),),
@@ -186,6 +198,69 @@ class TestEscaping:
 
         assert set() == {t for t, _ in checker.tags} & {"script", "img", "b", "i"}
         assert [] == checker.errors
+
+
+class _Rows(HTMLParser):
+    """The text of each row of the table with class ``engagement``, cell by cell."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.inside = False
+        self.rows: list[list[str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.inside = ("class", "engagement") in attrs
+        elif self.inside and tag == "tr":
+            self.rows.append([])
+        elif self.inside and tag in ("td", "th") and self.rows:
+            self.rows[-1].append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self.inside = False
+
+    def handle_data(self, data: str) -> None:
+        if self.inside and self.rows and self.rows[-1]:
+            self.rows[-1][-1] += data
+
+
+def _engagement_rows(report: SegmentReport) -> list[list[str]]:
+    parser = _Rows()
+    parser.feed(render_html([], report, generated_at=GENERATED))
+    return parser.rows
+
+
+class TestEngagement:
+    def test_each_segment_has_a_row(self):
+        """One row per segment with engagement: members, sessions, depth, time."""
+        report = SegmentReport(
+            segments=(
+                SegmentStats("browsers", 4, engagement=SegmentEngagement(4, 10, 35, 1845.0)),
+                SegmentStats("vip", 1200, engagement=SegmentEngagement(1200, 6000, 30000, 8.64e6)),
+                SegmentStats("unreported", 3),
+            )
+        )
+        expected = [
+            ["Segment", "Members", "Sessions / member", "Pages / session",
+             "Time on site / member", "Bar"],
+            ["browsers", "4", "2.5", "3.5", "7 min 41 s", ""],
+            ["vip", "1,200", "5.0", "5.0", "2 h 00 min", ""],
+        ]  # fmt: skip
+
+        assert expected == _engagement_rows(report)
+
+    def test_no_engagement_no_table(self):
+        """A report without engagement figures has no engagement table."""
+        report = SegmentReport(segments=(SegmentStats("a", 1),))
+
+        assert [] == _engagement_rows(report)
+
+    def test_the_demo_shows_every_segment(self):
+        """Every demo segment has an engagement row."""
+        report = demo_segment_report()
+
+        assert list(report.segment_ids) == [row[0] for row in _engagement_rows(report)[1:]]
 
 
 class TestTicks:

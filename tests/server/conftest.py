@@ -178,11 +178,20 @@ class GatedProfileStore:
 
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
+        self.needs: Any = None
 
     def peek(self, visitor_id: str) -> Any:
         from server.profiles.store import MISSING
 
         return MISSING
+
+    def use_activity(self, needs: Any) -> None:
+        self.needs = needs  # it keeps no profiles, so nothing to back-fill
+
+    def activity_status(self) -> Any:
+        from server.profiles.backfill import BackfillStatus
+
+        return BackfillStatus()
 
     def close(self) -> None:
         pass

@@ -64,11 +64,14 @@ _PROPERTIES = {  # oneof field -> a strategy for its message
         _ids,
     ),
     "product_view": st.builds(
-        lambda s, c, b, p: _set(pb.ProductView(), sku=s, category=c, brand=b, price=p),
+        lambda s, c, b, p, o: _set(
+            pb.ProductView(), sku=s, category=c, brand=b, price=p, on_sale=o
+        ),
         _ids,
         _ids,
         _ids,
         _amounts,
+        st.none() | st.booleans(),
     ),
     "cart": st.builds(
         lambda s, q, p: _set(pb.CartChange(), sku=s, quantity=q, price=p),

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from decision import Event, InvalidRequestError, validate_events
+from decision import NO_ACTIVITY, Event, InvalidRequestError, validate_events
 from decision import profile as fold
 from protos import decisioning_pb2 as pb
 from server.profiles import sqlite as profile_store
@@ -170,12 +170,12 @@ class TestTrack:
         before = all_rows(profile_db)
         real_apply = fold.apply
 
-        def failing(state: dict[str, Any], event: Event) -> None:
+        def failing(state: dict[str, Any], event: Event, needs: Any = NO_ACTIVITY) -> None:
             if event.event_id == "o1":
                 raise RuntimeError("boom")
-            real_apply(state, event)
+            real_apply(state, event, needs)
 
-        monkeypatch.setattr("server.profiles.sqlite.apply", failing)
+        monkeypatch.setattr("server.profiles.folding.apply", failing)
 
         with pytest.raises(RuntimeError, match="boom"):
             profiles.track(events(*SHOPPER))
@@ -286,12 +286,12 @@ class TestGroupCommit:
         """A failing batch in a group commit rolls back alone; the others commit."""
         real_apply = fold.apply
 
-        def failing(state: dict[str, Any], event: Event) -> None:
+        def failing(state: dict[str, Any], event: Event, needs: Any = NO_ACTIVITY) -> None:
             if event.event_id == "bad":
                 raise RuntimeError("boom")
-            real_apply(state, event)
+            real_apply(state, event, needs)
 
-        monkeypatch.setattr("server.profiles.sqlite.apply", failing)
+        monkeypatch.setattr("server.profiles.folding.apply", failing)
         batches = [
             events(("a", "session_start", 10), visitor="ok-1"),
             events(("x", "session_start", 10), ("bad", "page_view", 5), visitor="broken"),
@@ -327,10 +327,10 @@ class TestGroupCommit:
                     time.sleep(0.001)
             return real_track(self, unique, touched)
 
-        def failing(state: dict[str, Any], event: Event) -> None:
+        def failing(state: dict[str, Any], event: Event, needs: Any = NO_ACTIVITY) -> None:
             if joiner_fails and event.event_id == "bad":
                 raise RuntimeError("boom")
-            real_apply(state, event)
+            real_apply(state, event, needs)
 
         real_group = SQLiteProfileStore._commit_group
         monkeypatch.setattr(SQLiteProfileStore, "_track", track_then_queue)
@@ -339,7 +339,7 @@ class TestGroupCommit:
             "_commit_group",
             lambda self, group: groups.append(len(group)) or real_group(self, group),
         )
-        monkeypatch.setattr("server.profiles.sqlite.apply", failing)
+        monkeypatch.setattr("server.profiles.folding.apply", failing)
 
         first = profiles.track(events(("f", "session_start", 10), visitor="first"))
         joiner[0].join()

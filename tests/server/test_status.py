@@ -155,6 +155,14 @@ class TestOtherCodes:
             def peek(self, visitor_id):
                 raise RuntimeError("profile backend password=hunter2")
 
+            def use_activity(self, needs):
+                pass
+
+            def activity_status(self):
+                from server.profiles.backfill import BackfillStatus
+
+                return BackfillStatus()
+
             def close(self):
                 pass
 
