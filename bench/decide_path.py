@@ -102,9 +102,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--rules",
+        choices=("synthetic", "demo"),
+        default="synthetic",
+        help="synthetic.make_document(200, 100) or the demo rules (decide serve --demo)",
+    )
     args = parser.parse_args()
 
-    snapshot = build_snapshot(1, json.dumps(synthetic.make_document(200, 100)), synthetic.NOW)
+    document = (
+        synthetic.make_document(200, 100) if args.rules == "synthetic" else decision.demo_document()
+    )
+    snapshot = build_snapshot(1, json.dumps(document), synthetic.NOW)
     folder = Path(tempfile.mkdtemp(prefix="decide-path-"))
     store = SQLiteProfileStore(folder / "p.db")
     profiles = {f"v{i}": p for i, p in enumerate(synthetic.make_profiles(2000))}
@@ -161,8 +170,7 @@ def main() -> None:
             servicer._request(m, list(m.placements), snapshot.ruleset.placements)
 
     contexts = [
-        servicer._request(m, list(m.placements), snapshot.ruleset.placements)[0]
-        for m in messages
+        servicer._request(m, list(m.placements), snapshot.ruleset.placements)[0] for m in messages
     ]
     memos = ProfileMemos()
 
@@ -205,8 +213,15 @@ def main() -> None:
         for m, d, i in zip(messages, decided, ids, strict=True):
             recorder.record(
                 [
-                    (x, m.visitor_id, e.campaign_id, e.variant_id or "holdout", e.matched_segments,
-                     e.placement, synthetic.NOW)
+                    (
+                        x,
+                        m.visitor_id,
+                        e.campaign_id,
+                        e.variant_id or "holdout",
+                        e.matched_segments,
+                        e.placement,
+                        synthetic.NOW,
+                    )
                     for e, x in zip(d, i, strict=True)
                     if e.campaign_id is not None
                 ]
