@@ -19,7 +19,7 @@ waits.
 Schema (in the profile store's SQLite file; ``SQLiteProfileStore`` creates it)::
 
     exposures(seq INTEGER PRIMARY KEY, decision_id, visitor_id, source_id, campaign,
-              variant, segments, placement, ts)
+              variant, segments, placement, ts, channel, send_id)
       index (campaign, ts)     campaign reports: one campaign's exposures of a period
       index (ts)               segment reports: every exposure of a period
       index (visitor_id)       identity merges, deletion and export of one visitor
@@ -38,7 +38,11 @@ finds every exposure made for an alias.
 and re-pointed by the profile store when an ``identify`` merges two profiles, exactly as
 the events are), ``source_id`` the id Decide was called with, ``ts`` the fixed-width
 ISO-8601 UTC text the events table uses (so the two compare as text), ``segments`` a
-JSON array of segment ids.
+JSON array of segment ids. ``channel`` is ``"web"`` for Decide's exposures and the
+request's channel for a recorded DecideBatch (``"email"``), with its ``send_id``.
+
+``listener`` (``server.activation.recording``) is told about every batch once it is
+committed: that is where stored assignments and served campaigns are recorded.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from decision.profile import format_timestamp
+from server.errors import StoreUnavailableError
 from server.logs import FaultLog
 from server.sqlite import store_error
 
@@ -89,6 +94,15 @@ SCHEMA = (
 )
 """Statements creating the exposures table and its indexes; idempotent."""
 
+DEFAULT_CHANNEL = "web"
+"""The channel of Decide's exposures (a storefront's page)."""
+
+_COLUMNS_ADDED = (
+    ("channel", f"TEXT NOT NULL DEFAULT '{DEFAULT_CHANNEL}'"),
+    ("send_id", "TEXT NOT NULL DEFAULT ''"),
+)
+"""Columns added after the table first shipped: added to older files when opened."""
+
 _INSERT = (
     "INSERT INTO exposures"
     " (decision_id, visitor_id, source_id, campaign, variant, segments, placement, ts)"
@@ -107,6 +121,15 @@ _INSERT_JSON = (
     " json_extract(value, '$[5]'), json_extract(value, '$[6]')"
     " FROM json_each(?) ORDER BY key"
 )
+
+_INSERT_TAGGED = (
+    "INSERT INTO exposures (decision_id, visitor_id, source_id, campaign, variant, segments,"
+    " placement, ts, channel, send_id)"
+    " VALUES (?1, coalesce((SELECT canonical FROM aliases WHERE alias = ?2), ?2),"
+    " ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+)
+"""``_INSERT`` with a channel and send id (``ExposureRecorder.write``), row by row: a
+batch send writes from a report thread, where GIL hand-offs cost no request."""
 """A whole batch in one statement: its one parameter is a JSON array of the rows.
 
 Why: sqlite3 releases the GIL around every step, and ``executemany`` steps once per
@@ -128,6 +151,10 @@ def create_schema(conn: sqlite3.Connection | Any) -> None:
     """Create the exposures table and its indexes (``conn``: sqlite3 or sqlite_utils)."""
     for statement in SCHEMA:
         conn.execute(statement)
+    present = {row[1] for row in conn.execute("PRAGMA table_info(exposures)")}
+    for name, declaration in _COLUMNS_ADDED:
+        if name not in present:
+            conn.execute(f"ALTER TABLE exposures ADD COLUMN {name} {declaration}")
 
 
 def _segments_json(segments: Sequence[str]) -> str:
@@ -200,6 +227,7 @@ class ExposureRecorder:
         max_pending: int = DEFAULT_MAX_PENDING,
         metrics: Any = None,
         start: bool = True,
+        listener: Any = None,
     ) -> None:
         if batch_size < 1 or max_pending < batch_size:
             raise ValueError("need 1 <= batch_size <= max_pending")
@@ -208,6 +236,7 @@ class ExposureRecorder:
         self.batch_size = batch_size
         self.max_pending = max_pending
         self._metrics = metrics
+        self.listener = listener
         self._pending: deque[Pending] = deque()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -312,11 +341,43 @@ class ExposureRecorder:
                 self._pending.extendleft(reversed(batch))
                 self._faults.failed(store_error(exc, "exposure store", self.path))
                 return False
-        self._faults.ok()
-        self.written += len(rows)
-        if self._metrics is not None:
-            self._metrics.exposures_written.inc(len(rows))
+        self._written(batch, DEFAULT_CHANNEL)
         return True
+
+    def write(self, batch: Sequence[Pending], *, channel: str, send_id: str) -> None:
+        """Write ``batch`` tagged with ``channel`` and ``send_id`` now, from the calling
+        thread, in one transaction (a batch send: it waits for the disk instead of
+        being dropped). Raises the store's error when the write fails."""
+        with self._write_lock:
+            if self._closed:
+                raise StoreUnavailableError("exposure store", str(self.path), "it is closed")
+            rows = [(*row, channel, send_id) for row in self._encoder.rows(batch)]
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.executemany(_INSERT_TAGGED, rows)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise store_error(exc, "exposure store", self.path) from exc
+        self._written(batch, channel)
+
+    def _written(self, batch: Sequence[Pending], channel: str) -> None:
+        """Count a committed batch and tell the listener."""
+        self._faults.ok()
+        self.written += len(batch)
+        if self._metrics is not None:
+            self._metrics.exposures_written.inc(len(batch))
+        if self.listener is not None:
+            try:
+                self.listener.written(batch, channel)
+            except Exception:  # the exposures are stored; what follows from them is logged
+                logger.exception(
+                    "recording assignments of written exposures failed",
+                    extra={"event": "assignments_error"},
+                )
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -351,8 +412,8 @@ def exposures_of(conn: sqlite3.Connection, ids: Iterable[str]) -> list[dict[str,
         return []
     marks = ", ".join("?" * len(wanted))
     rows = conn.execute(
-        "SELECT decision_id, source_id, campaign, variant, segments, placement, ts"
-        f" FROM exposures WHERE visitor_id IN ({marks}) ORDER BY ts, seq",
+        "SELECT decision_id, source_id, campaign, variant, segments, placement, ts,"
+        f" channel, send_id FROM exposures WHERE visitor_id IN ({marks}) ORDER BY ts, seq",
         wanted,
     )
     return [
@@ -364,6 +425,8 @@ def exposures_of(conn: sqlite3.Connection, ids: Iterable[str]) -> list[dict[str,
             "segments": json.loads(segments),
             "placement": placement,
             "timestamp": ts,
+            "channel": channel,
+            "send_id": send_id,
         }
-        for decision_id, source_id, campaign, variant, segments, placement, ts in rows
+        for decision_id, source_id, campaign, variant, segments, placement, ts, channel, send_id in rows
     ]

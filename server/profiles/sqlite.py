@@ -7,6 +7,7 @@ Schema (created on first open, next to the rules tables in the same file by defa
     aliases(alias TEXT PRIMARY KEY, canonical TEXT)      -- index (canonical)
     profiles(visitor_id TEXT PRIMARY KEY, document TEXT, state TEXT)
     exposures(...)                                       -- see server.analytics.exposures
+    assignments(...), segment_members(...), ...          -- see server.activation.sqlite
 
 ``events.visitor_id`` is the canonical id (after identify merges), ``source_id`` the id
 the event was sent with. ``profiles.state`` is ``decision.profile``'s fold state and
@@ -54,8 +55,13 @@ write. Another process's writes are seen once the entry expires: ``cache_ttl``
 clear the whole cache on every foreign commit, i.e. hundreds of times a second under
 ingest, for a gain of under a second.)
 
+Identify also merges the activation state (``server.activation.sqlite.merge_identity``):
+the anonymous id's stored assignments move to the customer id, winning where both
+hold one, and it leaves its segments.
+
 Right to be forgotten: ``delete_visitor`` removes the profile, every event and exposure
-stored under or sent with the visitor's ids and every alias to or from them, with
+stored under or sent with the visitor's ids, their assignments and segment changes,
+and every alias to or from them, with
 ``secure_delete`` on so the freed pages are zeroed, then checkpoints the WAL.
 """
 
@@ -69,7 +75,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -88,6 +94,7 @@ from decision.profile import (
     render,
     validate_events,
 )
+from server.activation import sqlite as activation
 from server.analytics.exposures import create_schema as create_exposures_schema
 from server.analytics.exposures import exposures_of
 from server.errors import StoreUnavailableError
@@ -273,6 +280,7 @@ class SQLiteProfileStore:
                 if_not_exists=True,
             )
             create_exposures_schema(db)  # written by server.analytics.exposures, forgotten here
+            activation.create_schema(db)  # written by server.activation, merged and forgotten here
 
     # -- reads --------------------------------------------------------------------------
 
@@ -338,6 +346,7 @@ class SQLiteProfileStore:
                 )
             ]
             exposures = exposures_of(conn, [canonical, *aliases])
+            activated = activation.export(conn, [canonical, *aliases])
         finally:
             conn.execute("COMMIT")
         return {
@@ -346,6 +355,7 @@ class SQLiteProfileStore:
             "profile": None if row is None else _loads(row[0]),
             "events": events,
             "exposures": exposures,
+            **activated,
         }
 
     # -- writes -------------------------------------------------------------------------
@@ -486,6 +496,7 @@ class SQLiteProfileStore:
                     f"DELETE FROM exposures WHERE visitor_id IN ({marks})",
                 ):
                     deleted += self._db.execute(statement, chunk).rowcount
+            deleted += activation.forget(self._db.conn, ids)
         self._invalidate(ids)
         # Best effort: move the zeroed pages into the main file and empty the WAL, so
         # the deleted rows' old page images do not linger there. Busy readers make it a
@@ -676,6 +687,7 @@ class SQLiteProfileStore:
             (source, target),
         )
         db.execute("DELETE FROM profiles WHERE visitor_id = ?", (source,))
+        activation.merge_identity(db.conn, source, target, datetime.now(UTC))
         for alias in (*moved, source):
             aliases[alias] = target
         for alias, canonical in list(aliases.items()):
