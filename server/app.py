@@ -48,15 +48,18 @@ from grpc_reflection.v1alpha import reflection
 
 import decision
 from server import limits
+from server.activation.runtime import Activation
 from server.analytics.exposures import ExposureRecorder
 from server.analytics.scan_pool import ScanPool
 from server.analytics.sizes import SizeSnapshots
 from server.api.convert import utcnow
+from server.api.activation_service import ActivationServicer
 from server.api.decision_service import DecisionServicer
 from server.api.event_service import EventServicer
 from server.api.handlers import register, service_descriptor
 from server.api.insights_service import InsightsServicer
 from server.api.interceptors import (
+    ACTIVATION_SERVICE,
     ADMIN_SERVICE,
     DECISION_SERVICE,
     EVENT_SERVICE,
@@ -85,7 +88,14 @@ OVERALL = ""
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
-SERVICES = ("DecisionService", "RulesAdmin", "EventService", "ProfileService", "InsightsService")
+SERVICES = (
+    "DecisionService",
+    "RulesAdmin",
+    "EventService",
+    "ProfileService",
+    "InsightsService",
+    "ActivationService",
+)
 
 T = TypeVar("T")
 
@@ -182,6 +192,7 @@ class DecideServer:
         exposures: ExposureRecorder | None,
         sizes: SizeSnapshots | None,
         scan_pool: ScanPool | None,
+        activation: Activation | None = None,
     ) -> None:
         self.loop = loop
         self.server = server
@@ -198,6 +209,7 @@ class DecideServer:
         self.exposures = exposures
         self.sizes = sizes
         self.scan_pool = scan_pool
+        self.activation = activation
         self._owns_store = owns_store
         self._owns_profiles = owns_profiles
         self._stop_lock = threading.Lock()
@@ -229,11 +241,15 @@ class DecideServer:
                 # call was cancelled) instead of holding the process for seconds.
                 self.scan_pool.close()
             self.pools.shutdown()
+            if self.activation is not None:
+                self.activation.stop_worker()  # no detection or deliveries any more
             if self.exposures is not None:
                 # No call is running any more: write every exposure still buffered
                 # before the store closes (a clean stop loses none).
                 self.exposures.close()
             self.metrics.shutdown()
+            if self.activation is not None:
+                self.activation.close()
             if self._owns_store:
                 self.store.close()
             if self._owns_profiles:
@@ -313,9 +329,12 @@ def create_server(
         # embedder that injects a profile store records no exposures.
         profile_path = Path(config.profile_db_path or store.path)
         exposures: ExposureRecorder | None = None
+        activation: Activation | None = None
         if owns_profiles:
             exposures = ExposureRecorder(profile_path, metrics=metrics)
             opened.append(exposures.close)
+            activation = Activation(config, profile_path, profiles, clock)  # server.activation
+            opened.append(activation.close)
         loop = _Loop(config.event_loop)
         opened.append(loop.close)
         health_servicer = health.aio.HealthServicer()
@@ -335,6 +354,9 @@ def create_server(
         )
         opened.append(reloader.stop)
         reloader.poll_once()  # serve from the first call if the store is good
+        if activation is not None:
+            activation.attach(reloader, exposures)
+        tracking = profiles if activation is None else activation.tracking_profiles()
         pools = Pools(
             write_threads=config.write_threads,
             write_queue=config.write_queue,
@@ -358,17 +380,18 @@ def create_server(
                 metrics=metrics,
                 exposures=exposures,
                 credentials=credentials,
+                identities=None if activation is None else activation.identities,
             ),
             "RulesAdmin": RulesAdminServicer(store, reloader, pool=pools.writes),
             "EventService": EventServicer(
-                profiles,
+                tracking,
                 clock=clock,
                 pool=pools.writes,
                 metrics=metrics,
                 idle_timeout=config.idle_stream_timeout,
             ),
             "ProfileService": ProfileServicer(
-                profiles if exposures is None else _FlushFirst(profiles, exposures),
+                tracking if exposures is None else _FlushFirst(tracking, exposures),
                 clock=clock,
                 pool=pools.writes,
             ),
@@ -382,6 +405,23 @@ def create_server(
                 scan_pool=scan_pool,
             ),
         }
+        if activation is not None:
+            servicers["ActivationService"] = ActivationServicer(
+                reloader,
+                profiles=profiles,
+                assignments=activation.stores.assignments,
+                changes=activation.stores.changes,
+                webhooks=activation.stores.webhooks,
+                feed=activation.feed,
+                profile_path=profile_path,
+                exposures=exposures,
+                reports=pools.reports,
+                reads=pools.reads,
+                writes=pools.writes,
+                clock=clock,
+                max_visitors=config.max_batch_visitors,
+                max_placements=config.max_placements,
+            )
 
         async def start() -> tuple[grpc.aio.Server, int]:
             server = grpc.aio.server(options=server_options(config))
@@ -393,6 +433,8 @@ def create_server(
                 )
             for name in (ADMIN_SERVICE, EVENT_SERVICE, PROFILE_SERVICE, INSIGHTS_SERVICE):
                 await health_servicer.set(name, SERVING)
+            if activation is not None:
+                await health_servicer.set(ACTIVATION_SERVICE, SERVING)
             health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
             names = [service_descriptor(name).full_name for name in SERVICES]
             names += [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
@@ -454,6 +496,7 @@ def create_server(
         exposures=exposures,
         sizes=sizes,
         scan_pool=scan_pool,
+        activation=activation,
     )
     return wrapper, port
 

@@ -34,6 +34,8 @@ from server.errors import (
     InvalidRulesError,
     MalformedRequestError,
     OverloadedError,
+    PreconditionError,
+    ResumeTokenExpiredError,
     RulesNotLoadedError,
     ScanCancelledError,
     StaleVersionError,
@@ -69,6 +71,9 @@ STATUS_TABLE: dict[type[Exception], grpc.StatusCode] = {
     BatchRejectedError: grpc.StatusCode.INVALID_ARGUMENT,
     MalformedRequestError: grpc.StatusCode.INVALID_ARGUMENT,
     OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    PreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+    # The place to resume at is gone: the caller must start again (a full export).
+    ResumeTokenExpiredError: grpc.StatusCode.OUT_OF_RANGE,
     # The server's idle deadline for the stream passed; reopening it is the remedy.
     StreamIdleError: grpc.StatusCode.DEADLINE_EXCEEDED,
     SubjectNotFoundError: grpc.StatusCode.NOT_FOUND,

@@ -92,6 +92,7 @@ class TestReflection:
 
         names = sorted(s.name for s in response.list_services_response.service)
         assert [
+            "decisioning.v1.ActivationService",
             "decisioning.v1.DecisionService",
             "decisioning.v1.EventService",
             "decisioning.v1.InsightsService",

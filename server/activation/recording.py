@@ -1,0 +1,108 @@
+"""What follows from a written batch of exposures: stored assignments and served campaigns.
+
+``ExposureListener.written`` runs after each batch of exposures is committed (by the
+exposure writer's thread for Decide, by the report thread for a recorded DecideBatch):
+
+1. **assignments**: each exposure's arm becomes its visitor's assignment for the
+   campaign (``AssignmentStore.record``; a row is written only when the arm or the
+   salt differs from the stored one, so a visitor who keeps their arm costs a lookup,
+   not a write). The salt is the campaign's in the rules served now.
+2. **served campaigns**: the first time a campaign's variant (not its holdout: a held
+   out visitor saw nothing) is served to a visitor, a ``campaign_served`` event is
+   tracked for them, which puts the campaign in ``campaigns.seen`` (``decision.
+   profile``). Being an event, it is in the event log: a profile rebuilt from the log
+   is the same, an identity merge carries it along, DeleteVisitor removes it.
+
+Bounded: the event's id is derived from (visitor id, campaign), so the event log holds
+at most one per visitor and campaign, however often it is served; an LRU of the pairs
+already tracked keeps repeats from reaching the store at all (after a restart the first
+repeat of each pair is a duplicate the store drops).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from decision import HOLDOUT_ARM
+from decision.profile import Event
+from server.activation.store import AssignmentStore, Served
+from server.analytics.exposures import Pending
+from server.rules.snapshot import Snapshot
+
+__all__ = ["SERVED_EVENT", "ExposureListener", "served_event_id"]
+
+logger = logging.getLogger("decide.server")
+
+SERVED_EVENT = "campaign_served"
+
+DEFAULT_REMEMBERED = 100_000
+"""(visitor, campaign) pairs whose served event the listener remembers tracking."""
+
+
+class _Source(Protocol):
+    @property
+    def snapshot(self) -> Snapshot | None: ...
+
+
+def served_event_id(visitor_id: str, campaign: str) -> str:
+    """The id of the one ``campaign_served`` event of a visitor id and campaign."""
+    digest = hashlib.blake2b(f"{visitor_id}\x1f{campaign}".encode(), digest_size=16)
+    return f"served-{digest.hexdigest()}"
+
+
+class ExposureListener:
+    """Told of every committed batch of exposures (``ExposureRecorder(listener=...)``)."""
+
+    def __init__(
+        self,
+        assignments: AssignmentStore,
+        profiles: Any,
+        source: _Source,
+        *,
+        remembered: int = DEFAULT_REMEMBERED,
+    ) -> None:
+        self._assignments = assignments
+        self._profiles = profiles
+        self._source = source
+        self._remembered = remembered
+        self._tracked: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def written(self, batch: Sequence[Pending], channel: str) -> None:
+        """Record the batch's assignments and first-served campaigns."""
+        snapshot = self._source.snapshot
+        campaigns = snapshot.ruleset.campaigns if snapshot is not None else {}
+        served = []
+        events = []
+        for decision_id, visitor_id, campaign_id, variant, _, _, at in batch:
+            campaign = campaigns.get(campaign_id)
+            salt = campaign.salt if campaign is not None else campaign_id
+            served.append(Served(visitor_id, campaign_id, variant, salt, at))
+            key = (visitor_id, campaign_id)
+            if variant == HOLDOUT_ARM or key in self._tracked:
+                continue
+            self._tracked[key] = None
+            properties = {"campaign": campaign_id, "variant": variant, "decision_id": decision_id}
+            properties["channel"] = channel
+            events.append(
+                Event(
+                    served_event_id(visitor_id, campaign_id),
+                    visitor_id,
+                    SERVED_EVENT,
+                    at,
+                    properties,
+                )
+            )
+        self._assignments.record(served)
+        if events:
+            try:
+                self._profiles.track(events)
+            except Exception:
+                for event in events:  # not tracked: try again with their next exposure
+                    self._tracked.pop((event.visitor_id, str(event.properties["campaign"])), None)
+                raise
+        while len(self._tracked) > self._remembered:
+            self._tracked.popitem(last=False)
