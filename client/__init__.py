@@ -5,6 +5,14 @@ with DecisionClient("127.0.0.1:50051", fallbacks={"home_hero": {"title": "Welcom
     render(result["home_hero"].content)
 """
 
+from client._activation import (
+    BatchHeader,
+    BatchRow,
+    BatchSummary,
+    SegmentChange,
+    SegmentChanges,
+    WebhookDelivery,
+)
 from client._aio import AsyncDecisionClient
 from client._config import (
     DEFAULT_ADMIN_TIMEOUT,
@@ -49,7 +57,10 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_TRACK_TIMEOUT",
     "AsyncDecisionClient",
+    "BatchHeader",
     "BatchRejected",
+    "BatchRow",
+    "BatchSummary",
     "CandidateTrace",
     "DecideError",
     "DecideResult",
@@ -63,6 +74,8 @@ __all__ = [
     "RuleProblem",
     "RulesDocument",
     "RulesVersion",
+    "SegmentChange",
+    "SegmentChanges",
     "SegmentEstimate",
     "SegmentOverlap",
     "ServerStatus",
@@ -73,4 +86,5 @@ __all__ = [
     "ValidationResult",
     "VersionList",
     "VisitorSegments",
+    "WebhookDelivery",
 ]
