@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -98,7 +99,9 @@ class SegmentWatcher:
         self._clock = clock
         self.retention = retention
         self._on_changes = on_changes
-        self._baselines: dict[str, str] | None = None
+        # One sweep at a time (a baseline sweep and a due one may be asked together);
+        # detection does not wait for it: the detector's cursor keeps rounds apart.
+        self._sweeping = threading.Lock()
 
     def _tests(self, ruleset: Ruleset, now: datetime) -> dict[str, Test]:
         filters = ruleset.segment_filters
@@ -122,11 +125,12 @@ class SegmentWatcher:
         if snapshot is None:
             return []
         ruleset = snapshot.ruleset
-        if self._baselines is None:
-            self._baselines = self.changes.baselines()
-        return [
-            s for s in ruleset.notify_segments if self._baselines.get(s) != definition(ruleset, s)
-        ]
+        if not ruleset.notify_segments:
+            return []
+        # Read every time (a small query): a cached copy could predate a sweep that
+        # completed in another thread, and keep a segment silent until the next one.
+        baselines = self.changes.baselines()
+        return [s for s in ruleset.notify_segments if baselines.get(s) != definition(ruleset, s)]
 
     def detect_once(self) -> list[SegmentChange]:
         """One detection round: the visitors with events since the last one."""
@@ -155,6 +159,10 @@ class SegmentWatcher:
 
     def sweep_once(self) -> list[SegmentChange]:
         """One sweep over every stored profile (see the module docstring)."""
+        with self._sweeping:
+            return self._sweep()
+
+    def _sweep(self) -> list[SegmentChange]:
         snapshot = self._source.snapshot
         if snapshot is None:
             return []
@@ -183,7 +191,6 @@ class SegmentWatcher:
                 )
         for segment_id in silent:
             self.changes.set_baseline(segment_id, definition(ruleset, segment_id))
-        self._baselines = None
         self.changes.prune(now - self.retention)
         return found
 

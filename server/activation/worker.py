@@ -66,6 +66,8 @@ class ActivationWorker:
         self._wall_clock = wall_clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.holding = False
+        self.last_sweep: float | None = None
+        """When this worker last finished a sweep (wall clock), None before its first."""
         self._next_sweep = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="decide-activation", daemon=True)
@@ -99,6 +101,7 @@ class ActivationWorker:
         if now >= self._next_sweep or self.watcher.unbaselined():
             found += self.watcher.sweep_once()
             self._next_sweep = now + self.sweep_interval
+            self.last_sweep = now
         self.webhooks.sync()
         return found
 
