@@ -5,7 +5,7 @@ in-process engine's own rate on the same visitors.
 
 Store: ``bench/profile_store.py``'s builder (``--visitors`` profiles from 100 realistic
 event-stream shapes) in a temporary folder, with the demo rules plus an email placement
-and a winback campaign (two variants and a 10 % holdout) for everyone. Then, each a
+and a newsletter campaign (a control, a variant and a 10 % holdout) for everyone. Then, each a
 median of ``--runs`` runs, printed with the 1-minute load average when it started:
 
 - **engine**: ``decision.decide_trusted`` in this process for every stored profile
@@ -55,12 +55,12 @@ PLACEMENTS = ["email_hero", "home_hero"]
 
 
 def rules() -> dict[str, Any]:
-    """The demo rules, an email placement and a winback campaign for everyone."""
+    """The demo rules, an email placement and a newsletter campaign for everyone."""
     document = decision.demo_document()
     document["placements"].append({"id": "email_hero", "fallback": {"headline": "Hello"}})
     document["campaigns"].append(
         {
-            "id": "winback_email",
+            "id": "newsletter_email",
             "placements": ["email_hero"],
             "audience": {"segments": ["everyone"]},
             "holdout": 10,

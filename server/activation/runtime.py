@@ -76,6 +76,7 @@ class Activation:
         )
         self.feed = ChangeFeed()
         self.exposures: Any = None
+        self.listener: ExposureListener | None = None
         self.worker: ActivationWorker | None = None
 
     def attach(self, source: Any, exposures: Any) -> None:
@@ -83,7 +84,8 @@ class Activation:
         worker."""
         self.exposures = exposures
         if exposures is not None:
-            exposures.listener = ExposureListener(self.stores.assignments, self.profiles, source)
+            self.listener = ExposureListener(self.stores.assignments, self.profiles, source)
+            exposures.listener = self.listener
         self.worker = build_worker(
             self.stores,
             source,

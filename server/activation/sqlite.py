@@ -120,6 +120,18 @@ _RECORD = (
     " salt = excluded.salt, ts = excluded.ts"
     " WHERE assignments.variant != excluded.variant OR assignments.salt != excluded.salt"
 )
+_RECORD_JSON = (
+    "INSERT INTO assignments (visitor_id, campaign, variant, salt, ts)"
+    " SELECT coalesce((SELECT canonical FROM aliases WHERE alias = json_extract(value, '$[0]')),"
+    " json_extract(value, '$[0]')), json_extract(value, '$[1]'), json_extract(value, '$[2]'),"
+    " json_extract(value, '$[3]'), json_extract(value, '$[4]') FROM json_each(?) WHERE true"
+    " ON CONFLICT (visitor_id, campaign) DO UPDATE SET variant = excluded.variant,"
+    " salt = excluded.salt, ts = excluded.ts"
+    " WHERE assignments.variant != excluded.variant OR assignments.salt != excluded.salt"
+)
+"""``_RECORD`` for a whole batch in one statement (one GIL hand-off instead of one per
+row: see ``server.analytics.exposures``)."""
+
 _CHANGE_COLUMNS = "seq, visitor_id, segment, entered, ts, reason, merged_into"
 _DELIVERY_COLUMNS = (
     "delivery_id, webhook, url, segments, first_seq, last_seq, changes, attempts, status,"
@@ -335,10 +347,14 @@ class SQLiteAssignments(_Store):
             (s.visitor_id, s.campaign, s.variant, s.salt, format_timestamp(s.at))
             for s in latest.values()
         ]
+        payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
         written = 0
         with self._write():
-            for row in rows:
-                written += self._conn.execute(_RECORD, row).rowcount
+            if "\\u0000" in payload:  # SQLite's JSON functions stop at a NUL
+                for row in rows:
+                    written += self._conn.execute(_RECORD, row).rowcount
+            else:
+                written = self._conn.execute(_RECORD_JSON, (payload,)).rowcount
         return written
 
 

@@ -128,8 +128,22 @@ _INSERT_TAGGED = (
     " VALUES (?1, coalesce((SELECT canonical FROM aliases WHERE alias = ?2), ?2),"
     " ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 )
-"""``_INSERT`` with a channel and send id (``ExposureRecorder.write``), row by row: a
-batch send writes from a report thread, where GIL hand-offs cost no request."""
+"""``_INSERT`` with a channel and send id (``ExposureRecorder.write``), row by row: the
+fallback of ``_INSERT_TAGGED_JSON``."""
+
+_INSERT_TAGGED_JSON = (
+    "INSERT INTO exposures (decision_id, visitor_id, source_id, campaign, variant, segments,"
+    " placement, ts, channel, send_id)"
+    " SELECT json_extract(value, '$[0]'),"
+    " coalesce((SELECT canonical FROM aliases WHERE alias = json_extract(value, '$[1]')),"
+    " json_extract(value, '$[1]')), json_extract(value, '$[1]'),"
+    " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'),"
+    " json_extract(value, '$[5]'), json_extract(value, '$[6]'), ?2, ?3"
+    " FROM json_each(?1) ORDER BY key"
+)
+"""``_INSERT_JSON`` with a channel and send id (``ExposureRecorder.write``): one
+statement per batch, for the reason given there (a row-by-row insert from a batch
+send's thread waits for the GIL at every row while other threads compute)."""
 """A whole batch in one statement: its one parameter is a JSON array of the rows.
 
 Why: sqlite3 releases the GIL around every step, and ``executemany`` steps once per
@@ -351,11 +365,16 @@ class ExposureRecorder:
         with self._write_lock:
             if self._closed:
                 raise StoreUnavailableError("exposure store", str(self.path), "it is closed")
-            rows = [(*row, channel, send_id) for row in self._encoder.rows(batch)]
+            rows = self._encoder.rows(batch)
+            payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._conn.executemany(_INSERT_TAGGED, rows)
+                    if self._json and _NUL not in payload:
+                        self._conn.execute(_INSERT_TAGGED_JSON, (payload, channel, send_id))
+                    else:
+                        tagged = [(*row, channel, send_id) for row in rows]
+                        self._conn.executemany(_INSERT_TAGGED, tagged)
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
