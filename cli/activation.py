@@ -166,7 +166,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 break
             after = summary.next_start_after
     sent = f", send {send_id} ({args.channel})" if args.record else " (preview)"
-    print(f"decided {writer.rows:,} visitors{sent}", file=sys.stderr)
+    noun = "visitor" if writer.rows == 1 else "visitors"
+    print(f"decided {writer.rows:,} {noun}{sent}", file=sys.stderr)
     return EXIT_OK
 
 
