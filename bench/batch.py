@@ -22,6 +22,11 @@ median of ``--runs`` runs, printed with the 1-minute load average when it starte
   run writes every exposure, assignment and served campaign anew.
 
 The target is >= 5,000 visitor decisions per second for a batch.
+
+Then the segment sweep (``server.activation.changes``) over the same store with three
+segments marked ``notify`` (``at_risk_customers``, ``lapsed_frequent_buyers``,
+``high_value_customers``): the baseline sweep and a second one, in this process, as
+microseconds per stored profile (``--skip-sweep`` leaves it out).
 """
 
 from __future__ import annotations
@@ -140,11 +145,48 @@ def batch_rate(target: str, *, record: bool) -> tuple[float, int]:
     return rows / elapsed, call.summary.exposures
 
 
+def sweep(folder: Path, pristine: Path, visitors: int, runs: int) -> None:
+    """Time the baseline sweep and a second sweep with three notify segments."""
+    from server.activation.changes import SegmentWatcher
+    from server.activation.sqlite import SQLiteActivation
+    from server.profiles.sqlite import SQLiteProfileStore
+    from server.rules.snapshot import build_snapshot
+
+    document = rules()
+    for segment in document["segments"]:
+        if segment["id"] in ("at_risk_customers", "lapsed_frequent_buyers", "high_value_customers"):
+            segment["notify"] = True
+    snapshot = build_snapshot(1, json.dumps(document), datetime.now(UTC))
+
+    class Source:
+        pass
+
+    source = Source()
+    source.snapshot = snapshot  # type: ignore[attr-defined]
+    for run in range(runs):
+        db = folder / f"sweep-{run}.db"
+        shutil.copy(pristine, db)
+        with SQLiteProfileStore(db), SQLiteActivation(db) as stores:
+            watcher = SegmentWatcher(stores.changes, source, lambda: datetime.now(UTC))
+            at = load()
+            started = time.perf_counter()
+            watcher.sweep_once()
+            baseline = time.perf_counter() - started
+            started = time.perf_counter()
+            watcher.sweep_once()
+            again = time.perf_counter() - started
+        print(
+            f"  sweep    run {run + 1}: baseline {baseline / visitors * 1e6:.1f} us/profile,"
+            f" then {again / visitors * 1e6:.1f} us/profile (load {at:.1f})"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--visitors", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-record", action="store_true")
+    parser.add_argument("--skip-sweep", action="store_true")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="decide-bench-batch-"))
@@ -184,6 +226,9 @@ def main() -> int:
                     f"  {mode:8} run {run + 1}: {rate:10,.0f} visitors/s,"
                     f" {exposures:,} exposures (load {at:.1f})"
                 )
+
+        if not args.skip_sweep:
+            sweep(folder, pristine, args.visitors, args.runs)
 
         base = statistics.median(engine)
         print()

@@ -13,12 +13,16 @@ Bounded: a call decides at most ``max_visitors`` (``DECIDE_MAX_BATCH_VISITORS``)
 segment batch that has more says where to continue (``next_start_after``). The work
 is done one page at a time in the server's report pool (``Batch.next_page``): the
 servicer asks for the next page only after the previous one was sent, so a slow reader
-holds no more than a page in memory and no thread while it reads.
+holds no more than a page in memory and no thread while it reads. A recorded page is
+written by a thread of the call's own while the next page is decided (one page at a
+time, in order: SQLite's work runs without the GIL), and the call ends only once every
+page is written.
 """
 
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -118,6 +122,8 @@ class Batch:
         self.complete = False
         self.last_visitor = ""
         self._source = self._segment_rows() if request.segment else self._listed_rows()
+        self._writer: ThreadPoolExecutor | None = None
+        self._recording: Future[None] | None = None
 
     # -- visitors -------------------------------------------------------------------------
 
@@ -160,7 +166,14 @@ class Batch:
     # -- deciding ---------------------------------------------------------------------
 
     def next_page(self) -> Page | None:
-        """Decide the next page of visitors; None when the call is done."""
+        """Decide the next page of visitors; None when the call is done (and every page
+        recorded)."""
+        page = self._next_page()
+        if page is None:
+            self.wait_recorded()
+        return page
+
+    def _next_page(self) -> Page | None:
         if self.complete:
             return None
         room = self.max_visitors - self.visitors
@@ -192,6 +205,8 @@ class Batch:
         now = request.now
         page = Page()
         served: list[Pending] = []
+        # Ids for the whole page at once (ULIDs, ordered within a millisecond).
+        all_ids = iter(new_decision_ids(len(listed) * len(placements)))
         for visitor_id, profile in listed:
             identity = identities[visitor_id]
             document = (
@@ -207,7 +222,7 @@ class Batch:
                 None,
                 identity.assignments or None,
             )
-            ids = new_decision_ids(len(decisions))
+            ids = [next(all_ids) for _ in decisions]
             page.rows.append(
                 pb.BatchRow(
                     visitor_id=visitor_id,
@@ -231,10 +246,35 @@ class Batch:
                     if d.campaign_id is not None
                 ]
         if served:
-            self._exposures.write(served, channel=request.channel, send_id=request.send_id)
+            self._record(served)
             page.exposures = len(served)
             self.exposures += len(served)
         return page
+
+    def _record(self, served: list[Pending]) -> None:
+        """Write ``served`` on the recording thread while the next page is decided; one
+        page is recorded at a time, in order (the previous one must be done first)."""
+        self.wait_recorded()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="decide-batch-record")
+        request = self.request
+        self._recording = self._writer.submit(
+            self._exposures.write, served, channel=request.channel, send_id=request.send_id
+        )
+
+    def wait_recorded(self) -> None:
+        """Wait until every page decided so far is recorded (its error, if any, raised)."""
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            recording.result()
+
+    def close(self) -> None:
+        """Finish recording and stop the recording thread."""
+        try:
+            self.wait_recorded()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
 
     def _message(self, d: Decision, decision_id: str) -> pb.Decision:
         return pb.Decision(

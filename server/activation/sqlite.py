@@ -343,10 +343,13 @@ class SQLiteAssignments(_Store):
         latest = {(s.visitor_id, s.campaign): s for s in served}
         if not latest:
             return 0
-        rows = [
-            (s.visitor_id, s.campaign, s.variant, s.salt, format_timestamp(s.at))
-            for s in latest.values()
-        ]
+        stamps: dict[datetime, str] = {}  # a batch's rows share a few moments
+        rows = []
+        for s in latest.values():
+            stamp = stamps.get(s.at)
+            if stamp is None:
+                stamp = stamps[s.at] = format_timestamp(s.at)
+            rows.append((s.visitor_id, s.campaign, s.variant, s.salt, stamp))
         payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
         written = 0
         with self._write():

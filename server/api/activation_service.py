@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
@@ -43,7 +44,12 @@ from server.activation.store import (
     WebhookLog,
 )
 from server.api.convert import StructCache, timestamp
-from server.errors import PreconditionError, ResumeTokenExpiredError, RulesNotLoadedError
+from server.errors import (
+    OverloadedError,
+    PreconditionError,
+    ResumeTokenExpiredError,
+    RulesNotLoadedError,
+)
 from server.executors import Pool
 from server.profiles.store import ProfileReader
 from server.rules.snapshot import Snapshot
@@ -141,13 +147,21 @@ class ActivationServicer:
                 for p in checked.placements
             ],
         )
-        while True:
-            page = await self._reports.run(batch.next_page)
-            if page is None:
-                break
-            for rows in _split(page.rows):
-                yield pb.DecideBatchResponse(header=header, rows=rows)
-                header = None
+        try:
+            while True:
+                page = await self._reports.run(batch.next_page)
+                if page is None:
+                    break
+                for rows in _split(page.rows):
+                    yield pb.DecideBatchResponse(header=header, rows=rows)
+                    header = None
+        finally:
+            # Waits for a page still being recorded (a cancelled call records what it
+            # decided); off the loop, on a thread of its own if the pool is full.
+            try:
+                await self._reports.run(batch.close)
+            except OverloadedError:
+                threading.Thread(target=batch.close, daemon=True).start()
         more = checked.segment is not None and not batch.complete
         yield pb.DecideBatchResponse(
             header=header,
