@@ -120,8 +120,7 @@ class TestBatch:
     def test_a_recorded_send_from_a_file_is_reported_for_its_channel(
         self, shop: Any, decide: Callable[..., Any], tmp_path: Path
     ):
-        """--visitors FILE --record --channel email: JSONL out, and the campaign report
-        for channel email counts the send."""
+        """A recorded send from a file prints JSONL and is reported for its channel."""
         _, target = shop
         ids = tmp_path / "ids.txt"
         ids.write_text("buyer-0\nbuyer-1\nbuyer-2\n")

@@ -89,8 +89,7 @@ def make_serve(tmp_path: Path) -> Iterator[str]:
 
 class TestEmailWalkthrough:
     def test_section_goes_from_segment_to_report(self):
-        """The section exports a segment, previews, records a send, tracks clicks and
-        reads the channel's report."""
+        """The section exports a segment, previews, records a send, tracks clicks, reads the report."""
         commands = " | ".join(command for command, _ in _steps())
 
         for step in ("insights export", "batch", "--record --channel email", "--channel email"):
@@ -99,8 +98,7 @@ class TestEmailWalkthrough:
     def test_every_command_prints_what_the_readme_shows(
         self, make_serve, decide, monkeypatch, tmp_path
     ):
-        """Each command, run in a scratch folder against a make-serve-like server,
-        exits 0 and prints the README's output (ids and times aside)."""
+        """Each command exits 0 and prints the README's output (ids and times aside)."""
         shutil.copytree(ROOT / "examples", tmp_path / "examples")
         for name, source in _scripts().items():
             (tmp_path / name).write_text(source)

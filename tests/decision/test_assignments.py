@@ -205,8 +205,7 @@ class TestExclusionGroups:
         return [d.campaign_id for d in decisions]
 
     def test_a_visitor_assigned_to_one_member_never_sees_another(self):
-        """Assigned to "second", a visitor whose slot now belongs to "first" still sees
-        only "second"."""
+        """A visitor assigned to one member of a group never sees another, whatever its slot."""
         rules = compile_ruleset(GROUPED)
         pins = {"second": Assignment("x", "second")}
 

@@ -121,8 +121,7 @@ class TestSameAnswersAsDecide:
 
 class TestRecordedSend:
     def test_a_recorded_send_is_reported_by_channel(self, shop, make_event, clock):
-        """Exposures carry channel email; clicks with their decision ids are attributed;
-        the web channel and a preview count none of them."""
+        """A recorded send is reported for channel email with its clicks; web and previews count none."""
         with client_for(shop) as c:
             list(c.decide_batch(["email_hero"], segment="lapsed"))  # a preview records nothing
             call = c.decide_batch(
@@ -159,8 +158,7 @@ class TestRecordedSend:
     def test_a_served_email_fills_campaigns_seen_and_a_segment_built_on_it(
         self, shop, make_event, clock, until
     ):
-        """Visitors served the email (not held out) are in "winback_not_clicked" until
-        they click."""
+        """Served (not held out) visitors see the email in campaigns.seen until they click."""
         with client_for(shop) as c:
             rows = list(
                 c.decide_batch(["email_hero"], segment="lapsed", record=True, channel="email")

@@ -193,8 +193,7 @@ class TestDetection:
     def test_identify_leaves_for_the_anonymous_id_and_enters_for_the_customer(
         self, served, make_event, clock
     ):
-        """The anonymous buyer logs in: it leaves (merge, into the customer), the
-        customer enters (event)."""
+        """An anonymous buyer logs in: it leaves (merge, into the customer) and the customer enters."""
         track(served, *buy(make_event, "anon", clock.now))
         worker = served.server.activation.worker
         worker.watcher.detect_once()

@@ -81,8 +81,7 @@ class TestLoginTrial:
     def test_no_visitor_flips_after_login_reweighting_and_traffic_changes(
         self, start_server, publish, rules, clock, make_event
     ):
-        """The issue's trial: 0 of 40 visitors see another variant after identifying,
-        and the customer id answers what the visitor saw."""
+        """The issue's trial: 0 of 40 visitors flip after login, re-weighting and a traffic change."""
         before, after, as_customer, customers = self.run_trial(
             start_server, publish, rules, clock, make_event
         )
@@ -95,8 +94,7 @@ class TestLoginTrial:
     def test_hashed_assignment_lets_the_same_trial_flip(
         self, start_server, publish, rules, clock, make_event
     ):
-        """With "assignment": "hashed" the same trial moves visitors (the control that
-        shows the trial above can fail)."""
+        """With "assignment": "hashed" the same trial moves visitors (the trial can fail)."""
         before, after, _, _ = self.run_trial(
             start_server, publish, rules, clock, make_event, assignment="hashed"
         )

@@ -70,8 +70,7 @@ def deliveries(running: Any, **query: Any) -> list[Any]:
 
 class TestDelivery:
     def test_changes_arrive_signed_in_order(self, hooked, receiver, make_event, clock, until):
-        """Each POST carries the changes in seq order with an HMAC-SHA256 signature of
-        the body, and the log says delivered."""
+        """Changes arrive in seq order, HMAC-SHA256 signed, and the log says delivered."""
         running = hooked()
         track(running, *buyers(make_event, clock, "ada", "bob"))
 
@@ -167,8 +166,7 @@ class TestIsolation:
     def test_two_servers_on_one_file_deliver_each_change_once(
         self, hooked, receiver, make_event, clock, until
     ):
-        """Two server processes' worth (two servers sharing the file): one holds the
-        lease, and every change reaches the receiver once."""
+        """Two servers sharing one file: one holds the lease and each change arrives once."""
         first = hooked()
         second = hooked(baseline=False)  # the lease is the first one's
         names = [f"b{i}" for i in range(10)]
