@@ -423,6 +423,17 @@ def print_json(value: Any, out: TextIO | None = None) -> None:
     print(json.dumps(jsonable(value), indent=2, ensure_ascii=False), file=out or sys.stdout)
 
 
+def parse_instant(text: str, option: str) -> datetime:
+    """An ISO-8601 date or time given to ``option`` (UTC when it names no offset)."""
+    from datetime import UTC
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise CliError(f"{option} {text!r}: not an ISO-8601 date or time", EXIT_USAGE) from e
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def short_time(value: Any) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")

@@ -1,7 +1,7 @@
 """The insights commands of ``decide``.
 
     decide insights campaign CAMPAIGN [--since 7d | --start T --end T] [--by-segment]
-                                      [--baseline ARM] [--json]
+                                      [--baseline ARM] [--channel C] [--json]
     decide insights segments SEG [SEG ...] [--since 7d | --start T --end T] [--json]
     decide insights estimate FILTER_JSON_OR_FILE [--sample N] [--json]
     decide insights export SEGMENT [--page-size N]          (one visitor id per line)
@@ -55,6 +55,9 @@ def add_parsers(commands: Any) -> None:
     _add_period_arguments(campaign)
     campaign.add_argument("--by-segment", action="store_true", help="break down by segment")
     campaign.add_argument("--baseline", default="", metavar="ARM", help="compare with this arm")
+    campaign.add_argument(
+        "--channel", default="", metavar="C", help="only exposures of this channel (web, email...)"
+    )
     campaign.add_argument("--json", action="store_true", help="print JSON")
     add_target_arguments(campaign, admin=True)
     campaign.set_defaults(handler=cmd_campaign, timeout=DEFAULT_REPORT_TIMEOUT)
@@ -226,6 +229,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
             period=_insights.period(start, end),
             by_segment=args.by_segment,
             baseline=args.baseline,
+            channel=args.channel,
         )
         response = client._insights_call("CampaignReport", request, args.timeout)
     report = _insights.campaign_report(response)

@@ -2,7 +2,10 @@
 
     decide serve [--demo] [--store STORE] [--port N] [--processes N] [--admin-token T] [--api-key K]
     decide rules validate|apply|export|history|rollback|schema ...
-    decide query --target ADDR --visitor V --placement P [...] [--context k=v ...] [--json]
+    decide query --target ADDR --visitor V --placement P [...] [--context k=v ...] [--now T] [--json]
+    decide batch --placement P (--segment S | --visitors FILE) [--record --channel C] [--format csv]
+    decide changes watch [--segment S ...] [--resume TOKEN]
+    decide webhooks deliveries|redeliver ...
     decide status --target ADDR [--json]
     decide track FILE.jsonl [--target ADDR] [--batch N]
     decide profile [show|delete|export] VISITOR [--target ADDR] [--json]
@@ -14,7 +17,7 @@
     decide loadtest [--target ADDR] [--concurrency N | --rate R] [--baseline] [--json]
 
 One module per command group (``cli.serve``, ``cli.rules``, ``cli.query``,
-``cli.profiles``, ``cli.insights``, ``loadtest.cli``), each adding its parsers; what
+``cli.profiles``, ``cli.insights``, ``cli.activation``, ``loadtest.cli``), each adding its parsers; what
 they share is in ``cli.common``.
 """
 
@@ -25,7 +28,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import insights, profiles, query, rules, serve, store
+from cli import activation, insights, profiles, query, rules, serve, store
 from cli.common import EXIT_BROKEN_PIPE, EXIT_USAGE, PROG, CliError, Parser, error
 
 
@@ -67,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``decide`` argument parser with every subcommand."""
     parser = Parser(prog=PROG, description="Personalization decisioning over gRPC.")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
-    for group in (serve, rules, query, profiles, insights, store):
+    for group in (serve, rules, query, profiles, insights, activation, store):
         group.add_parsers(commands)
 
     from loadtest import cli as loadtest_cli  # argparse only; the run imports the rest

@@ -8,10 +8,13 @@ from typing import Any
 
 from cli.common import (
     EXIT_OK,
+    EXIT_USAGE,
+    CliError,
     add_target_arguments,
     client_errors,
     jsonable,
     parse_assignments,
+    parse_instant,
     print_json,
     remote_for,
     short_time,
@@ -57,6 +60,11 @@ def add_parsers(commands: Any) -> None:
         action="store_true",
         help="record exposures as a storefront's call would (default: a preview, not counted)",
     )
+    query.add_argument(
+        "--now",
+        metavar="TIME",
+        help="decide as at this moment, ISO-8601 (a preview: e.g. when a campaign starts)",
+    )
     query.add_argument("--json", action="store_true", help="print one JSON document")
     query.set_defaults(handler=cmd_query)
 
@@ -70,6 +78,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     """Ask a server for decisions and print them as text or one JSON document."""
     context = parse_assignments(args.context, "--context")
     profile = parse_assignments(args.profile, "--profile") if args.profile else None
+    if args.now and args.record:
+        raise CliError("--now previews a moment; it cannot be --record-ed", EXIT_USAGE)
+    now = parse_instant(args.now, "--now") if args.now else None
     remote = remote_for(args, admin=False)
     with remote.client() as client, client_errors(remote):
         result = client.decide(
@@ -79,6 +90,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             explain=args.explain,
             profile_overrides=profile,
             preview=not args.record,
+            now=now,
         )
     if args.json:
         print_json(jsonable(result))

@@ -44,8 +44,19 @@ def add_parsers(commands: Any) -> None:
         "--processes",
         type=_processes,
         metavar="auto|N",
-        help="server processes sharing the port (SO_REUSEPORT, Linux); default auto: one"
-        " per core",
+        help="server processes sharing the port (SO_REUSEPORT, Linux); default auto: one per core",
+    )
+    serve.add_argument(
+        "--webhook-allow",
+        dest="webhook_allow",
+        action="append",
+        metavar="ORIGIN",
+        help="an origin webhooks may be delivered to, e.g. https://crm.example.com (repeatable)",
+    )
+    serve.add_argument(
+        "--webhook-secrets-file",
+        metavar="FILE",
+        help="webhook signing secrets, one ID=SECRET per line (or DECIDE_WEBHOOK_SECRETS)",
     )
     serve.set_defaults(handler=cmd_serve)
 
@@ -81,6 +92,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "log_json",
             "log_level",
             "processes",
+            "webhook_allow",
+            "webhook_secrets_file",
         )
     }
     try:

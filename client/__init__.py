@@ -5,6 +5,14 @@ with DecisionClient("127.0.0.1:50051", fallbacks={"home_hero": {"title": "Welcom
     render(result["home_hero"].content)
 """
 
+from client._activation import (
+    BatchHeader,
+    BatchRow,
+    BatchSummary,
+    SegmentChange,
+    SegmentChanges,
+    WebhookDelivery,
+)
 from client._aio import AsyncDecisionClient
 from client._config import (
     DEFAULT_ADMIN_TIMEOUT,
@@ -51,7 +59,10 @@ __all__ = [
     "DEFAULT_TRACK_TIMEOUT",
     "ActivityBackfill",
     "AsyncDecisionClient",
+    "BatchHeader",
     "BatchRejected",
+    "BatchRow",
+    "BatchSummary",
     "CandidateTrace",
     "DecideError",
     "DecideResult",
@@ -65,6 +76,8 @@ __all__ = [
     "RuleProblem",
     "RulesDocument",
     "RulesVersion",
+    "SegmentChange",
+    "SegmentChanges",
     "SegmentEstimate",
     "SegmentOverlap",
     "ServerStatus",
@@ -75,4 +88,5 @@ __all__ = [
     "ValidationResult",
     "VersionList",
     "VisitorSegments",
+    "WebhookDelivery",
 ]

@@ -37,8 +37,10 @@ def decide_request(
     explain: bool,
     profile_overrides: Mapping[str, JSON] | None,
     preview: bool = False,
+    now: datetime | None = None,
 ) -> pb.DecideRequest:
-    """A ``DecideRequest``; ``InvalidArgument`` for values a Struct cannot carry."""
+    """A ``DecideRequest``; ``InvalidArgument`` for values a Struct cannot carry. ``now``
+    (previews only) is a moment to decide at; a naive one is taken as UTC."""
     if isinstance(placements, str):
         # list("home_hero") would silently ask for nine one-letter placements.
         raise TypeError("placements must be a sequence of placement ids, not a str")
@@ -49,7 +51,16 @@ def decide_request(
         explain=explain,
         profile_overrides=_struct("profile_overrides", profile_overrides),
         preview=preview,
+        now=_timestamp(now),
     )
+
+
+def _timestamp(moment: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if moment is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return stamp
 
 
 def segments_request(

@@ -11,7 +11,7 @@ from typing import Any, Self
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from client import _convert, _events, _insights
+from client import _activation, _convert, _events, _insights
 from client._config import (
     DEFAULT_ADMIN_TIMEOUT,
     DEFAULT_DECIDE_TIMEOUT,
@@ -96,6 +96,7 @@ class DecisionClient:
         self._event_stub = pb_grpc.EventServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._profile_stub = pb_grpc.ProfileServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._insights = pb_grpc.InsightsServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._activation = pb_grpc.ActivationServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
     def __enter__(self) -> Self:
@@ -124,6 +125,7 @@ class DecisionClient:
         explain: bool = False,
         profile_overrides: Mapping[str, JSON] | None = None,
         preview: bool = False,
+        now: datetime | None = None,
         timeout: float | None = None,
         fallbacks: Mapping[str, JSON] | None = None,
     ) -> DecideResult:
@@ -136,10 +138,12 @@ class DecisionClient:
         ``PermissionDenied`` are always raised.
 
         With ``preview`` the server decides as usual but records no exposure: for
-        previews and QA, so that experiment reports count only what visitors saw.
+        previews and QA, so that experiment reports count only what visitors saw. A
+        preview may also name ``now``, the moment to decide at (e.g. when a scheduled
+        campaign starts); without ``preview`` the server refuses it.
         """
         request = _convert.decide_request(
-            visitor_id, placements, context, explain, profile_overrides, preview
+            visitor_id, placements, context, explain, profile_overrides, preview, now
         )
         try:
             response = self._call(
@@ -271,16 +275,19 @@ class DecisionClient:
         by_segment: bool = False,
         baseline: str = "",
         min_sample: int = 0,
+        channel: str = "",
         timeout: float | None = None,
     ) -> CampaignReport:
         """One campaign's arms over [start, end) (default: the 7 days before now) as an
-        ``insights.CampaignReport``; ``NotFound`` for an unknown campaign."""
+        ``insights.CampaignReport``; ``NotFound`` for an unknown campaign. ``channel``
+        (``"web"``, ``"email"``...) counts only the exposures recorded for it."""
         request = pb.CampaignReportRequest(
             campaign=campaign,
             period=_insights.period(start, end),
             by_segment=by_segment,
             baseline=baseline,
             min_sample=min_sample,
+            channel=channel,
         )
         return _insights.campaign_report(self._insights_call("CampaignReport", request, timeout))
 
@@ -330,6 +337,94 @@ class DecisionClient:
                 yield from page.visitor_ids
         except grpc.RpcError as e:
             raise map_rpc_error(e) from e
+
+    # -- activation ---------------------------------------------------------------------
+
+    def decide_batch(
+        self,
+        placements: Sequence[str],
+        *,
+        segment: str | None = None,
+        visitor_ids: Sequence[str] | None = None,
+        context: Mapping[str, JSON] | None = None,
+        now: datetime | None = None,
+        record: bool = False,
+        channel: str = "",
+        send_id: str = "",
+        start_after: str = "",
+        page_size: int = 0,
+        timeout: float | None = None,
+    ) -> _activation.BatchCall:
+        """Decide ``placements`` for every stored visitor of ``segment``, or for
+        ``visitor_ids``, at ``now`` (default: the server's), as Decide would for each.
+        A preview unless ``record`` (then ``channel`` is required and exposures are
+        tagged with it and ``send_id``). Iterate the result for ``BatchRow`` values;
+        its ``header`` and ``summary`` are set as they arrive (a segment batch that
+        stopped at the server's cap says where to continue). Admin token."""
+        request = _activation.batch_request(
+            placements,
+            segment=segment,
+            visitor_ids=visitor_ids,
+            context=context,
+            now=now,
+            record=record,
+            channel=channel,
+            send_id=send_id,
+            start_after=start_after,
+            page_size=page_size,
+        )
+        responses = self._activation.DecideBatch(
+            request,
+            timeout=resolve_timeout(timeout, _activation.DEFAULT_BATCH_TIMEOUT),
+            metadata=self.settings.admin_metadata(),
+        )
+        return _activation.BatchCall(responses)
+
+    def watch_segment_changes(
+        self,
+        segments: Sequence[str] = (),
+        *,
+        resume_token: str = "",
+        from_start: bool = False,
+        timeout: float | None = None,
+    ) -> Iterator[_activation.SegmentChanges]:
+        """Segment changes (entered, left) as they are recorded, after ``resume_token``
+        (default: from now; ``from_start``: every change still kept), until the deadline
+        (``timeout``; None: until the caller stops). Admin token."""
+        request = _activation.watch_request(segments, resume_token, from_start)
+        try:
+            for message in self._activation.WatchSegmentChanges(
+                request, timeout=timeout, metadata=self.settings.admin_metadata()
+            ):
+                yield _activation.segment_changes(message)
+        except grpc.RpcError as e:
+            raise map_rpc_error(e) from e
+
+    def webhook_deliveries(
+        self, webhook: str = "", *, status: str = "", limit: int = 0, timeout: float | None = None
+    ) -> list[_activation.WebhookDelivery]:
+        """The webhook delivery log, newest first (``status="dead"``: the dead letters)."""
+        request = pb.ListWebhookDeliveriesRequest(webhook=webhook, status=status, limit=limit)
+        response = self._call(
+            self._activation.ListWebhookDeliveries,
+            request,
+            resolve_timeout(timeout, self.settings.admin_timeout),
+            self.settings.admin_metadata(),
+        )
+        return [_activation.delivery(d) for d in response.deliveries]
+
+    def redeliver_webhook(
+        self, delivery_id: str, *, timeout: float | None = None
+    ) -> _activation.WebhookDelivery:
+        """Queue a dead or blocked delivery again."""
+        request = pb.RedeliverWebhookRequest(delivery_id=delivery_id)
+        response = self._call(
+            self._activation.RedeliverWebhook,
+            request,
+            resolve_timeout(timeout, self.settings.admin_timeout),
+            self.settings.admin_metadata(),
+        )
+        return _activation.delivery(response.delivery)
 
     # -- rules administration -----------------------------------------------------------
 

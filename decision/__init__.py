@@ -17,6 +17,8 @@ from decision.errors import (
 from decision.filters import EvalContext, Predicate, compile_filter
 from decision.model import (
     BUCKETS,
+    HOLDOUT_ARM,
+    Assignment,
     Audience,
     Campaign,
     Decision,
@@ -29,6 +31,7 @@ from decision.model import (
     Segment,
     TraceEntry,
     Variant,
+    Webhook,
 )
 from decision.profile import EVENT_TYPES, Event, validate_events
 from decision.retention import NO_ACTIVITY, ActivityNeeds
@@ -36,8 +39,10 @@ from decision.rules import compile_ruleset, validate_ruleset
 
 __all__ = [
     "BUCKETS",
+    "HOLDOUT_ARM",
     "NO_ACTIVITY",
     "ActivityNeeds",
+    "Assignment",
     "Audience",
     "Campaign",
     "EVENT_TYPES",
@@ -60,6 +65,7 @@ __all__ = [
     "Segment",
     "TraceEntry",
     "Variant",
+    "Webhook",
     "bucket",
     "compile_filter",
     "compile_ruleset",

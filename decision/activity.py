@@ -57,7 +57,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from decision.errors import FilterError
-from decision.profile import PROPERTY_SCHEMAS
+from decision.profile import INTERNAL_EVENT_TYPES, PROPERTY_SCHEMAS
 from decision.retention import (
     DAY_US,
     HOUR_US,
@@ -222,9 +222,9 @@ def _schema(kind: Any, path: str) -> dict[str, str]:
     """Property name -> kind ("id", "amount", ...) of an activity type."""
     if kind == SESSION:
         return _SESSION_PROPERTIES
-    if type(kind) is str and kind in PROPERTY_SCHEMAS and kind != "set_attributes":
+    if type(kind) is str and kind in PROPERTY_SCHEMAS and kind not in INTERNAL_EVENT_TYPES:
         return {name: spec[0] for name, spec in PROPERTY_SCHEMAS[kind].items()}
-    known = [name for name in PROPERTY_SCHEMAS if name != "set_attributes"] + [SESSION]
+    known = [name for name in PROPERTY_SCHEMAS if name not in INTERNAL_EVENT_TYPES] + [SESSION]
     raise FilterError(path, f"unknown activity type {kind!r}; expected one of {', '.join(known)}")
 
 

@@ -17,11 +17,21 @@ No winner: the placement's fallback with reason FALLBACK. An unknown placement g
 reason UNKNOWN_PLACEMENT and no content. Segments are evaluated lazily, at most once
 per call, shared across the requested placements. See ``decision.bucketing`` for the
 draws and how they move when settings change.
+
+Stored assignments (the ``assignments`` argument: campaign id -> ``Assignment``, what
+the visitor was served before) replace steps 4 to 6 for a campaign that keeps
+assignments (``Campaign.keeps_assignment``), once status, schedule and audience
+passed: the visitor keeps their arm whatever the traffic allocation, group slots,
+holdout and weights say now, and the other campaigns of an exclusion group never show
+to a visitor assigned to one of its members. An assignment applies while the
+campaign's salt is the one it was made under and its arm still exists: a variant of
+weight above 0, or the holdout while the campaign has one; otherwise the visitor is
+drawn again. The engine only reads assignments: storing them is the caller's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +40,9 @@ from decision.errors import InvalidRequestError, Problem
 from decision.filters import EvalContext
 from decision.model import (
     BUCKETS,
+    HOLDOUT_ARM,
     JSON,
+    Assignment,
     Audience,
     Campaign,
     Decision,
@@ -51,6 +63,7 @@ def decide(
     now: datetime,
     explain: bool = False,
     profile_memo: ProfileMemo | None = None,
+    assignments: Mapping[str, Assignment] | None = None,
 ) -> list[Decision]:
     """One ``Decision`` per requested placement, in request order.
 
@@ -61,7 +74,9 @@ def decide(
 
     ``profile_memo`` carries what depends on the profile alone from one call to the
     next (see ``ProfileMemo``): results found there are not evaluated again, and those
-    evaluated are added to it.
+    evaluated are added to it. ``assignments``: the visitor's stored assignments, by
+    campaign id (module docstring); ``visitor_id`` should be the canonical id they
+    belong to, so that buckets survive identity merges.
     """
     problems = _request_problems(profile, context, now)
     problems += _visitor_problems(visitor_id, placements)
@@ -70,7 +85,9 @@ def decide(
     if now.utcoffset():
         now = now.astimezone(UTC)
     document = {**profile, "context": context}
-    return decide_trusted(ruleset, visitor_id, document, placements, now, explain, profile_memo)
+    return decide_trusted(
+        ruleset, visitor_id, document, placements, now, explain, profile_memo, assignments
+    )
 
 
 def decide_trusted(
@@ -81,6 +98,7 @@ def decide_trusted(
     now: datetime,
     explain: bool = False,
     profile_memo: ProfileMemo | None = None,
+    assignments: Mapping[str, Assignment] | None = None,
 ) -> list[Decision]:
     """``decide`` for a caller that has already checked every argument, as a server's
     request edge does: a non-empty visitor id, non-empty distinct placement ids, a UTC
@@ -93,6 +111,8 @@ def decide_trusted(
     memoized = None if explain else profile_memo
     reused = len(ctx.memo)
     known = ruleset.placements
+    if not assignments:
+        assignments = None
     decisions = []
     for placement_id in placements:
         placement = known.get(placement_id)
@@ -109,9 +129,11 @@ def decide_trusted(
         else:
             if memoized is None:
                 trace: list[TraceEntry] | None = [] if explain else None
-                decision = _resolve(ruleset, placement, visitor_id, ctx, trace)
+                decision = _resolve(ruleset, placement, visitor_id, ctx, trace, pins=assignments)
             else:
-                decision = _resolve_memoized(ruleset, placement, visitor_id, ctx, memoized)
+                decision = _resolve_memoized(
+                    ruleset, placement, visitor_id, ctx, memoized, assignments
+                )
             decisions.append(decision)
     if profile_memo is not None and len(ctx.memo) > reused:
         profile_only = ruleset.profile_segments
@@ -150,6 +172,7 @@ def _resolve_memoized(
     visitor_id: str,
     ctx: EvalContext,
     memo: ProfileMemo,
+    pins: Mapping[str, Assignment] | None = None,
 ) -> Decision:
     """``_resolve`` without a trace, trying only the candidates the memo has not ruled
     out; keeps the memo's candidates in step with the audiences it learns."""
@@ -158,7 +181,7 @@ def _resolve_memoized(
     candidates = memo.candidates.get(placement.id)
     if candidates is None:
         candidates = ruleset.candidates[placement.id]
-    decision = _resolve(ruleset, placement, visitor_id, ctx, None, audiences, candidates)
+    decision = _resolve(ruleset, placement, visitor_id, ctx, None, audiences, candidates, pins)
     if len(audiences) != known or placement.id not in memo.candidates:
         memo.candidates[placement.id] = tuple(
             c for c in ruleset.candidates[placement.id] if audiences.get(c.id) is None
@@ -187,11 +210,13 @@ def _resolve(
     trace: list[TraceEntry] | None,
     audiences: dict[str, Outcome | None] | None = None,
     candidates: tuple[Campaign, ...] | None = None,
+    pins: Mapping[str, Assignment] | None = None,
 ) -> Decision:
     """The decision for one placement; fills ``trace`` when it is a list. ``audiences``
     (``ProfileMemo.audiences``) supplies and keeps audience outcomes of the campaigns in
     ``ruleset.profile_audiences``; ``candidates`` replaces the placement's own (without
-    a trace only: the trace lists every candidate)."""
+    a trace only: the trace lists every candidate); ``pins``: stored assignments, not
+    empty (see the module docstring)."""
     now = ctx.now
     assert now is not None
     version = ruleset.version
@@ -227,6 +252,16 @@ def _resolve(
                 detail = _audience_detail(campaign.audience, miss, ctx)
                 trace.append(TraceEntry(campaign.id, miss, detail))
             continue
+
+        if pins is not None:
+            kept = _kept_arm(campaign, pins, ruleset)
+            if kept is not None:
+                if isinstance(kept, str):  # another campaign of the group has the visitor
+                    if trace is not None:
+                        detail = f"the visitor is assigned to campaign {kept} of its group"
+                        trace.append(TraceEntry(campaign.id, Outcome.GROUP_SLOT_TAKEN, detail))
+                    continue
+                return _kept(ruleset, placement, campaign, kept, ctx, trace, candidates, position)
 
         slots = campaign.group_slots
         if slots is not None:
@@ -288,6 +323,86 @@ def _resolve(
         Reason.FALLBACK,
         placement.fallback,
         version,
+        trace=None if trace is None else tuple(trace),
+    )
+
+
+_HELD_OUT = -1
+"""``_kept_arm``'s answer for a visitor kept in the campaign's holdout."""
+
+
+def _kept_arm(
+    campaign: Campaign, pins: Mapping[str, Assignment], ruleset: Ruleset
+) -> int | str | None:
+    """The arm a stored assignment keeps the visitor in: a variant index or
+    ``_HELD_OUT``; the id of another campaign of the exclusion group when the visitor
+    is assigned to that one; None: draw as usual. In a group the first member (in
+    document order) the visitor holds an assignment of owns them (two can meet when
+    identity merges join two people's assignments)."""
+    group_id = campaign.exclusion_group
+    if group_id is None:
+        return _pinned_arm(campaign, pins.get(campaign.id))
+    for member_id in ruleset.exclusion_groups[group_id].campaigns:
+        if member_id in pins:
+            member = ruleset.campaigns[member_id]
+            arm = _pinned_arm(member, pins[member_id])
+            if arm is not None:
+                return arm if member is campaign else member_id
+    return None
+
+
+def _pinned_arm(campaign: Campaign, pin: Assignment | None) -> int | None:
+    """The arm ``pin`` keeps the visitor in, if it still applies to ``campaign``."""
+    if pin is None or not campaign.keeps_assignment or pin.salt != campaign.salt:
+        return None
+    if pin.variant == HOLDOUT_ARM:
+        return _HELD_OUT if campaign.holdout else None
+    for index, variant in enumerate(campaign.variants):
+        if variant.id == pin.variant:
+            return index if variant.weight > 0 else None
+    return None
+
+
+def _kept(
+    ruleset: Ruleset,
+    placement: Placement,
+    campaign: Campaign,
+    arm: int,
+    ctx: EvalContext,
+    trace: list[TraceEntry] | None,
+    candidates: tuple[Campaign, ...],
+    position: int,
+) -> Decision:
+    """The decision serving ``campaign``'s arm ``arm`` (``_kept_arm``) to an assigned
+    visitor."""
+    matched = _matched_segments(campaign.audience, ctx)
+    if arm == _HELD_OUT:
+        if trace is not None:
+            trace.append(TraceEntry(campaign.id, Outcome.HOLDOUT, "kept in the holdout (assigned)"))
+            _lost(trace, candidates, position, campaign)
+        return Decision(
+            placement.id,
+            Reason.HOLDOUT,
+            placement.fallback,
+            ruleset.version,
+            campaign_id=campaign.id,
+            matched_segments=matched,
+            trace=None if trace is None else tuple(trace),
+        )
+    variant = campaign.variants[arm]
+    if trace is not None:
+        detail = f"kept assigned variant {variant.id}"
+        trace.append(TraceEntry(campaign.id, Outcome.SELECTED, detail))
+        _lost(trace, candidates, position, campaign)
+    return Decision(
+        placement.id,
+        Reason.CAMPAIGN,
+        placement.fallback if variant.uses_fallback else variant.content,
+        ruleset.version,
+        campaign_id=campaign.id,
+        variant_id=variant.id,
+        control=variant.control,
+        matched_segments=matched,
         trace=None if trace is None else tuple(trace),
     )
 

@@ -26,6 +26,9 @@ JSON: TypeAlias = Any
 BUCKETS = 10_000
 """Bucketing resolution: hashes map to 0..9999, so 1 bucket is 0.01 % of traffic."""
 
+HOLDOUT_ARM = "holdout"
+"""The arm of a visitor held out of a campaign, as exposures and stored assignments name it."""
+
 MAX_EXACT_INTEGER = 2**53
 """Largest magnitude of an integer in an event or a rules document. Every integer up to
 it is exactly a double, so JSON readers in every language (JavaScript's ``Number``, a
@@ -69,6 +72,9 @@ class Segment:
     name: str
     description: str
     filter: Predicate
+    notify: bool = False
+    """Whether visitors entering and leaving it are recorded as segment changes (the
+    server's change log, stream and webhooks)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +147,9 @@ class Campaign:
     traffic_prefix: str = ""
     holdout_prefix: str = ""
     variant_prefix: str = ""
+    keeps_assignment: bool = True
+    """``"assignment": "stored"`` (the default): a visitor served an arm before keeps it
+    (``decide``'s ``assignments``); ``"hashed"``: every decision draws from the hash."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +172,27 @@ class ExclusionGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class Webhook:
+    """Where segment changes are POSTed: ``url``, for the changes of ``segments``
+    (segments marked ``notify``). The secret that signs them is server configuration,
+    never part of the rules."""
+
+    id: str
+    url: str
+    segments: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """The arm a visitor was served before, kept so that they keep it: ``variant`` is a
+    variant id or ``HOLDOUT_ARM``; ``salt`` the campaign's salt when it was served (a
+    campaign given a new salt reshuffles everyone: the assignment no longer applies)."""
+
+    variant: str
+    salt: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ruleset:
     """A validated, compiled rules document. Immutable and thread-safe to share.
 
@@ -177,6 +207,8 @@ class Ruleset:
     segments, inline filter) depends on the profile alone in the same way.
     ``activity`` declares what the activity clauses of its filters read of the
     visitors' events: the profile fold keeps that (``decision.retention``).
+    ``notify_segments`` are the segments marked ``notify``, in document order;
+    ``webhooks`` the document's webhook targets.
     """
 
     version: str
@@ -190,6 +222,8 @@ class Ruleset:
     profile_segments: frozenset[str] = frozenset()
     profile_audiences: frozenset[str] = frozenset()
     activity: ActivityNeeds = NO_ACTIVITY
+    notify_segments: tuple[str, ...] = ()
+    webhooks: Mapping[str, Webhook] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ built for that; every aggregate is one of:
   ``event_id`` is the event log's job (``rebuild`` and the store drop repeated ids);
   keeping every session id in the state would make it grow without bound.
 - a min/max (``first_seen``, ``last_seen``; every event except ``set_attributes``,
-  which records a shop's write, not visitor activity).
+  which records a shop's write, and ``campaign_served``, which records the server's
+  own decision: neither is visitor activity).
 - a bounded "most recent" map value -> latest timestamp (categories, brands, products,
   campaigns seen/clicked/converted). When it is over its bound the entry with the
   smallest ``(timestamp, value)`` is evicted. That is exact incrementally: an entry's
@@ -254,10 +255,20 @@ _SCHEMAS: dict[str, _Spec] = {
     "identify": {"customer_id": (_ID, True)},
     "custom": {"name": (_ID, True), "properties": (_OBJECT, False)},
     "set_attributes": {"attributes": (_OBJECT, True)},
+    "campaign_served": {
+        "campaign": (_ID, True),
+        "variant": (_ID, False),
+        "decision_id": (_ID, False),
+        "channel": (_ID, False),
+    },
 }
 
-INTERNAL_EVENT_TYPES = ("set_attributes",)
-"""Types the service records itself (SetAttributes); ``Track`` refuses them."""
+INTERNAL_EVENT_TYPES = ("set_attributes", "campaign_served")
+"""Types the service records itself (SetAttributes; the first time a decision served a
+campaign's variant to the visitor); ``Track`` refuses them."""
+
+_NOT_SEEN = frozenset(INTERNAL_EVENT_TYPES)
+"""Types that do not move ``first_seen`` and ``last_seen``: the visitor did nothing."""
 
 EVENT_TYPES = tuple(t for t in _SCHEMAS if t not in INTERNAL_EVENT_TYPES)
 """The event types a storefront may track."""
@@ -646,7 +657,7 @@ def apply(state: dict[str, Any], event: Event, needs: ActivityNeeds = NO_ACTIVIT
     key = [ts, event.event_id]
     props = event.properties
     kind = event.type
-    if kind != "set_attributes":
+    if kind not in _NOT_SEEN:
         if state["first_seen"] is None or ts < state["first_seen"]:
             state["first_seen"] = ts
         if state["last_seen"] is None or ts > state["last_seen"]:
@@ -701,6 +712,9 @@ def apply(state: dict[str, Any], event: Event, needs: ActivityNeeds = NO_ACTIVIT
             _forget_oldest(returns, MAX_RETURNS, _by_event)
     elif kind in _CAMPAIGN_LISTS:
         _touch(state, _CAMPAIGN_LISTS[kind], props["campaign"], ts)
+    elif kind == "campaign_served":
+        # The server's own exposure: the campaign was served, as an impression says.
+        _touch(state, "seen", props["campaign"], ts)
     elif kind == "set_attributes":
         attributes = state["attributes"]
         for name, value in props["attributes"].items():

@@ -9,7 +9,9 @@ with a JSON path such as ``campaigns[2].variants[0].weight``::
         {"id": "high_value_customers",       # required; ids are [A-Za-z0-9_.-]+, unique per list
          "name": "High-value customers",     # optional, default the id
          "description": "...",               # optional, default ""
-         "filter": {"visits": {"$gte": 3}}}    # required MongoDB filter; {} = everyone
+         "filter": {"visits": {"$gte": 3}},  # required MongoDB filter; {} = everyone
+         "notify": true}                     # optional, default false: record entering and
+                                             # leaving it as segment changes
       ],
       "placements": [                        # the slots a storefront asks about
         {"id": "home_hero", "name": "Home hero",
@@ -36,9 +38,16 @@ with a JSON path such as ``campaigns[2].variants[0].weight``::
          "traffic_allocation": 50,           # percent 0-100, at most 2 decimals; default 100
          "holdout": 5,                       # percent 0-100, at most 2 decimals; default 0
          "salt": "...",                      # optional, default the id; changing it reshuffles
+         "assignment": "stored",             # "stored" (default): a visitor keeps the arm
+                                             # first served; "hashed": drawn every time
          "variants": [                       # required, non-empty
            {"id": "control", "weight": 1, "control": true},
            {"id": "b", "weight": 1, "content": {...}}]}
+      ],
+      "webhooks": [                          # where segment changes are POSTed
+        {"id": "crm",                        # its signing secret is server configuration
+         "url": "https://crm.example.com/hooks/decide",  # http(s), no credentials in it
+         "segments": ["at_risk_customers"]}  # optional; notify segments (none: all of them)
       ]
     }
 
@@ -91,6 +100,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from decision import bucketing
 from decision.errors import FilterError, Problem, RulesetError
@@ -107,6 +117,7 @@ from decision.model import (
     Schedule,
     Segment,
     Variant,
+    Webhook,
 )
 from decision.retention import NO_ACTIVITY
 
@@ -156,6 +167,12 @@ MAX_CONTENT_DEPTH = 32
 """Deepest nesting of a ``content`` or ``fallback`` (the value itself is level 1): half of
 the 64 levels some JSON readers stop at by default (.NET's System.Text.Json)."""
 
+MAX_WEBHOOKS = 20
+"""Webhook targets in a document: each has a delivery thread of its own."""
+
+MAX_URL_LENGTH = 2048
+"""Longest webhook ``url``: browsers' practical URL limit, as for event URLs."""
+
 MAX_DOCUMENT_DEPTH = 160
 """Deepest nesting of objects and arrays in the whole document. Nothing valid comes
 close (a filter at MAX_FILTER_DEPTH spans about 130), so this only stops a document
@@ -166,12 +183,13 @@ _LIST_BOUNDS = {
     "placements": MAX_PLACEMENTS,
     "exclusion_groups": MAX_EXCLUSION_GROUPS,
     "campaigns": MAX_CAMPAIGNS,
+    "webhooks": MAX_WEBHOOKS,
 }
 
 _ID = re.compile(r"[A-Za-z0-9_.-]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_TOP_LEVEL = ("segments", "placements", "exclusion_groups", "campaigns")
-_SEGMENT_KEYS = ({"id", "filter"}, {"name", "description"})
+_TOP_LEVEL = ("segments", "placements", "exclusion_groups", "campaigns", "webhooks")
+_SEGMENT_KEYS = ({"id", "filter"}, {"name", "description", "notify"})
 _PLACEMENT_KEYS = ({"id"}, {"name", "fallback"})
 _GROUP_KEYS = ({"id"}, {"name", "salt"})
 _CAMPAIGN_KEYS = (
@@ -186,11 +204,14 @@ _CAMPAIGN_KEYS = (
         "traffic_allocation",
         "holdout",
         "salt",
+        "assignment",
     },
 )
 _SCHEDULE_KEYS: tuple[set[str], set[str]] = (set(), {"start", "end"})
 _AUDIENCE_KEYS: tuple[set[str], set[str]] = (set(), {"segments", "match", "exclude", "filter"})
 _VARIANT_KEYS = ({"id"}, {"weight", "control", "content"})
+_WEBHOOK_KEYS = ({"id", "url"}, {"segments"})
+_ASSIGNMENTS = ("stored", "hashed")
 
 
 def compile_ruleset(document: Any) -> Ruleset:
@@ -236,6 +257,7 @@ class _Compiler:
             "placement": {},
             "exclusion group": {},
             "campaign": {},
+            "webhook": {},
         }
         # Segment id -> (reference depth, filter depth counted through references).
         self.nesting: dict[str, tuple[int, int]] = {}
@@ -468,9 +490,10 @@ class _Compiler:
         groups = self.groups(lists["exclusion_groups"])
         campaigns = self.campaigns(lists["campaigns"], groups)
         compiled_groups = self.group_slots(groups, campaigns)
+        webhooks = self.webhooks(lists["webhooks"], segments)
         if self.problems:
             return None
-        return _build(version, document, segments, placements, compiled_groups, campaigns)
+        return _build(version, document, segments, placements, compiled_groups, campaigns, webhooks)
 
     def segments(self, items: list[Any]) -> dict[str, Segment]:
         segments: dict[str, Segment] = {}
@@ -490,8 +513,14 @@ class _Compiler:
             predicate = (
                 self.expect_filter(obj.get("filter"), f"{path}.filter") if "filter" in obj else None
             )
+            notify = obj.get("notify", False)
+            if not isinstance(notify, bool):
+                self.add(f"{path}.notify", f"must be true or false, not {_shown(notify)}")
+                notify = True  # reported here; webhooks naming it are not reported again
             if segment_id and predicate is not None and name is not None:
-                segments[segment_id] = Segment(segment_id, name, description or "", predicate)
+                segments[segment_id] = Segment(
+                    segment_id, name, description or "", predicate, notify
+                )
                 paths[segment_id] = f"{path}.filter"
         for segment_id, segment in segments.items():
             self.references(segment.filter, paths[segment_id])
@@ -674,6 +703,12 @@ class _Compiler:
         if "salt" in obj:
             salt = self.expect_string(obj["salt"], f"{path}.salt", non_empty=True) or campaign_id
 
+        assignment = obj.get("assignment", "stored")
+        if assignment not in _ASSIGNMENTS:
+            self.add(
+                f"{path}.assignment", f"must be 'stored' or 'hashed', not {_shown(assignment)}"
+            )
+
         variants, bounds = self.variants(obj.get("variants"), f"{path}.variants", "variants" in obj)
 
         group_prefix = ""
@@ -697,7 +732,56 @@ class _Compiler:
             traffic_prefix=bucketing.traffic_seed(salt) + ":",
             holdout_prefix=bucketing.holdout_seed(salt) + ":",
             variant_prefix=bucketing.variant_seed(salt) + ":",
+            keeps_assignment=assignment != "hashed",
         )
+
+    def webhooks(self, items: list[Any], segments: Mapping[str, Segment]) -> dict[str, Webhook]:
+        webhooks: dict[str, Webhook] = {}
+        notified = tuple(s.id for s in segments.values() if s.notify)
+        for index, item in enumerate(items):
+            path = f"webhooks[{index}]"
+            obj = self.expect_object(item, path, _WEBHOOK_KEYS)
+            if obj is None:
+                continue
+            before = len(self.problems)
+            webhook_id = self.unique_id(obj, f"{path}.id", "webhook")
+            url = self.url(obj.get("url"), f"{path}.url") if "url" in obj else None
+            chosen = notified
+            if "segments" in obj:
+                chosen = self.id_list(obj["segments"], f"{path}.segments", "segment")
+                for position, segment_id in enumerate(chosen):
+                    segment = segments.get(segment_id)
+                    if segment is not None and not segment.notify:
+                        self.add(
+                            f"{path}.segments[{position}]",
+                            f'segment {segment_id!r} is not marked "notify": true',
+                        )
+            if webhook_id and url is not None and len(self.problems) == before:
+                webhooks[webhook_id] = Webhook(webhook_id, url, chosen)
+        return webhooks
+
+    def url(self, value: Any, path: str) -> str | None:
+        """A webhook's target: an absolute http(s) URL without credentials or fragment."""
+        text = self.expect_string(value, path, non_empty=True, max_length=MAX_URL_LENGTH)
+        if text is None:
+            return None
+        try:
+            parts = urlsplit(text)
+            port = parts.port
+        except ValueError as error:
+            self.add(path, f"is not a URL: {error}")
+            return None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.add(path, f"must be an http:// or https:// URL with a host, not {_shown(text)}")
+        elif parts.username is not None or parts.password is not None:
+            self.add(path, "must not hold credentials: the signing secret is server configuration")
+        elif parts.fragment or any(c.isspace() for c in text):
+            self.add(path, "must have no fragment and no whitespace")
+        elif port == 0:
+            self.add(path, "must not name port 0")
+        else:
+            return text
+        return None
 
     def schedule(self, value: Any, path: str) -> Schedule:
         obj = self.expect_object(value, path, _SCHEDULE_KEYS)
@@ -837,6 +921,7 @@ def _build(
     placements: dict[str, Placement],
     groups: dict[str, ExclusionGroup],
     campaigns: dict[str, Campaign],
+    webhooks: dict[str, Webhook],
 ) -> Ruleset:
     candidates = {
         placement_id: tuple(
@@ -867,6 +952,8 @@ def _build(
             c.id for c in campaigns.values() if _profile_only_audience(c.audience, profile_segments)
         ),
         activity=activity,
+        notify_segments=tuple(s.id for s in segments.values() if s.notify),
+        webhooks=MappingProxyType(webhooks),
     )
 
 

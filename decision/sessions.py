@@ -83,7 +83,7 @@ An event later than that (by the visitor's own clock) asks for a rebuild."""
 MAX_INSTANTS = 1000
 """Most instants kept in full detail per visitor."""
 
-NOT_ACTIVITY = frozenset({"return", "set_attributes"})
+NOT_ACTIVITY = frozenset({"return", "set_attributes", "campaign_served"})
 """Event types that are not the visitor's activity on the site."""
 
 PAGE_TYPES = frozenset({"page_view", "product_view"})

@@ -55,6 +55,12 @@ class ReportStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REPORT_STATUS_UNSPECIFIED: _ClassVar[ReportStatus]
     REPORT_STATUS_OK: _ClassVar[ReportStatus]
     REPORT_STATUS_NOT_ENOUGH_DATA: _ClassVar[ReportStatus]
+
+class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANGE_KIND_UNSPECIFIED: _ClassVar[ChangeKind]
+    CHANGE_KIND_ENTERED: _ClassVar[ChangeKind]
+    CHANGE_KIND_LEFT: _ClassVar[ChangeKind]
 REASON_UNSPECIFIED: Reason
 REASON_CAMPAIGN: Reason
 REASON_FALLBACK: Reason
@@ -88,22 +94,27 @@ EVENT_TYPE_CUSTOM: EventType
 REPORT_STATUS_UNSPECIFIED: ReportStatus
 REPORT_STATUS_OK: ReportStatus
 REPORT_STATUS_NOT_ENOUGH_DATA: ReportStatus
+CHANGE_KIND_UNSPECIFIED: ChangeKind
+CHANGE_KIND_ENTERED: ChangeKind
+CHANGE_KIND_LEFT: ChangeKind
 
 class DecideRequest(_message.Message):
-    __slots__ = ("visitor_id", "placements", "context", "explain", "profile_overrides", "preview")
+    __slots__ = ("visitor_id", "placements", "context", "explain", "profile_overrides", "preview", "now")
     VISITOR_ID_FIELD_NUMBER: _ClassVar[int]
     PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     PROFILE_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
     visitor_id: str
     placements: _containers.RepeatedScalarFieldContainer[str]
     context: _struct_pb2.Struct
     explain: bool
     profile_overrides: _struct_pb2.Struct
     preview: bool
-    def __init__(self, visitor_id: _Optional[str] = ..., placements: _Optional[_Iterable[str]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., explain: _Optional[bool] = ..., profile_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., preview: _Optional[bool] = ...) -> None: ...
+    now: _timestamp_pb2.Timestamp
+    def __init__(self, visitor_id: _Optional[str] = ..., placements: _Optional[_Iterable[str]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., explain: _Optional[bool] = ..., profile_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., preview: _Optional[bool] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DecideResponse(_message.Message):
     __slots__ = ("decisions", "ruleset_version", "ruleset_hash")
@@ -528,18 +539,20 @@ class Interval(_message.Message):
     def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
 
 class CampaignReportRequest(_message.Message):
-    __slots__ = ("campaign", "period", "by_segment", "baseline", "min_sample")
+    __slots__ = ("campaign", "period", "by_segment", "baseline", "min_sample", "channel")
     CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     BY_SEGMENT_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
     MIN_SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     campaign: str
     period: Period
     by_segment: bool
     baseline: str
     min_sample: int
-    def __init__(self, campaign: _Optional[str] = ..., period: _Optional[_Union[Period, _Mapping]] = ..., by_segment: _Optional[bool] = ..., baseline: _Optional[str] = ..., min_sample: _Optional[int] = ...) -> None: ...
+    channel: str
+    def __init__(self, campaign: _Optional[str] = ..., period: _Optional[_Union[Period, _Mapping]] = ..., by_segment: _Optional[bool] = ..., baseline: _Optional[str] = ..., min_sample: _Optional[int] = ..., channel: _Optional[str] = ...) -> None: ...
 
 class VariantReport(_message.Message):
     __slots__ = ("variant_id", "control", "weight", "exposed", "clicks", "conversions", "revenue", "ctr", "conversion_rate", "conversion_ci", "revenue_per_visitor", "lift", "lift_ci", "p_value", "prob_beat_control", "enough_data")
@@ -760,3 +773,185 @@ class ExportSegmentResponse(_message.Message):
     VISITOR_IDS_FIELD_NUMBER: _ClassVar[int]
     visitor_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, visitor_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class VisitorIds(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DecideBatchRequest(_message.Message):
+    __slots__ = ("placements", "segment", "visitor_ids", "context", "now", "record", "channel", "send_id", "start_after", "page_size")
+    PLACEMENTS_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    VISITOR_IDS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    SEND_ID_FIELD_NUMBER: _ClassVar[int]
+    START_AFTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    placements: _containers.RepeatedScalarFieldContainer[str]
+    segment: str
+    visitor_ids: VisitorIds
+    context: _struct_pb2.Struct
+    now: _timestamp_pb2.Timestamp
+    record: bool
+    channel: str
+    send_id: str
+    start_after: str
+    page_size: int
+    def __init__(self, placements: _Optional[_Iterable[str]] = ..., segment: _Optional[str] = ..., visitor_ids: _Optional[_Union[VisitorIds, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., record: _Optional[bool] = ..., channel: _Optional[str] = ..., send_id: _Optional[str] = ..., start_after: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class PlacementFields(_message.Message):
+    __slots__ = ("placement", "content_fields")
+    PLACEMENT_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    placement: str
+    content_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, placement: _Optional[str] = ..., content_fields: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BatchHeader(_message.Message):
+    __slots__ = ("ruleset_version", "ruleset_hash", "now", "recorded", "channel", "send_id", "fields")
+    RULESET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RULESET_HASH_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    SEND_ID_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    ruleset_version: int
+    ruleset_hash: str
+    now: _timestamp_pb2.Timestamp
+    recorded: bool
+    channel: str
+    send_id: str
+    fields: _containers.RepeatedCompositeFieldContainer[PlacementFields]
+    def __init__(self, ruleset_version: _Optional[int] = ..., ruleset_hash: _Optional[str] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded: _Optional[bool] = ..., channel: _Optional[str] = ..., send_id: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[PlacementFields, _Mapping]]] = ...) -> None: ...
+
+class BatchRow(_message.Message):
+    __slots__ = ("visitor_id", "canonical_id", "known", "decisions")
+    VISITOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CANONICAL_ID_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    visitor_id: str
+    canonical_id: str
+    known: bool
+    decisions: _containers.RepeatedCompositeFieldContainer[Decision]
+    def __init__(self, visitor_id: _Optional[str] = ..., canonical_id: _Optional[str] = ..., known: _Optional[bool] = ..., decisions: _Optional[_Iterable[_Union[Decision, _Mapping]]] = ...) -> None: ...
+
+class BatchSummary(_message.Message):
+    __slots__ = ("visitors", "exposures", "complete", "next_start_after")
+    VISITORS_FIELD_NUMBER: _ClassVar[int]
+    EXPOSURES_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_START_AFTER_FIELD_NUMBER: _ClassVar[int]
+    visitors: int
+    exposures: int
+    complete: bool
+    next_start_after: str
+    def __init__(self, visitors: _Optional[int] = ..., exposures: _Optional[int] = ..., complete: _Optional[bool] = ..., next_start_after: _Optional[str] = ...) -> None: ...
+
+class DecideBatchResponse(_message.Message):
+    __slots__ = ("header", "rows", "summary")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    header: BatchHeader
+    rows: _containers.RepeatedCompositeFieldContainer[BatchRow]
+    summary: BatchSummary
+    def __init__(self, header: _Optional[_Union[BatchHeader, _Mapping]] = ..., rows: _Optional[_Iterable[_Union[BatchRow, _Mapping]]] = ..., summary: _Optional[_Union[BatchSummary, _Mapping]] = ...) -> None: ...
+
+class WatchSegmentChangesRequest(_message.Message):
+    __slots__ = ("segments", "resume_token", "from_start")
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FROM_START_FIELD_NUMBER: _ClassVar[int]
+    segments: _containers.RepeatedScalarFieldContainer[str]
+    resume_token: str
+    from_start: bool
+    def __init__(self, segments: _Optional[_Iterable[str]] = ..., resume_token: _Optional[str] = ..., from_start: _Optional[bool] = ...) -> None: ...
+
+class SegmentChange(_message.Message):
+    __slots__ = ("seq", "visitor_id", "segment", "kind", "at", "reason", "merged_into")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    VISITOR_ID_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MERGED_INTO_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    visitor_id: str
+    segment: str
+    kind: ChangeKind
+    at: _timestamp_pb2.Timestamp
+    reason: str
+    merged_into: str
+    def __init__(self, seq: _Optional[int] = ..., visitor_id: _Optional[str] = ..., segment: _Optional[str] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., merged_into: _Optional[str] = ...) -> None: ...
+
+class SegmentChanges(_message.Message):
+    __slots__ = ("changes", "resume_token")
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[SegmentChange]
+    resume_token: str
+    def __init__(self, changes: _Optional[_Iterable[_Union[SegmentChange, _Mapping]]] = ..., resume_token: _Optional[str] = ...) -> None: ...
+
+class ListWebhookDeliveriesRequest(_message.Message):
+    __slots__ = ("webhook", "status", "limit")
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    webhook: str
+    status: str
+    limit: int
+    def __init__(self, webhook: _Optional[str] = ..., status: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class WebhookDelivery(_message.Message):
+    __slots__ = ("delivery_id", "webhook", "url", "first_seq", "last_seq", "changes", "attempts", "status", "http_status", "error", "created_at", "updated_at")
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    webhook: str
+    url: str
+    first_seq: int
+    last_seq: int
+    changes: int
+    attempts: int
+    status: str
+    http_status: int
+    error: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, delivery_id: _Optional[str] = ..., webhook: _Optional[str] = ..., url: _Optional[str] = ..., first_seq: _Optional[int] = ..., last_seq: _Optional[int] = ..., changes: _Optional[int] = ..., attempts: _Optional[int] = ..., status: _Optional[str] = ..., http_status: _Optional[int] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListWebhookDeliveriesResponse(_message.Message):
+    __slots__ = ("deliveries",)
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    deliveries: _containers.RepeatedCompositeFieldContainer[WebhookDelivery]
+    def __init__(self, deliveries: _Optional[_Iterable[_Union[WebhookDelivery, _Mapping]]] = ...) -> None: ...
+
+class RedeliverWebhookRequest(_message.Message):
+    __slots__ = ("delivery_id",)
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    def __init__(self, delivery_id: _Optional[str] = ...) -> None: ...
+
+class RedeliverWebhookResponse(_message.Message):
+    __slots__ = ("delivery",)
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    delivery: WebhookDelivery
+    def __init__(self, delivery: _Optional[_Union[WebhookDelivery, _Mapping]] = ...) -> None: ...

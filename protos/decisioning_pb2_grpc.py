@@ -1044,3 +1044,229 @@ class InsightsService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ActivationServiceStub:
+    """Activation: decisions for other channels (an email send) made in bulk, and segment
+    membership changes as they happen. Answers name visitors and the segments they are
+    in, so every call needs `authorization: Bearer <token>` metadata carrying the server's
+    admin token, as for RulesAdmin.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.DecideBatch = channel.unary_stream(
+                '/decisioning.v1.ActivationService/DecideBatch',
+                request_serializer=protos_dot_decisioning__pb2.DecideBatchRequest.SerializeToString,
+                response_deserializer=protos_dot_decisioning__pb2.DecideBatchResponse.FromString,
+                _registered_method=True)
+        self.WatchSegmentChanges = channel.unary_stream(
+                '/decisioning.v1.ActivationService/WatchSegmentChanges',
+                request_serializer=protos_dot_decisioning__pb2.WatchSegmentChangesRequest.SerializeToString,
+                response_deserializer=protos_dot_decisioning__pb2.SegmentChanges.FromString,
+                _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/decisioning.v1.ActivationService/ListWebhookDeliveries',
+                request_serializer=protos_dot_decisioning__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=protos_dot_decisioning__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.RedeliverWebhook = channel.unary_unary(
+                '/decisioning.v1.ActivationService/RedeliverWebhook',
+                request_serializer=protos_dot_decisioning__pb2.RedeliverWebhookRequest.SerializeToString,
+                response_deserializer=protos_dot_decisioning__pb2.RedeliverWebhookResponse.FromString,
+                _registered_method=True)
+
+
+class ActivationServiceServicer:
+    """Activation: decisions for other channels (an email send) made in bulk, and segment
+    membership changes as they happen. Answers name visitors and the segments they are
+    in, so every call needs `authorization: Bearer <token>` metadata carrying the server's
+    admin token, as for RulesAdmin.
+    """
+
+    def DecideBatch(self, request, context):
+        """Decides placements for every stored visitor of a segment, or for a list of visitor
+        ids, at one moment, exactly as Decide would for each of them. A preview by default;
+        with record set, every served campaign is recorded as an exposure tagged with the
+        request's channel and send id. Streams rows in pages; a segment batch stops after the
+        server's cap of visitors per call, and the last message says where to continue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchSegmentChanges(self, request, context):
+        """Visitors entering and leaving segments marked "notify", in the change log's order
+        (which keeps each visitor's changes in order), first those after the resume token,
+        then as they are recorded. Delivery is at least once: resume with the last token
+        received, and expect to see the changes after it again if the stream broke before
+        the next token arrived.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookDeliveries(self, request, context):
+        """The webhook delivery log, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeliverWebhook(self, request, context):
+        """Queues a dead-lettered (or blocked) delivery again; it is sent with the next
+        deliveries of its webhook, out of order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ActivationServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'DecideBatch': grpc.unary_stream_rpc_method_handler(
+                    servicer.DecideBatch,
+                    request_deserializer=protos_dot_decisioning__pb2.DecideBatchRequest.FromString,
+                    response_serializer=protos_dot_decisioning__pb2.DecideBatchResponse.SerializeToString,
+            ),
+            'WatchSegmentChanges': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSegmentChanges,
+                    request_deserializer=protos_dot_decisioning__pb2.WatchSegmentChangesRequest.FromString,
+                    response_serializer=protos_dot_decisioning__pb2.SegmentChanges.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=protos_dot_decisioning__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=protos_dot_decisioning__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'RedeliverWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeliverWebhook,
+                    request_deserializer=protos_dot_decisioning__pb2.RedeliverWebhookRequest.FromString,
+                    response_serializer=protos_dot_decisioning__pb2.RedeliverWebhookResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'decisioning.v1.ActivationService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('decisioning.v1.ActivationService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ActivationService:
+    """Activation: decisions for other channels (an email send) made in bulk, and segment
+    membership changes as they happen. Answers name visitors and the segments they are
+    in, so every call needs `authorization: Bearer <token>` metadata carrying the server's
+    admin token, as for RulesAdmin.
+    """
+
+    @staticmethod
+    def DecideBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/decisioning.v1.ActivationService/DecideBatch',
+            protos_dot_decisioning__pb2.DecideBatchRequest.SerializeToString,
+            protos_dot_decisioning__pb2.DecideBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchSegmentChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/decisioning.v1.ActivationService/WatchSegmentChanges',
+            protos_dot_decisioning__pb2.WatchSegmentChangesRequest.SerializeToString,
+            protos_dot_decisioning__pb2.SegmentChanges.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decisioning.v1.ActivationService/ListWebhookDeliveries',
+            protos_dot_decisioning__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            protos_dot_decisioning__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeliverWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/decisioning.v1.ActivationService/RedeliverWebhook',
+            protos_dot_decisioning__pb2.RedeliverWebhookRequest.SerializeToString,
+            protos_dot_decisioning__pb2.RedeliverWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

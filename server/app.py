@@ -53,8 +53,10 @@ from grpc_health.v1 import health_pb2
 
 import decision
 from server import limits
+from server.activation.runtime import Activation
 from server.analytics.scan_pool import ScanPool
 from server.analytics.sizes import SizeSnapshots
+from server.api.activation_service import ActivationServicer
 from server.api.convert import utcnow
 from server.api.decision_service import DecisionServicer
 from server.api.event_service import EventServicer
@@ -66,6 +68,7 @@ from server.api.handlers import (
 )
 from server.api.insights_service import InsightsServicer
 from server.api.interceptors import (
+    ACTIVATION_SERVICE,
     ADMIN_SERVICE,
     DECISION_SERVICE,
     EVENT_SERVICE,
@@ -92,7 +95,14 @@ OVERALL = ""
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
-SERVICES = ("DecisionService", "RulesAdmin", "EventService", "ProfileService", "InsightsService")
+SERVICES = (
+    "DecisionService",
+    "RulesAdmin",
+    "EventService",
+    "ProfileService",
+    "InsightsService",
+    "ActivationService",
+)
 
 T = TypeVar("T")
 
@@ -186,6 +196,7 @@ class DecideServer:
         edge: Edge,
         sizes: SizeSnapshots | None,
         scan_pool: ScanPool | None,
+        activation: Activation | None = None,
     ) -> None:
         self.loop = loop
         self.server = server
@@ -203,6 +214,7 @@ class DecideServer:
         self.exposures = storage.exposures
         self.sizes = sizes
         self.scan_pool = scan_pool
+        self.activation = activation
         self._owns_storage = owns_storage
         self._stop_lock = threading.Lock()
         self._stopped: threading.Event | None = None
@@ -233,12 +245,18 @@ class DecideServer:
                 # call was cancelled) instead of holding the process for seconds.
                 self.scan_pool.close()
             self.pools.shutdown()
+            if self.activation is not None:
+                self.activation.stop_worker()  # no detection or deliveries any more
             # No call is running any more: write every exposure still buffered before
             # the stores close (a clean stop loses none); the storage's close does it.
+            # The activation stores stay open meanwhile: the last exposures written
+            # still record their assignments.
             if self._owns_storage:
                 self.storage.close()
             elif self.exposures is not None:
                 self.exposures.flush()
+            if self.activation is not None:
+                self.activation.close()
             self.metrics.shutdown()
             self.loop.close()
             logger.info("server stopped", extra={"event": "server_stopped", "port": self.port})
@@ -303,6 +321,13 @@ def create_server(
         exposures = storage.exposures
         if config.demo:
             publish_demo(store)
+        # Activation (batch decisions, segment changes, webhooks, stored assignments) keeps
+        # its tables in the SQLite profile file (server.activation); a PostgreSQL store
+        # has none yet, and an injected profile store records no exposures to follow.
+        activation: Activation | None = None
+        if exposures is not None and storage.scan_file is not None:
+            activation = Activation(config, storage.scan_file, profiles, clock)
+            opened.append(activation.close)
         loop = _Loop(config.event_loop)
         opened.append(loop.close)
         health_servicer = HealthServicer()
@@ -326,6 +351,9 @@ def create_server(
         opened.append(reloader.stop)
         metrics.watch_backfill(profiles.activity_status)
         reloader.poll_once()  # serve from the first call if the store is good
+        if activation is not None:
+            activation.attach(reloader, exposures)
+        tracking = profiles if activation is None else activation.tracking_profiles()
         pools = Pools(
             write_threads=config.write_threads,
             write_queue=config.write_queue,
@@ -349,19 +377,20 @@ def create_server(
                 metrics=metrics,
                 exposures=exposures,
                 credentials=credentials,
+                identities=None if activation is None else activation.identities,
             ),
             "RulesAdmin": RulesAdminServicer(
                 store, reloader, pool=pools.writes, backfill=profiles.activity_status
             ),
             "EventService": EventServicer(
-                profiles,
+                tracking,
                 clock=clock,
                 pool=pools.writes,
                 metrics=metrics,
                 idle_timeout=config.idle_stream_timeout,
             ),
             "ProfileService": ProfileServicer(
-                profiles if exposures is None else _FlushFirst(profiles, exposures),
+                tracking if exposures is None else _FlushFirst(tracking, exposures),
                 clock=clock,
                 pool=pools.writes,
             ),
@@ -376,6 +405,23 @@ def create_server(
                 scan_pool=scan_pool,
             ),
         }
+        if activation is not None:
+            servicers["ActivationService"] = ActivationServicer(
+                reloader,
+                profiles=profiles,
+                assignments=activation.stores.assignments,
+                changes=activation.stores.changes,
+                webhooks=activation.stores.webhooks,
+                feed=activation.feed,
+                profile_path=activation.profile_path,
+                exposures=exposures,
+                reports=pools.reports,
+                reads=pools.reads,
+                writes=pools.writes,
+                clock=clock,
+                max_visitors=config.max_batch_visitors,
+                max_placements=config.max_placements,
+            )
 
         async def start() -> tuple[grpc.aio.Server, int]:
             server = grpc.aio.server(options=server_options(config))
@@ -387,6 +433,8 @@ def create_server(
                 )
             for name in (ADMIN_SERVICE, EVENT_SERVICE, PROFILE_SERVICE, INSIGHTS_SERVICE):
                 await health_servicer.set(name, SERVING)
+            if activation is not None:
+                await health_servicer.set(ACTIVATION_SERVICE, SERVING)
             names = [service_descriptor(name).full_name for name in SERVICES]
             names += [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
             register_health_and_reflection(server, health_servicer, names)
@@ -446,6 +494,7 @@ def create_server(
         edge=edge,
         sizes=sizes,
         scan_pool=scan_pool,
+        activation=activation,
     )
     return wrapper, port
 

@@ -11,8 +11,9 @@ import ipaddress
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from server import limits
 from server.analytics.scan_pool import DEFAULT_MIN_PROFILES
@@ -53,6 +54,7 @@ DEFAULT_MAX_IN_FLIGHT: tuple[tuple[str, int], ...] = (
     ("SegmentReport", 8),
     ("EstimateSegment", 4),
     ("ExportSegment", 8),
+    ("DecideBatch", 4),
     ("*", 64),
 )
 # The event loop: "uvloop" (libuv; less CPU per call), "asyncio" (the standard
@@ -90,6 +92,14 @@ DEFAULT_CONNECT_TIMEOUT = 5.0  # seconds to connect, unless the URL says (connec
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 SQLITE_SCHEME = "sqlite:///"
+
+# Activation (server.activation; README, "Triggers" and "Batch decisions").
+DEFAULT_MAX_BATCH_VISITORS = 100_000  # visitors one DecideBatch call decides at most
+DEFAULT_SEGMENT_SWEEP_INTERVAL = 600.0  # seconds between sweeps for time-driven changes
+DEFAULT_CHANGE_RETENTION_DAYS = 7.0  # segment changes kept for resuming streams
+DEFAULT_WEBHOOK_TIMEOUT = 5.0  # seconds a webhook POST may take
+DEFAULT_WEBHOOK_ATTEMPTS = 8  # attempts before a delivery is dead-lettered
+DEFAULT_WEBHOOK_BACKOFF = 1.0  # seconds before the first retry; doubles, capped at 5 min
 
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _TRUE = {"1", "true", "yes", "on"}
@@ -207,6 +217,18 @@ class ServerConfig:
     pg_pool_max: int = DEFAULT_POOL_MAX
     pg_pool_timeout: float = DEFAULT_POOL_TIMEOUT
     pg_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    # Activation: webhook_allow are the origins ("https://crm.example.com",
+    # "http://127.0.0.1:8080") webhooks may be delivered to; webhook_secrets the signing
+    # secrets by webhook id (or read from webhook_secrets_file, "id=secret" lines).
+    max_batch_visitors: int = DEFAULT_MAX_BATCH_VISITORS
+    segment_sweep_interval: float = DEFAULT_SEGMENT_SWEEP_INTERVAL
+    change_retention_days: float = DEFAULT_CHANGE_RETENTION_DAYS
+    webhook_allow: tuple[str, ...] = ()
+    webhook_secrets: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    webhook_secrets_file: str | None = None
+    webhook_timeout: float = DEFAULT_WEBHOOK_TIMEOUT
+    webhook_attempts: int = DEFAULT_WEBHOOK_ATTEMPTS
+    webhook_backoff: float = DEFAULT_WEBHOOK_BACKOFF
 
     def __post_init__(self) -> None:
         if self.store is not None:
@@ -298,6 +320,30 @@ class ServerConfig:
         for name in ("write_queue", "report_queue", "read_queue"):
             if not 0 <= getattr(self, name) <= 1_000_000:
                 raise ConfigError(name, f"must be 0-1000000, got {getattr(self, name)}")
+        self._check_activation()
+
+    def _check_activation(self) -> None:
+        if not 1 <= self.max_batch_visitors <= 10_000_000:
+            raise ConfigError("max_batch_visitors", "must be 1-10000000")
+        for name in ("segment_sweep_interval", "webhook_timeout", "webhook_backoff"):
+            value = getattr(self, name)
+            if not 0 < value <= MAX_SECONDS:
+                raise ConfigError(name, f"must be > 0 and <= {MAX_SECONDS:g} seconds, got {value}")
+        if not 0 < self.change_retention_days <= 365:
+            raise ConfigError("change_retention_days", "must be > 0 and <= 365")
+        if not 1 <= self.webhook_attempts <= 100:
+            raise ConfigError("webhook_attempts", "must be 1-100")
+        object.__setattr__(self, "webhook_allow", tuple(self.webhook_allow))
+        for origin in self.webhook_allow:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+                raise ConfigError(
+                    "webhook_allow", f"{origin!r}: expected an origin such as https://host[:port]"
+                )
+        secrets = tuple((str(k), str(v)) for k, v in dict(self.webhook_secrets).items())
+        object.__setattr__(self, "webhook_secrets", secrets)
+        if any(not key or not value.strip() for key, value in secrets):
+            raise ConfigError("webhook_secrets", "expected id=secret pairs with non-blank secrets")
 
     @property
     def location(self) -> StoreLocation:
@@ -349,7 +395,7 @@ class ServerConfig:
         for name, parse in _PARSERS.items():
             if overrides.get(name) is not None:
                 value = overrides[name]
-                values[name] = tuple(value) if name == "api_keys" else value
+                values[name] = tuple(value) if name in ("api_keys", "webhook_allow") else value
                 continue
             env_key = ENV_PREFIX + name.upper()
             raw = environ.get(env_key)
@@ -432,6 +478,19 @@ def _parse_in_flight(raw: str) -> tuple[tuple[str, int], ...]:
     return tuple(caps.items())
 
 
+def _parse_secrets(raw: str) -> tuple[tuple[str, str], ...]:
+    """``crm=s3cret,ops=other``: signing secrets by webhook id."""
+    pairs = []
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError("expected ID=SECRET[,ID=SECRET...]")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
+
+
 def _parse_level(raw: str) -> str:
     level = raw.upper()
     if level not in _LOG_LEVELS or not isinstance(logging.getLevelName(level), int):
@@ -484,4 +543,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "pg_pool_max": _parse_int,
     "pg_pool_timeout": _parse_float,
     "pg_connect_timeout": _parse_float,
+    "max_batch_visitors": _parse_int,
+    "segment_sweep_interval": _parse_float,
+    "change_retention_days": _parse_float,
+    "webhook_allow": _parse_keys,
+    "webhook_secrets": _parse_secrets,
+    "webhook_secrets_file": _parse_optional_str,
+    "webhook_timeout": _parse_float,
+    "webhook_attempts": _parse_int,
+    "webhook_backoff": _parse_float,
 }

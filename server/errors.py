@@ -9,6 +9,8 @@
      ├── OverloadedError               too many calls of this kind at once: shed
      ├── StreamIdleError               a client stream sent nothing for too long
      ├── MalformedRequestError         the request bytes are not a valid message
+     ├── PreconditionError             the call cannot be done in the server's state
+     ├── ResumeTokenExpiredError       a stream's resume token names pruned changes
      └── StoreError                    store trouble
           ├── StaleVersionError        expected_version is not the active version
           ├── VersionNotFoundError     no such stored version
@@ -114,6 +116,17 @@ class MalformedRequestError(ServerError, ValueError):
             Problem("", f"the request is not a valid {message_type} message: {reason}"),
         )
         super().__init__(f"malformed {message_type}: {reason}")
+
+
+class PreconditionError(ServerError):
+    """What was asked cannot be done in the state the server or the subject is in (a
+    delivery that is not dead cannot be sent again; a server recording no exposures
+    cannot record a batch)."""
+
+
+class ResumeTokenExpiredError(ServerError):
+    """A resume token names a place in the change log that was pruned since: changes
+    after it are gone, so the stream cannot resume there."""
 
 
 class StoreError(ServerError):
@@ -224,6 +237,8 @@ __all__ = [
     "MalformedRequestError",
     "NotOnThisStoreError",
     "OverloadedError",
+    "PreconditionError",
+    "ResumeTokenExpiredError",
     "RulesNotLoadedError",
     "ScanCancelledError",
     "ServerError",

@@ -25,6 +25,10 @@ exposures to another arm, e.g. after a weight change, do not move them). Only ev
 in the period attributed to exposures in the period count. ``clicks`` and
 ``conversions`` count visitors (at least one click; at least one conversion or
 purchase), ``revenue`` sums purchase values (once per order id) and conversion values.
+
+With a ``channel`` (``"web"`` for Decide's exposures, ``"email"`` for a recorded batch
+send...), only that channel's exposures count: its visitors, their arms and what is
+attributed to those exposures.
 """
 
 from __future__ import annotations
@@ -130,22 +134,24 @@ def campaign_counts(
     window: timedelta,
     *,
     by_segment: bool = False,
+    channel: str = "",
 ) -> CampaignCounts:
-    """Tally one campaign's arms over [start, end) (see the module docstring)."""
+    """Tally one campaign's arms over [start, end) (see the module docstring); with a
+    ``channel``, its exposures only."""
     lo, first, last = (format_timestamp(t) for t in (start - window, start, end))
     counts = CampaignCounts()
+    where = "campaign = ? AND ts >= ? AND ts < ?" + (" AND channel = ?" if channel else "")
+    tagged = (channel,) if channel else ()
     conn.execute("BEGIN")  # one snapshot for both queries
     try:
         exposures = conn.execute(
             "SELECT visitor_id, ts, variant, decision_id, segments FROM exposures"
-            " WHERE campaign = ? AND ts >= ? AND ts < ? ORDER BY visitor_id, ts",
-            (campaign, lo, last),
+            f" WHERE {where} ORDER BY visitor_id, ts",
+            (campaign, lo, last, *tagged),
         )
         events = conn.execute(
-            _events_query(
-                "SELECT visitor_id FROM exposures WHERE campaign = ? AND ts >= ? AND ts < ?"
-            ),
-            (campaign, first, last, first, last),
+            _events_query(f"SELECT visitor_id FROM exposures WHERE {where}"),
+            (campaign, first, last, *tagged, first, last),
         )
         for rows, mine in _merged(exposures, events):
             entry = next((row for row in rows if row[1] >= first), None)

@@ -36,6 +36,7 @@ from server.logs import FaultLog
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_CHANNEL",
     "DEFAULT_FLUSH_INTERVAL",
     "DEFAULT_MAX_PENDING",
     "ExposureBuffer",
@@ -51,6 +52,9 @@ DEFAULT_BATCH_SIZE = 5000
 """Rows written per transaction at most (more per commit: fewer index pages per row)."""
 DEFAULT_MAX_PENDING = 200_000
 """Exposures waiting to be written before new ones are dropped (about 60 MB)."""
+DEFAULT_CHANNEL = "web"
+"""The channel of Decide's exposures (a storefront's page); a recorded DecideBatch
+writes its own (``"email"``) with a send id."""
 
 Pending: TypeAlias = tuple[str, str, str, str, tuple[str, ...], str, datetime]
 """One exposure as Decide hands it over: ``(decision_id, visitor_id, campaign, variant,
@@ -87,6 +91,7 @@ class ExposureBuffer:
         max_pending: int = DEFAULT_MAX_PENDING,
         metrics: Any = None,
         durable: bool = False,
+        listener: Any = None,
     ) -> None:
         if batch_size < 1 or max_pending < batch_size:
             raise ValueError("need 1 <= batch_size <= max_pending")
@@ -97,6 +102,9 @@ class ExposureBuffer:
         self.durable = durable
         """Whether Decide must ``await record_durably``."""
         self._metrics = metrics
+        self.listener = listener
+        """Told of every committed batch: ``listener.written(batch, channel)``
+        (``server.activation`` records assignments and served events from it)."""
         self._pending: deque[Pending] = deque()
         self._queued = 0
         self._settled = 0
@@ -247,12 +255,24 @@ class ExposureBuffer:
             self._drop(len(batch), warn=False)
             self._settle(len(batch), exc.error)
             return 0
+        self._after_commit(batch, DEFAULT_CHANNEL)
+        self._settle(len(batch), None)
+        return len(batch)
+
+    def _after_commit(self, batch: Sequence[Pending], channel: str) -> None:
+        """Count a committed batch and tell the listener."""
         self._faults.ok()
         self.written += len(batch)
         if self._metrics is not None:
             self._metrics.exposures_written.inc(len(batch))
-        self._settle(len(batch), None)
-        return len(batch)
+        if self.listener is not None:
+            try:
+                self.listener.written(batch, channel)
+            except Exception:  # the exposures are stored; what follows from them is logged
+                logger.exception(
+                    "recording what follows from written exposures failed",
+                    extra={"event": "exposure_listener_error"},
+                )
 
     def _run(self) -> None:
         while not self._stopping.is_set():

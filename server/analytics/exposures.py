@@ -22,7 +22,7 @@ its calls with that store error.
 Schema (in the profile store's SQLite file; ``SQLiteProfileStore`` creates it)::
 
     exposures(seq INTEGER PRIMARY KEY, decision_id, visitor_id, source_id, campaign,
-              variant, segments, placement, ts)
+              variant, segments, placement, ts, channel, send_id)
       index (campaign, ts)     campaign reports: one campaign's exposures of a period
       index (ts)               segment reports: every exposure of a period
       index (visitor_id)       identity merges, deletion and export of one visitor
@@ -41,7 +41,11 @@ finds every exposure made for an alias.
 and re-pointed by the profile store when an ``identify`` merges two profiles, exactly as
 the events are), ``source_id`` the id Decide was called with, ``ts`` the fixed-width
 ISO-8601 UTC text the events table uses (so the two compare as text), ``segments`` a
-JSON array of segment ids.
+JSON array of segment ids. ``channel`` is ``"web"`` for Decide's exposures and the
+request's channel for a recorded DecideBatch (``"email"``), with its ``send_id``.
+
+``listener`` (``server.activation.recording``) is told about every batch once it is
+committed: that is where stored assignments and served campaigns are recorded.
 """
 
 from __future__ import annotations
@@ -57,13 +61,15 @@ from typing import Any
 from decision.profile import format_timestamp
 from server.analytics.exposure_buffer import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_CHANNEL,
     DEFAULT_FLUSH_INTERVAL,
     DEFAULT_MAX_PENDING,
     ExposureBuffer,
     Pending,
     RetryLater,
 )
-from server.sqlite import store_error
+from server.errors import StoreUnavailableError
+from server.sqlite import reraise, store_error
 
 logger = logging.getLogger("decide.server")
 
@@ -92,6 +98,12 @@ SCHEMA = (
 )
 """Statements creating the exposures table and its indexes; idempotent."""
 
+_COLUMNS_ADDED = (
+    ("channel", f"TEXT NOT NULL DEFAULT '{DEFAULT_CHANNEL}'"),
+    ("send_id", "TEXT NOT NULL DEFAULT ''"),
+)
+"""Columns added after the table first shipped: added to older files when opened."""
+
 _INSERT = (
     "INSERT INTO exposures"
     " (decision_id, visitor_id, source_id, campaign, variant, segments, placement, ts)"
@@ -110,6 +122,29 @@ _INSERT_JSON = (
     " json_extract(value, '$[5]'), json_extract(value, '$[6]')"
     " FROM json_each(?) ORDER BY key"
 )
+
+_INSERT_TAGGED = (
+    "INSERT INTO exposures (decision_id, visitor_id, source_id, campaign, variant, segments,"
+    " placement, ts, channel, send_id)"
+    " VALUES (?1, coalesce((SELECT canonical FROM aliases WHERE alias = ?2), ?2),"
+    " ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+)
+"""``_INSERT`` with a channel and send id (``ExposureRecorder.write``), row by row: the
+fallback of ``_INSERT_TAGGED_JSON``."""
+
+_INSERT_TAGGED_JSON = (
+    "INSERT INTO exposures (decision_id, visitor_id, source_id, campaign, variant, segments,"
+    " placement, ts, channel, send_id)"
+    " SELECT json_extract(value, '$[0]'),"
+    " coalesce((SELECT canonical FROM aliases WHERE alias = json_extract(value, '$[1]')),"
+    " json_extract(value, '$[1]')), json_extract(value, '$[1]'),"
+    " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'),"
+    " json_extract(value, '$[5]'), json_extract(value, '$[6]'), ?2, ?3"
+    " FROM json_each(?1) ORDER BY key"
+)
+"""``_INSERT_JSON`` with a channel and send id (``ExposureRecorder.write``): one
+statement per batch, for the reason given there (a row-by-row insert from a batch
+send's thread waits for the GIL at every row while other threads compute)."""
 """A whole batch in one statement: its one parameter is a JSON array of the rows.
 
 Why: sqlite3 releases the GIL around every step, and ``executemany`` steps once per
@@ -127,6 +162,10 @@ def create_schema(conn: sqlite3.Connection | Any) -> None:
     """Create the exposures table and its indexes (``conn``: sqlite3 or sqlite_utils)."""
     for statement in SCHEMA:
         conn.execute(statement)
+    present = {row[1] for row in conn.execute("PRAGMA table_info(exposures)")}
+    for name, declaration in _COLUMNS_ADDED:
+        if name not in present:
+            conn.execute(f"ALTER TABLE exposures ADD COLUMN {name} {declaration}")
 
 
 def _segments_json(segments: Sequence[str]) -> str:
@@ -200,6 +239,7 @@ class ExposureRecorder(ExposureBuffer):
         metrics: Any = None,
         start: bool = True,
         durable: bool = False,
+        listener: Any = None,
     ) -> None:
         self.path = Path(path)
         super().__init__(
@@ -209,6 +249,7 @@ class ExposureRecorder(ExposureBuffer):
             max_pending=max_pending,
             metrics=metrics,
             durable=durable,
+            listener=listener,
         )
         self._encoder = _RowEncoder()  # used under the write lock
         self._conn = sqlite3.connect(
@@ -247,6 +288,32 @@ class ExposureRecorder(ExposureBuffer):
     def _close_store(self) -> None:
         self._conn.close()
 
+    def write(self, batch: Sequence[Pending], *, channel: str, send_id: str) -> None:
+        """Write ``batch`` tagged with ``channel`` and ``send_id`` now, from the calling
+        thread, in one transaction (a batch send: it waits for the disk instead of
+        being dropped). Raises the store's error when the write fails."""
+        with self._write_lock:
+            if self._closed:
+                raise StoreUnavailableError("exposure store", str(self.path), "it is closed")
+            rows = self._encoder.rows(batch)
+            payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if self._json and _NUL not in payload:
+                        self._conn.execute(_INSERT_TAGGED_JSON, (payload, channel, send_id))
+                    else:
+                        tagged = [(*row, channel, send_id) for row in rows]
+                        self._conn.executemany(_INSERT_TAGGED, tagged)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                reraise(exc, "exposure store", self.path)
+        self._after_commit(batch, channel)
+
 
 def exposures_of(conn: sqlite3.Connection, ids: Iterable[str]) -> list[dict[str, Any]]:
     """Every stored exposure of the visitors ``ids`` (canonical ids: an alias's exposures
@@ -256,8 +323,8 @@ def exposures_of(conn: sqlite3.Connection, ids: Iterable[str]) -> list[dict[str,
         return []
     marks = ", ".join("?" * len(wanted))
     rows = conn.execute(
-        "SELECT decision_id, source_id, campaign, variant, segments, placement, ts"
-        f" FROM exposures WHERE visitor_id IN ({marks}) ORDER BY ts, seq",
+        "SELECT decision_id, source_id, campaign, variant, segments, placement, ts,"
+        f" channel, send_id FROM exposures WHERE visitor_id IN ({marks}) ORDER BY ts, seq",
         wanted,
     )
     return [
@@ -269,6 +336,8 @@ def exposures_of(conn: sqlite3.Connection, ids: Iterable[str]) -> list[dict[str,
             "segments": json.loads(segments),
             "placement": placement,
             "timestamp": ts,
+            "channel": channel,
+            "send_id": send_id,
         }
-        for decision_id, source_id, campaign, variant, segments, placement, ts in rows
+        for decision_id, source_id, campaign, variant, segments, placement, ts, channel, send_id in rows
     ]

@@ -127,8 +127,8 @@ def exposures_of(conn: psycopg.Connection[Any], ids: Iterable[str]) -> list[dict
     if not wanted:
         return []
     rows = conn.execute(
-        "SELECT decision_id, source_id, campaign, variant, segments, placement, ts"
-        " FROM exposures WHERE visitor_id = ANY(%b::text[]) ORDER BY ts, seq",
+        "SELECT decision_id, source_id, campaign, variant, segments, placement, ts,"
+        " channel, send_id FROM exposures WHERE visitor_id = ANY(%b::text[]) ORDER BY ts, seq",
         (wanted,),
     )
     return [
@@ -140,6 +140,18 @@ def exposures_of(conn: psycopg.Connection[Any], ids: Iterable[str]) -> list[dict
             "segments": json.loads(segments),
             "placement": placement,
             "timestamp": ts,
+            "channel": channel,
+            "send_id": send_id,
         }
-        for decision_id, source_id, campaign, variant, segments, placement, ts in rows
+        for (
+            decision_id,
+            source_id,
+            campaign,
+            variant,
+            segments,
+            placement,
+            ts,
+            channel,
+            send_id,
+        ) in rows
     ]

@@ -27,6 +27,8 @@ import decision
 from decision import InvalidRequestError, Problem
 from protos import decisioning_pb2 as pb
 from server import limits
+from server.activation.assignments import IdentityCache
+from server.activation.moments import preview_moment
 from server.analytics.exposures import HOLDOUT_VARIANT
 from server.api.convert import StructCache, new_decision_ids, utcnow
 from server.api.interceptors import Credentials
@@ -68,8 +70,10 @@ class DecisionServicer:
         metrics: Metrics | None = None,
         exposures: ExposureSink | None = None,
         credentials: Credentials | None = None,
+        identities: IdentityCache | None = None,
     ) -> None:
         self._credentials = credentials
+        self._identities = identities
         self._source = source
         self._profiles = profiles
         self._reads = reads
@@ -154,8 +158,20 @@ class DecisionServicer:
                 {**stored, "context": request_context} if stored else {"context": request_context}
             )
         now = self._clock()
+        if request.HasField("now"):  # a preview in time
+            now = preview_moment(request, now)
+        # Buckets are drawn on the canonical id, and stored assignments keep arms
+        # (server.activation.assignments).
+        identity = self._identities.get(visitor_id) if self._identities is not None else None
         decisions = decision.decide_trusted(
-            snapshot.ruleset, visitor_id, document, placements, now, explain, memo
+            snapshot.ruleset,
+            visitor_id if identity is None else identity.canonical,
+            document,
+            placements,
+            now,
+            explain,
+            memo,
+            None if identity is None else identity.assignments,
         )
         preview = request.preview
         if self._metrics is not None and not preview:
@@ -181,6 +197,8 @@ class DecisionServicer:
                     await recorder.record_durably(served)  # committed and synced first
                 else:
                     recorder.record(served)  # a deque append; written by a background thread
+                if identity is not None and self._identities is not None:
+                    self._identities.learn(visitor_id, identity, decisions, snapshot.ruleset)
         if explain:
             return self._encoder.message(decisions, ids, snapshot, explain=True)
         segments = any(d.matched_segments for d in decisions) and self._may_see_segments(context)

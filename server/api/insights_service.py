@@ -288,7 +288,13 @@ class InsightsServicer:
         self._flush()
         with closing(audiences.connect(path)) as conn:
             counts = attribution.campaign_counts(
-                conn, request.campaign, start, end, self._window, by_segment=request.by_segment
+                conn,
+                request.campaign,
+                start,
+                end,
+                self._window,
+                by_segment=request.by_segment,
+                channel=request.channel,
             )
         rule = snapshot.ruleset.campaigns.get(request.campaign)
         if rule is None and not counts.arms:

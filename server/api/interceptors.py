@@ -13,7 +13,8 @@ in order:
    traceback and answer INTERNAL) is INVALID_ARGUMENT;
 3. **checks credentials**:
 
-   - ``decisioning.v1.RulesAdmin``, ``ProfileService`` and ``InsightsService`` need
+   - ``decisioning.v1.RulesAdmin``, ``ProfileService``, ``InsightsService`` and
+     ``ActivationService`` need
      ``authorization: Bearer <admin_token>``; with no admin token configured every
      admin call is refused, with a message saying how to configure one;
    - ``decisioning.v1.DecisionService`` and ``EventService`` need ``x-api-key: <key>``
@@ -52,8 +53,9 @@ DECISION_SERVICE = "decisioning.v1.DecisionService"
 EVENT_SERVICE = "decisioning.v1.EventService"
 PROFILE_SERVICE = "decisioning.v1.ProfileService"
 INSIGHTS_SERVICE = "decisioning.v1.InsightsService"
+ACTIVATION_SERVICE = "decisioning.v1.ActivationService"
 
-ADMIN_SERVICES = frozenset({ADMIN_SERVICE, PROFILE_SERVICE, INSIGHTS_SERVICE})
+ADMIN_SERVICES = frozenset({ADMIN_SERVICE, PROFILE_SERVICE, INSIGHTS_SERVICE, ACTIVATION_SERVICE})
 """Services that need the admin token."""
 API_KEY_SERVICES = frozenset({DECISION_SERVICE, EVENT_SERVICE})
 """Services that need an API key when keys are configured."""

@@ -35,6 +35,8 @@ from server.errors import (
     MalformedRequestError,
     NotOnThisStoreError,
     OverloadedError,
+    PreconditionError,
+    ResumeTokenExpiredError,
     RulesNotLoadedError,
     ScanCancelledError,
     StaleVersionError,
@@ -71,6 +73,9 @@ STATUS_TABLE: dict[type[Exception], grpc.StatusCode] = {
     BatchRejectedError: grpc.StatusCode.INVALID_ARGUMENT,
     MalformedRequestError: grpc.StatusCode.INVALID_ARGUMENT,
     OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    PreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+    # The place to resume at is gone: the caller must start again (a full export).
+    ResumeTokenExpiredError: grpc.StatusCode.OUT_OF_RANGE,
     # The server's idle deadline for the stream passed; reopening it is the remedy.
     StreamIdleError: grpc.StatusCode.DEADLINE_EXCEEDED,
     SubjectNotFoundError: grpc.StatusCode.NOT_FOUND,

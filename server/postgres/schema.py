@@ -103,6 +103,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX profiles_by_activity_key ON profiles (activity_key, visitor_id)",
         ),
     ),
+    Migration(
+        3,
+        "exposures.channel and send_id: web decisions and tagged batch sends (email)",
+        (
+            """ALTER TABLE exposures ADD COLUMN channel text COLLATE "C" NOT NULL
+                DEFAULT 'web'""",
+            "ALTER TABLE exposures ADD COLUMN send_id text NOT NULL DEFAULT ''",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -201,6 +201,10 @@ class PostgresProfileStore:
             "profile": None if row is None else codec.loads(row[0]),
             "events": events,
             "exposures": exposures,
+            # Stored assignments and segment changes (server.activation) are kept by
+            # the SQLite store only so far: a PostgreSQL store holds none to export.
+            "assignments": [],
+            "segment_changes": [],
         }
 
     # -- writes -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Schema (created on first open, next to the rules tables in the same file by defa
     profiles(visitor_id TEXT PRIMARY KEY, document TEXT, state TEXT, activity_key TEXT)
                                                          -- index (activity_key, visitor_id)
     exposures(...)                                       -- see server.analytics.exposures
+    assignments(...), segment_members(...), ...          -- see server.activation.sqlite
 
 ``events.visitor_id`` is the canonical id (after identify merges), ``source_id`` the id
 the event was sent with. ``profiles.state`` is ``decision.profile``'s fold state and
@@ -63,8 +64,13 @@ reads, and a ``server.profiles.backfill.Backfill`` worker completes, in the back
 the stored profiles that do not cover it (``uncovered`` counts them by their indexed
 ``activity_key``; ``backfill_some`` completes a batch in one transaction).
 
+Identify also merges the activation state (``server.activation.sqlite.merge_identity``):
+the anonymous id's stored assignments move to the customer id, winning where both
+hold one, and it leaves its segments.
+
 Right to be forgotten: ``delete_visitor`` removes the profile, every event and exposure
-stored under or sent with the visitor's ids and every alias to or from them, with
+stored under or sent with the visitor's ids, their assignments and segment changes,
+and every alias to or from them, with
 ``secure_delete`` on so the freed pages are zeroed, then checkpoints the WAL.
 """
 
@@ -78,7 +84,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -93,6 +99,7 @@ from decision.profile import (
     render,
     validate_events,
 )
+from server.activation import sqlite as activation
 from server.analytics.exposures import create_schema as create_exposures_schema
 from server.analytics.exposures import exposures_of
 from server.errors import StoreUnavailableError
@@ -288,6 +295,7 @@ class SQLiteProfileStore:
                 db.execute("ALTER TABLE profiles ADD COLUMN activity_key TEXT")
             db.table("profiles").create_index(["activity_key", "visitor_id"], if_not_exists=True)
             create_exposures_schema(db)  # written by server.analytics.exposures, forgotten here
+            activation.create_schema(db)  # written by server.activation, merged and forgotten here
 
     # -- reads --------------------------------------------------------------------------
 
@@ -353,6 +361,7 @@ class SQLiteProfileStore:
                 )
             ]
             exposures = exposures_of(conn, [canonical, *aliases])
+            activated = activation.export(conn, [canonical, *aliases])
         finally:
             conn.execute("COMMIT")
         return {
@@ -361,6 +370,7 @@ class SQLiteProfileStore:
             "profile": None if row is None else _loads(row[0]),
             "events": events,
             "exposures": exposures,
+            **activated,
         }
 
     # -- writes -------------------------------------------------------------------------
@@ -501,6 +511,7 @@ class SQLiteProfileStore:
                     f"DELETE FROM exposures WHERE visitor_id IN ({marks})",
                 ):
                     deleted += self._db.execute(statement, chunk).rowcount
+            deleted += activation.forget(self._db.conn, ids)
         self._invalidate(ids)
         # Best effort: move the zeroed pages into the main file and empty the WAL, so
         # the deleted rows' old page images do not linger there. Busy readers make it a
@@ -802,6 +813,7 @@ class SQLiteProfileStore:
             (source, target),
         )
         db.execute("DELETE FROM profiles WHERE visitor_id = ?", (source,))
+        activation.merge_identity(db.conn, source, target, datetime.now(UTC))
         for alias in (*moved, source):
             aliases[alias] = target
         for alias, canonical in list(aliases.items()):

@@ -32,6 +32,8 @@ class TestExposures:
                 "segments": ["s1", "s2"],
                 "placement": "hero",
                 "timestamp": "2026-07-01T12:00:00.000000Z",
+                "channel": "web",
+                "send_id": "",
             }
         ] == exported
 

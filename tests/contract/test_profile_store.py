@@ -281,6 +281,8 @@ class TestExport:
             "profile": profiles.get("v-1"),
             "events": expected_events,
             "exposures": [],
+            "assignments": [],
+            "segment_changes": [],
         } == exported
         assert sorted(batch, key=lambda e: e.event_id) == sorted(
             validate_events(exported["events"], NOW), key=lambda e: e.event_id
@@ -294,6 +296,8 @@ class TestExport:
             "profile": None,
             "events": [],
             "exposures": [],
+            "assignments": [],
+            "segment_changes": [],
         }
 
         assert expected == profiles.export_visitor("nobody")

@@ -151,7 +151,9 @@ class TestForgetting:
                 r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
             ]
             text = " ".join(str(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in tables)
-        assert (1, False, True) == (deleted, "erase-me" in text, "keep-me" in text)
+        # The exposure, its stored assignment, the campaign_served event it recorded and
+        # the profile that event made.
+        assert (4, False, True) == (deleted, "erase-me" in text, "keep-me" in text)
 
     def test_export_lists_exposures(self, split_server: Any, admin_metadata: Any):
         """ExportVisitor includes the visitor's exposures (the right of access)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -97,7 +98,14 @@ def _rpcs_of(method: MethodDescriptor) -> Rpc:
     )
 
 
-SERVICES = ("DecisionService", "RulesAdmin", "EventService", "ProfileService", "InsightsService")
+SERVICES = (
+    "DecisionService",
+    "RulesAdmin",
+    "EventService",
+    "ProfileService",
+    "InsightsService",
+    "ActivationService",
+)
 RPCS = [
     _rpcs_of(method)
     for service in SERVICES
@@ -107,6 +115,8 @@ RPCS += [_rpcs_of(m) for m in health_pb2.DESCRIPTOR.services_by_name["Health"].m
 _REFLECTION = reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]
 RPCS += [_rpcs_of(m) for m in _REFLECTION.methods]
 WATCH = "/grpc.health.v1.Health/Watch"
+CHANGES = "/decisioning.v1.ActivationService/WatchSegmentChanges"
+"""A stream that waits for segment changes for ever: fuzzed for how it starts."""
 """Answers one status and then waits for changes for ever: the fuzzer reads the first."""
 
 # -- values -------------------------------------------------------------------------------
@@ -461,6 +471,12 @@ TEMPLATES: dict[str, Any] = {
     "SegmentReport": pb.SegmentReportRequest(segments=POOLS["segment"][:3]),
     "EstimateSegment": pb.EstimateSegmentRequest(filter_json='{"visits": {"$gte": 1}}'),
     "ExportSegment": pb.ExportSegmentRequest(segment=POOLS["segment"][0], page_size=2),
+    "DecideBatch": pb.DecideBatchRequest(
+        placements=POOLS["placement"][:1], segment=POOLS["segment"][0], page_size=2
+    ),
+    "WatchSegmentChanges": pb.WatchSegmentChangesRequest(from_start=True),
+    "ListWebhookDeliveries": pb.ListWebhookDeliveriesRequest(limit=10),
+    "RedeliverWebhook": pb.RedeliverWebhookRequest(delivery_id="no-such-delivery"),
     "Check": health_pb2.HealthCheckRequest(service=""),
     "List": health_pb2.HealthListRequest(),
     "Watch": health_pb2.HealthCheckRequest(service=""),
@@ -581,6 +597,22 @@ class FuzzTarget:
                 )
                 next(call)  # the current status; then it waits for changes for ever
                 call.cancel()
+            elif rpc.path == CHANGES:
+                call = channel.unary_stream(rpc.path)(
+                    payloads[0], metadata=metadata, timeout=DEADLINE
+                )
+                # Its backlog, then it waits for new changes for ever: a refusal comes
+                # at once, so a call still open after a moment was accepted.
+                timer = threading.Timer(1.0, call.cancel)
+                timer.start()
+                try:
+                    for _ in call:
+                        pass
+                except grpc.RpcError as exc:
+                    if exc.code() != grpc.StatusCode.CANCELLED:
+                        raise
+                finally:
+                    timer.cancel()
             elif rpc.server_streaming:
                 for _ in channel.unary_stream(rpc.path)(
                     payloads[0], metadata=metadata, timeout=DEADLINE

@@ -93,6 +93,7 @@ class TestReflection:
 
         names = sorted(s.name for s in response.list_services_response.service)
         assert [
+            "decisioning.v1.ActivationService",
             "decisioning.v1.DecisionService",
             "decisioning.v1.EventService",
             "decisioning.v1.InsightsService",
@@ -172,6 +173,7 @@ class TestMalformedRequests:
             "decisioning.v1.EventService": SERVING,
             "decisioning.v1.ProfileService": SERVING,
             "decisioning.v1.InsightsService": SERVING,
+            "decisioning.v1.ActivationService": SERVING,
         }
         assert expected == {name: s.status for name, s in response.statuses.items()}
         assert [] == [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -207,6 +207,8 @@ class TestExportVisitor:
             "profile": None,
             "events": [],
             "exposures": [],
+            "assignments": [],
+            "segment_changes": [],
         }
 
         assert expected == export
