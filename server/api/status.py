@@ -96,7 +96,7 @@ STATUS_TABLE: dict[type[Exception], grpc.StatusCode] = {
     StoreError: grpc.StatusCode.UNAVAILABLE,  # any other store trouble: retry later
 }
 """Error class -> status code. Looked up along the exception's MRO, so the most specific
-entry wins. ``tests/server/test_errors.py`` fails when an error class is missing."""
+entry wins. ``tests/server/api/test_status_table.py`` fails when an error class is missing."""
 
 INTERNAL_MESSAGE = "internal error; the server logged the details"
 

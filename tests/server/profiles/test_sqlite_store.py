@@ -27,7 +27,7 @@ from server.profiles import sqlite as profile_store
 from server.profiles.sqlite import SQLiteProfileStore, TrackResult
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def events(*specs: tuple[Any, ...], visitor: str = "v-1") -> list[Event]:

@@ -277,7 +277,7 @@ class TestCampaignReport:
 
 class TestPeriods:
     """Periods any Timestamp can express, answered with INVALID_ARGUMENT at their path
-    (found by tests/server/test_fuzz.py: seconds past the year 9999, or an end in the
+    (found by tests/server/api/test_fuzz.py: seconds past the year 9999, or an end in the
     first two weeks of the year 1, overflowed a datetime and answered INTERNAL)."""
 
     @pytest.mark.parametrize(
