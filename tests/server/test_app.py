@@ -151,19 +151,22 @@ class TestLogs:
         )
 
     def test_no_log_line_per_request(self, running):
-        """Successful calls log nothing at INFO: metrics count requests, logs tell events."""
+        """Successful calls log nothing at INFO: metrics count requests, logs tell events
+        (a background worker's one-time event, such as taking the activation lease, may
+        fall in the same moments)."""
         stream = io.StringIO()
         root = logging.getLogger()
         saved = (list(root.handlers), root.level)
         try:
             configure_logging("INFO", json_lines=True, stream=stream)
-            for _ in range(3):
+            for _ in range(30):
                 running.decide()
         finally:
             root.handlers[:] = saved[0]
             root.setLevel(saved[1])
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
 
-        assert "" == stream.getvalue()
+        assert [] == [line for line in lines if line.get("event") not in {"activation_lease"}]
 
 
 def test_store_shared_with_the_caller_stays_open(start_server, store):
